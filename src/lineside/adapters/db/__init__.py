@@ -1,0 +1,1 @@
+"""SQLAlchemy Core tables, repositories and migrations; SQLite and PostgreSQL."""

@@ -1,0 +1,192 @@
+"""SQL repositories of devices and their certificates.
+
+``add_many`` is the hot path of a 100,000-device batch: it skips SQLAlchemy's per-row
+processing and hands plain tuples to the driver (executemany on SQLite, COPY on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, select, update
+
+from lineside.adapters.db import tables as t
+from lineside.adapters.db.paging import paged
+from lineside.adapters.db.repositories import SqlRepository, owned_within
+from lineside.domain.lifecycle import DeviceState
+from lineside.domain.models import Certificate, Device
+from lineside.services.ports import DeviceFilter, NewDevice, Page
+
+_INSERT_COLUMNS = (
+    "id",
+    "organization_id",
+    "product_id",
+    "group_id",
+    "batch_id",
+    "serial_number",
+    "mac",
+    "metadata",
+    "state",
+    "token_hash",
+    "token_issued_at",
+    "created_at",
+    *t.LIFECYCLE_COLUMNS,
+)
+
+
+def _device(row: Row[Any]) -> Device:
+    m = row._mapping
+    return Device(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        product_id=m["product_id"],
+        group_id=m["group_id"],
+        batch_id=m["batch_id"],
+        serial_number=m["serial_number"],
+        mac=m["mac"],
+        metadata=m["metadata"],
+        state=DeviceState(m["state"]),
+        owner_organization_id=m["owner_organization_id"],
+        token_issued_at=m["token_issued_at"],
+        created_at=m["created_at"],
+        timeline={name: m[name] for name in t.LIFECYCLE_COLUMNS},
+    )
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    # The text form SQLAlchemy's SQLite DateTime type writes and reads back.
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+class SqlDeviceRepository(SqlRepository):
+    def add_many(self, devices: Sequence[NewDevice]) -> None:
+        if not devices:
+            return
+        if self.connection.dialect.name == "postgresql":
+            self._copy_into_postgres(devices)
+        else:
+            self._executemany(devices)
+
+    def _row(self, new: NewDevice, to_time: Any) -> tuple[Any, ...]:
+        device = new.device
+        timeline = [to_time(device.timeline.get(name)) for name in t.LIFECYCLE_COLUMNS]
+        return (
+            device.id,
+            device.organization_id,
+            device.product_id,
+            device.group_id,
+            device.batch_id,
+            device.serial_number,
+            device.mac,
+            json.dumps(device.metadata, separators=(",", ":")),
+            device.state.value,
+            new.token_hash,
+            to_time(device.token_issued_at),
+            to_time(device.created_at),
+            *timeline,
+        )
+
+    def _executemany(self, devices: Sequence[NewDevice]) -> None:
+        placeholders = ", ".join("?" for _ in _INSERT_COLUMNS)
+        sql = f"INSERT INTO devices ({', '.join(_INSERT_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+        rows = [self._row(new, _sqlite_time) for new in devices]
+        self.connection.exec_driver_sql(sql, rows)
+
+    def _copy_into_postgres(self, devices: Sequence[NewDevice]) -> None:
+        raw = self.connection.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY devices ({', '.join(_INSERT_COLUMNS)}) FROM STDIN") as copy,
+        ):
+            for new in devices:
+                copy.write_row(self._row(new, lambda value: value))
+
+    def get(self, device_id: str, *, within: str) -> Device | None:
+        row = self._first(
+            select(t.devices).where(
+                t.devices.c.id == device_id, owned_within(t.devices.c.organization_id, within)
+            )
+        )
+        return _device(row) if row else None
+
+    def list(self, *, within: str, filters: DeviceFilter, cursor: str | None, limit: int) -> Page[Device]:
+        c = t.devices.c
+        query = select(t.devices).where(owned_within(c.organization_id, within))
+        if filters.product_id:
+            query = query.where(c.product_id == filters.product_id)
+        if filters.state:
+            query = query.where(c.state == filters.state.value)
+        if filters.serial_number:
+            query = query.where(c.serial_number == filters.serial_number)
+        if filters.batch_id:
+            query = query.where(c.batch_id == filters.batch_id)
+        return paged(query, c.id, cursor, limit, self._all, _device)
+
+    def existing_serial_numbers(self, product_id: str, serials: Iterable[str]) -> set[str]:
+        query = select(t.devices.c.serial_number).where(
+            t.devices.c.product_id == product_id, t.devices.c.serial_number.in_(list(serials))
+        )
+        return set(self.connection.execute(query).scalars())
+
+    def save_state(self, device: Device) -> None:
+        self.connection.execute(
+            update(t.devices)
+            .where(t.devices.c.id == device.id)
+            .values(
+                state=device.state.value,
+                group_id=device.group_id,
+                owner_organization_id=device.owner_organization_id,
+                **{name: device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS},
+            )
+        )
+
+    def set_token(self, device_id: str, token_hash: str, at: datetime) -> None:
+        self.connection.execute(
+            update(t.devices)
+            .where(t.devices.c.id == device_id)
+            .values(token_hash=token_hash, token_issued_at=at)
+        )
+
+    def clear_token(self, device_id: str) -> None:
+        self.connection.execute(update(t.devices).where(t.devices.c.id == device_id).values(token_hash=None))
+
+    def find_by_token_hash(self, token_hash: str) -> Device | None:
+        row = self._first(select(t.devices).where(t.devices.c.token_hash == token_hash))
+        return _device(row) if row else None
+
+
+def _certificate(row: Row[Any]) -> Certificate:
+    m = row._mapping
+    return Certificate(**{name: m[name] for name in Certificate.__dataclass_fields__})
+
+
+class SqlCertificateRepository(SqlRepository):
+    def add(self, certificate: Certificate) -> None:
+        values = {name: getattr(certificate, name) for name in Certificate.__dataclass_fields__}
+        self.connection.execute(t.certificates.insert().values(**values))
+
+    def list_for_device(self, device_id: str) -> list[Certificate]:
+        query = select(t.certificates).where(t.certificates.c.device_id == device_id)
+        return [_certificate(row) for row in self._all(query.order_by(t.certificates.c.id))]
+
+    def revoke_active(self, device_id: str, at: datetime) -> list[Certificate]:
+        c = t.certificates.c
+        active = self._all(select(t.certificates).where(c.device_id == device_id, c.revoked_at.is_(None)))
+        if active:
+            self.connection.execute(
+                update(t.certificates)
+                .where(c.device_id == device_id, c.revoked_at.is_(None))
+                .values(revoked_at=at)
+            )
+        return [_certificate(row) for row in active]
+
+    def list_revoked(self, product_id: str) -> list[Certificate]:
+        c = t.certificates.c
+        query = select(t.certificates).where(c.product_id == product_id, c.revoked_at.is_not(None))
+        return [_certificate(row) for row in self._all(query.order_by(c.id))]

@@ -1,0 +1,44 @@
+"""Engines for SQLite (the laptop default) and PostgreSQL (at scale).
+
+SQLite gets WAL so readers never wait for a writer, a busy timeout instead of instant
+"database is locked" errors, and ``BEGIN IMMEDIATE`` for writing transactions so two writers
+queue at the start instead of failing at their first write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+WRITE_OPTION = "lineside_write"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_database_engine(url: str, *, echo: bool = False) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+        _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transactions out of pysqlite's hands so BEGIN IMMEDIATE is ours to send.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        writing = connection.get_execution_options().get(WRITE_OPTION, True)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")

@@ -1,0 +1,255 @@
+"""SQL repositories of organizations, API keys, products, device groups and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, RowMapping, Select, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from lineside.adapters.db import tables as t
+from lineside.adapters.db.paging import paged
+from lineside.domain.events import DomainEvent
+from lineside.domain.metadata import FieldType, MetadataField
+from lineside.domain.models import (
+    ApiKey,
+    DeviceGroup,
+    GroupKind,
+    Organization,
+    Product,
+    Scope,
+)
+from lineside.services.ports import EventFilter, Page
+
+
+def organization_ids_within(path: str) -> Select[Any]:
+    """The ids of the organization at ``path`` and every organization below it."""
+    return select(t.organizations.c.id).where(t.organizations.c.path.startswith(path))
+
+
+def owned_within(column: ColumnElement[Any], path: str) -> ColumnElement[bool]:
+    return column.in_(organization_ids_within(path))
+
+
+class SqlRepository:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def _all(self, query: Select[Any]) -> list[Row[Any]]:
+        return list(self.connection.execute(query).all())
+
+    def _first(self, query: Select[Any]) -> Row[Any] | None:
+        return self.connection.execute(query).first()
+
+
+def _organization(row: Row[Any]) -> Organization:
+    m = row._mapping
+    return Organization(
+        id=m["id"],
+        name=m["name"],
+        parent_id=m["parent_id"],
+        path=m["path"],
+        created_at=m["created_at"],
+    )
+
+
+class SqlOrganizationRepository(SqlRepository):
+    def add(self, organization: Organization) -> None:
+        self.connection.execute(
+            insert(t.organizations).values(
+                id=organization.id,
+                name=organization.name,
+                parent_id=organization.parent_id,
+                path=organization.path,
+                created_at=organization.created_at,
+            )
+        )
+
+    def get(self, organization_id: str, *, within: str) -> Organization | None:
+        row = self._first(
+            select(t.organizations).where(
+                t.organizations.c.id == organization_id, t.organizations.c.path.startswith(within)
+            )
+        )
+        return _organization(row) if row else None
+
+    def list(self, *, within: str) -> list[Organization]:
+        query = select(t.organizations).where(t.organizations.c.path.startswith(within))
+        return [_organization(row) for row in self._all(query.order_by(t.organizations.c.path))]
+
+
+def _api_key(m: RowMapping | dict[str, Any]) -> ApiKey:
+    return ApiKey(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        name=m["name"],
+        scopes=frozenset(Scope(scope) for scope in m["scopes"].split(",")),
+        prefix=m["prefix"],
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+    )
+
+
+class SqlApiKeyRepository(SqlRepository):
+    def add(self, key: ApiKey, key_hash: str) -> None:
+        self.connection.execute(
+            insert(t.api_keys).values(
+                id=key.id,
+                organization_id=key.organization_id,
+                name=key.name,
+                scopes=",".join(sorted(scope.value for scope in key.scopes)),
+                prefix=key.prefix,
+                key_hash=key_hash,
+                created_at=key.created_at,
+            )
+        )
+
+    def find_active_by_hash(self, key_hash: str) -> tuple[ApiKey, Organization] | None:
+        key_columns = [column.label(f"key_{column.name}") for column in t.api_keys.c]
+        query = (
+            select(*key_columns, t.organizations)
+            .join(t.organizations, t.organizations.c.id == t.api_keys.c.organization_id)
+            .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
+        )
+        row = self._first(query)
+        if row is None:
+            return None
+        key_row = {column.name: row._mapping[f"key_{column.name}"] for column in t.api_keys.c}
+        return _api_key(key_row), _organization(row)
+
+    def get(self, key_id: str, *, within: str) -> ApiKey | None:
+        row = self._first(
+            select(t.api_keys).where(
+                t.api_keys.c.id == key_id, owned_within(t.api_keys.c.organization_id, within)
+            )
+        )
+        return _api_key(row._mapping) if row else None
+
+    def list(self, *, within: str) -> list[ApiKey]:
+        query = select(t.api_keys).where(owned_within(t.api_keys.c.organization_id, within))
+        return [_api_key(row._mapping) for row in self._all(query.order_by(t.api_keys.c.id))]
+
+    def revoke(self, key_id: str, at: datetime) -> None:
+        self.connection.execute(update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=at))
+
+
+def _product(row: Row[Any]) -> Product:
+    m = row._mapping
+    return Product(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        name=m["name"],
+        metadata_fields=[
+            MetadataField(name=f["name"], type=FieldType(f["type"]), required=f["required"])
+            for f in m["metadata_fields"]
+        ],
+        created_at=m["created_at"],
+    )
+
+
+class SqlProductRepository(SqlRepository):
+    def add(self, product: Product) -> None:
+        self.connection.execute(
+            insert(t.products).values(
+                id=product.id,
+                organization_id=product.organization_id,
+                name=product.name,
+                metadata_fields=[field.as_dict() for field in product.metadata_fields],
+                created_at=product.created_at,
+            )
+        )
+
+    def get(self, product_id: str, *, within: str) -> Product | None:
+        row = self._first(
+            select(t.products).where(
+                t.products.c.id == product_id, owned_within(t.products.c.organization_id, within)
+            )
+        )
+        return _product(row) if row else None
+
+    def list(self, *, within: str, cursor: str | None, limit: int) -> Page[Product]:
+        query = select(t.products).where(owned_within(t.products.c.organization_id, within))
+        return paged(query, t.products.c.id, cursor, limit, self._all, _product)
+
+    def name_taken(self, organization_id: str, name: str) -> bool:
+        query = select(t.products.c.id).where(
+            t.products.c.organization_id == organization_id, t.products.c.name == name
+        )
+        return self._first(query) is not None
+
+
+def _group(row: Row[Any]) -> DeviceGroup:
+    m = row._mapping
+    return DeviceGroup(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        product_id=m["product_id"],
+        name=m["name"],
+        kind=GroupKind(m["kind"]),
+        created_at=m["created_at"],
+    )
+
+
+class SqlDeviceGroupRepository(SqlRepository):
+    def add(self, group: DeviceGroup) -> None:
+        self.connection.execute(
+            insert(t.device_groups).values(
+                id=group.id,
+                organization_id=group.organization_id,
+                product_id=group.product_id,
+                name=group.name,
+                kind=group.kind.value,
+                created_at=group.created_at,
+            )
+        )
+
+    def list_for_product(self, product_id: str) -> list[DeviceGroup]:
+        query = select(t.device_groups).where(t.device_groups.c.product_id == product_id)
+        return [_group(row) for row in self._all(query.order_by(t.device_groups.c.id))]
+
+    def name_taken(self, product_id: str, name: str) -> bool:
+        query = select(t.device_groups.c.id).where(
+            t.device_groups.c.product_id == product_id, t.device_groups.c.name == name
+        )
+        return self._first(query) is not None
+
+
+def _event(row: Row[Any]) -> DomainEvent:
+    m = row._mapping
+    return DomainEvent(
+        id=m["id"],
+        type=m["type"],
+        organization_id=m["organization_id"],
+        actor=m["actor"],
+        occurred_at=m["occurred_at"],
+        subject_type=m["subject_type"],
+        subject_id=m["subject_id"],
+        data=m["data"],
+    )
+
+
+def event_row(event: DomainEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "organization_id": event.organization_id,
+        "actor": event.actor,
+        "subject_type": event.subject_type,
+        "subject_id": event.subject_id,
+        "data": event.data,
+        "occurred_at": event.occurred_at,
+    }
+
+
+class SqlEventOutbox(SqlRepository):
+    def add(self, event: DomainEvent) -> None:
+        self.connection.execute(insert(t.events).values(**event_row(event)))
+
+    def list(self, *, within: str, filters: EventFilter, cursor: str | None, limit: int) -> Page[DomainEvent]:
+        query = select(t.events).where(owned_within(t.events.c.organization_id, within))
+        if filters.type:
+            query = query.where(t.events.c.type == filters.type)
+        if filters.subject_id:
+            query = query.where(t.events.c.subject_id == filters.subject_id)
+        return paged(query, t.events.c.sequence, cursor, limit, self._all, _event)

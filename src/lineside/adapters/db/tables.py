@@ -1,0 +1,194 @@
+"""The schema, in SQLAlchemy Core. Alembic migrations are written against this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JsonDocument: Any = JSON().with_variant(JSONB(), "postgresql")
+Uuid = String(36)
+
+
+def _id() -> Column[str]:
+    return Column("id", Uuid, primary_key=True)
+
+
+def _created_at() -> Column[datetime]:
+    return Column("created_at", UtcDateTime, nullable=False)
+
+
+organizations = Table(
+    "organizations",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False),
+    Column("parent_id", Uuid, ForeignKey("organizations.id"), nullable=True),
+    Column("path", String(2000), nullable=False, unique=True),
+    _created_at(),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    _created_at(),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+products = Table(
+    "products",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("metadata_fields", JsonDocument, nullable=False),
+    _created_at(),
+    UniqueConstraint("organization_id", "name"),
+)
+
+device_groups = Table(
+    "device_groups",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("product_id", Uuid, ForeignKey("products.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    _created_at(),
+    UniqueConstraint("product_id", "name"),
+)
+
+# Lifecycle timestamps, one per state: see domain.lifecycle.STATE_TIMESTAMP_FIELD.
+LIFECYCLE_COLUMNS = (
+    "defined_at",
+    "under_test_at",
+    "blessed_at",
+    "failed_at",
+    "activated_at",
+    "revoked_at",
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("product_id", Uuid, ForeignKey("products.id"), nullable=False),
+    Column("group_id", Uuid, ForeignKey("device_groups.id"), nullable=True),
+    Column("batch_id", Uuid, nullable=True, index=True),
+    Column("serial_number", String(128), nullable=False),
+    Column("mac", String(17), nullable=True),
+    Column("metadata", JsonDocument, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("owner_organization_id", Uuid, ForeignKey("organizations.id"), nullable=True, index=True),
+    # The keyed hash of the current device token: one index probe authenticates a device.
+    Column("token_hash", String(64), nullable=True, unique=True),
+    Column("token_issued_at", UtcDateTime, nullable=True),
+    _created_at(),
+    *(Column(name, UtcDateTime, nullable=True) for name in LIFECYCLE_COLUMNS),
+    UniqueConstraint("product_id", "serial_number"),
+    Index("ix_devices_product_state", "product_id", "state"),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    _id(),
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("product_id", Uuid, ForeignKey("products.id"), nullable=False),
+    Column("serial_hex", String(64), nullable=False, unique=True),
+    Column("fingerprint_sha256", String(64), nullable=False),
+    Column("subject", String(500), nullable=False),
+    Column("not_before", UtcDateTime, nullable=False),
+    Column("not_after", UtcDateTime, nullable=False),
+    _created_at(),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Index("ix_certificates_product_revoked", "product_id", "revoked_at"),
+)
+
+# The outbox: every event, written in the transaction of the change it records.
+events = Table(
+    "events",
+    metadata,
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("id", Uuid, nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("actor", String(100), nullable=False),
+    Column("subject_type", String(32), nullable=False),
+    Column("subject_id", Uuid, nullable=False, index=True),
+    Column("data", JsonDocument, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("dispatched_at", UtcDateTime, nullable=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    # The keyed hash of (credential, Idempotency-Key): the credential itself is never stored.
+    Column("scope_hash", String(64), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("content_type", String(100), nullable=True),
+    Column("body", Text, nullable=True),
+    _created_at(),
+)

@@ -1,0 +1,80 @@
+"""One database transaction, with the repositories that work inside it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from lineside.adapters.db.device_repository import SqlCertificateRepository, SqlDeviceRepository
+from lineside.adapters.db.engine import WRITE_OPTION
+from lineside.adapters.db.repositories import (
+    SqlApiKeyRepository,
+    SqlDeviceGroupRepository,
+    SqlEventOutbox,
+    SqlOrganizationRepository,
+    SqlProductRepository,
+)
+from lineside.domain.errors import Conflict
+
+
+class SqlUnitOfWork:
+    organizations: SqlOrganizationRepository
+    api_keys: SqlApiKeyRepository
+    products: SqlProductRepository
+    groups: SqlDeviceGroupRepository
+    devices: SqlDeviceRepository
+    certificates: SqlCertificateRepository
+    events: SqlEventOutbox
+
+    def __init__(self, engine: Engine, *, write: bool = True) -> None:
+        self._engine = engine
+        self._write = write
+        self._connection: Connection | None = None
+
+    def __enter__(self) -> Self:
+        connection = self._engine.connect().execution_options(**{WRITE_OPTION: self._write})
+        connection.begin()
+        self._connection = connection
+        self.organizations = SqlOrganizationRepository(connection)
+        self.api_keys = SqlApiKeyRepository(connection)
+        self.products = SqlProductRepository(connection)
+        self.groups = SqlDeviceGroupRepository(connection)
+        self.devices = SqlDeviceRepository(connection)
+        self.certificates = SqlCertificateRepository(connection)
+        self.events = SqlEventOutbox(connection)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._connection is not None
+        try:
+            self._connection.rollback()
+        finally:
+            self._connection.close()
+            self._connection = None
+        if isinstance(exc, IntegrityError):
+            # A unique constraint caught what a concurrent request did between our check and
+            # our write: the same answer the check would have given.
+            raise Conflict("The change conflicts with another one made at the same time.") from exc
+
+    def commit(self) -> None:
+        assert self._connection is not None
+        try:
+            self._connection.commit()
+        except IntegrityError as error:
+            raise Conflict("The change conflicts with another one made at the same time.") from error
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __call__(self, *, write: bool = True) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, write=write)

@@ -1,0 +1,94 @@
+"""The one composition root: settings in, a ready ServiceContext out.
+
+Every entrypoint (API, CLI, later the worker) calls ``bootstrap``; nothing is built at
+import time, so tests build as many independent applications as they like.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from lineside.adapters.db.engine import create_database_engine
+from lineside.adapters.db.idempotency import SqlIdempotencyStore
+from lineside.adapters.db.migrate import upgrade_database
+from lineside.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from lineside.adapters.x509_ca import FileCertificateAuthority
+from lineside.domain.secret_tokens import SecretHasher
+from lineside.services.context import ServiceContext
+from lineside.settings import Settings
+
+SERVER_KEY_FILE = "server.key"
+SERVER_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Application:
+    settings: Settings
+    engine: Engine
+    services: ServiceContext
+    idempotency: SqlIdempotencyStore
+
+    def database_is_reachable(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_or_create_server_key(data_dir: Path) -> bytes:
+    """The HMAC key of every stored secret hash: made on first start, kept in the data dir.
+
+    Losing it invalidates every API key and device token, so it is created exclusively
+    (never overwritten) with owner-only permissions.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / SERVER_KEY_FILE
+    if not path.exists():
+        # Written whole to a private file, then linked into place: two processes starting
+        # together agree on one key, and nobody ever reads a half-written one.
+        staging = data_dir / f".{SERVER_KEY_FILE}.{secrets.token_hex(8)}"
+        descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_bytes(SERVER_KEY_BYTES).hex())
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink()
+    return bytes.fromhex(path.read_text().strip())
+
+
+def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> Application:
+    settings = settings or Settings()
+    engine = create_database_engine(settings.database_url)
+    if migrate:
+        upgrade_database(engine)
+    hasher = SecretHasher(load_or_create_server_key(settings.data_dir))
+    services = ServiceContext(
+        unit_of_work=SqlUnitOfWorkFactory(engine),
+        hasher=hasher,
+        certificate_authority=FileCertificateAuthority(settings.data_dir / "ca"),
+        clock=utc_now,
+    )
+    return Application(
+        settings=settings,
+        engine=engine,
+        services=services,
+        idempotency=SqlIdempotencyStore(engine, hasher),
+    )

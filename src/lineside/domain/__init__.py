@@ -1,0 +1,1 @@
+"""Pure business rules: entities, lifecycle, events and errors. No frameworks here."""

@@ -1,0 +1,35 @@
+"""Domain events: facts, named in the past tense, that go to the outbox.
+
+An event never carries a secret: only identifiers, states and counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lineside.domain.identifiers import new_id
+
+DEVICE_DEFINED = "device.defined"
+DEVICES_DEFINED_IN_BATCH = "devices.batch_defined"
+CREDENTIALS_ISSUED = "credentials.issued"
+CREDENTIALS_ROTATED = "credentials.rotated"
+CREDENTIALS_REVOKED = "credentials.revoked"
+PRODUCT_CREATED = "product.created"
+DEVICE_GROUP_CREATED = "device_group.created"
+ORGANIZATION_CREATED = "organization.created"
+API_KEY_CREATED = "api_key.created"
+API_KEY_REVOKED = "api_key.revoked"
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    type: str
+    organization_id: str
+    actor: str
+    occurred_at: datetime
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)

@@ -1,0 +1,30 @@
+"""Identifiers that sort by creation time.
+
+UUIDv7 (RFC 9562) keeps inserts at the right edge of every index and makes "order by id"
+the same as "order by creation", which is what cursor pagination needs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+
+
+def new_id() -> str:
+    """A fresh UUIDv7 as its canonical string."""
+    millis = time.time_ns() // 1_000_000
+    rand_a = secrets.randbits(12)
+    rand_b = secrets.randbits(62)
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76 | rand_a << 64
+    value |= 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

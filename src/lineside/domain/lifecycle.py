@@ -1,0 +1,122 @@
+"""The manufacturing lifecycle of a device, as data.
+
+Ownership (which organization holds a device, claimed or not) is deliberately not part of
+this diagram: a device can be claimed before it ever connects.
+
+::
+
+          define
+            |
+            v
+       +---------+  enroll   +------------+  bless   +---------+
+       | defined |---------->| under_test |--------->| blessed |
+       +---------+           +------------+          +---------+
+            |                  |      ^                   |
+            |              fail|      |retest             | activate
+            |                  v      |                   v
+            |               +--------+            +-----------+
+            +-------------->| failed |            | activated |
+            |   activate    +--------+            +-----------+
+            +-----------------------------------------^
+                                  (static tokens, no factory)
+
+    revoke: every state except revoked --> revoked   (terminal)
+
+Blessing is permanent: nothing leads from blessed or activated back to the line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from lineside.domain.errors import IllegalTransition
+from lineside.domain.events import DomainEvent
+
+
+class DeviceState(StrEnum):
+    DEFINED = "defined"
+    UNDER_TEST = "under_test"
+    BLESSED = "blessed"
+    FAILED = "failed"
+    ACTIVATED = "activated"
+    REVOKED = "revoked"
+
+
+class Transition(StrEnum):
+    """Each value is the past participle used in messages and event names."""
+
+    ENROLL = "enrolled"
+    RETEST = "retested"
+    BLESS = "blessed"
+    FAIL = "failed"
+    ACTIVATE = "activated"
+    REVOKE = "revoked"
+
+
+_S = DeviceState
+_T = Transition
+
+TRANSITIONS: dict[tuple[Transition, DeviceState], DeviceState] = {
+    (_T.ENROLL, _S.DEFINED): _S.UNDER_TEST,
+    (_T.RETEST, _S.FAILED): _S.UNDER_TEST,
+    (_T.BLESS, _S.UNDER_TEST): _S.BLESSED,
+    (_T.FAIL, _S.UNDER_TEST): _S.FAILED,
+    (_T.ACTIVATE, _S.DEFINED): _S.ACTIVATED,
+    (_T.ACTIVATE, _S.BLESSED): _S.ACTIVATED,
+    **{(_T.REVOKE, state): _S.REVOKED for state in _S if state is not _S.REVOKED},
+}
+
+# The timestamp a device keeps for the moment it entered each state.
+STATE_TIMESTAMP_FIELD: dict[DeviceState, str] = {state: f"{state.value}_at" for state in _S}
+
+
+def next_state(transition: Transition, current: DeviceState) -> DeviceState:
+    """The state ``transition`` leads to from ``current``, or IllegalTransition."""
+    try:
+        return TRANSITIONS[(transition, current)]
+    except KeyError:
+        raise IllegalTransition(transition.value, current.value) from None
+
+
+def allowed_transitions(current: DeviceState) -> list[Transition]:
+    return [transition for (transition, state) in TRANSITIONS if state is current]
+
+
+def event_type_for(transition: Transition) -> str:
+    return f"device.{transition.value}"
+
+
+class LifecycleSubject(Protocol):
+    id: str
+    organization_id: str
+    state: DeviceState
+    timeline: dict[str, datetime | None]
+
+
+def apply_transition(
+    device: LifecycleSubject,
+    transition: Transition,
+    *,
+    at: datetime,
+    actor: str,
+    data: dict[str, Any] | None = None,
+) -> DomainEvent:
+    """Move ``device`` along the table, stamp the time, and return the event that says so.
+
+    Raises IllegalTransition (and changes nothing) when the table has no such step.
+    """
+    previous = device.state
+    device.state = next_state(transition, previous)
+    # A retest re-enters under_test: the latest entry wins.
+    device.timeline[STATE_TIMESTAMP_FIELD[device.state]] = at
+    return DomainEvent(
+        type=event_type_for(transition),
+        organization_id=device.organization_id,
+        actor=actor,
+        occurred_at=at,
+        subject_type="device",
+        subject_id=device.id,
+        data={"from": previous.value, "to": device.state.value, **(data or {})},
+    )

@@ -1,0 +1,123 @@
+"""Entities of the provisioning domain, as plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from lineside.domain.lifecycle import DeviceState
+from lineside.domain.metadata import MetadataField
+
+
+class Scope(StrEnum):
+    """What an API key may do. Each scope includes the ones below it."""
+
+    READ = "read"
+    FACTORY = "factory"
+    ADMIN = "admin"
+
+
+_SCOPE_RANK = {Scope.READ: 0, Scope.FACTORY: 1, Scope.ADMIN: 2}
+
+
+def scope_grants(held: frozenset[Scope], needed: Scope) -> bool:
+    return any(_SCOPE_RANK[scope] >= _SCOPE_RANK[needed] for scope in held)
+
+
+class GroupKind(StrEnum):
+    DEVELOPMENT = "development"
+    FACTORY = "factory"
+    PRODUCTION = "production"
+
+
+class CredentialType(StrEnum):
+    TOKEN = "token"
+    X509 = "x509"
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    name: str
+    parent_id: str | None
+    path: str  # "/root-id/child-id/": a prefix match finds a whole subtree
+    created_at: datetime
+
+    def contains(self, other_path: str) -> bool:
+        return other_path.startswith(self.path)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    organization_id: str
+    name: str
+    scopes: frozenset[Scope]
+    prefix: str  # the first characters of the key, enough to recognise it in a list
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key acting for an organization and its sub-organizations."""
+
+    organization: Organization
+    scopes: frozenset[Scope]
+    actor: str  # e.g. "api_key:<id>" or "cli"
+
+    def can(self, needed: Scope) -> bool:
+        return scope_grants(self.scopes, needed)
+
+
+@dataclass(frozen=True)
+class Product:
+    id: str
+    organization_id: str
+    name: str
+    metadata_fields: list[MetadataField]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DeviceGroup:
+    id: str
+    organization_id: str
+    product_id: str
+    name: str
+    kind: GroupKind
+    created_at: datetime
+
+
+@dataclass
+class Device:
+    id: str
+    organization_id: str
+    product_id: str
+    serial_number: str
+    state: DeviceState
+    created_at: datetime
+    mac: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    group_id: str | None = None
+    batch_id: str | None = None
+    owner_organization_id: str | None = None
+    token_issued_at: datetime | None = None
+    timeline: dict[str, datetime | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    id: str
+    device_id: str
+    organization_id: str
+    product_id: str
+    serial_hex: str
+    fingerprint_sha256: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    created_at: datetime
+    revoked_at: datetime | None = None

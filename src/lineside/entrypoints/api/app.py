@@ -1,0 +1,38 @@
+"""Builds the FastAPI application around an already-bootstrapped Application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from lineside import __version__
+from lineside.bootstrap import Application
+from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys
+from lineside.entrypoints.api.problems import install_problem_handlers
+from lineside.entrypoints.api.routes import (
+    audit,
+    device_api,
+    devices,
+    health,
+    organizations,
+    products,
+)
+
+DESCRIPTION = """
+Lineside carries each connected device from the factory line to its owner's hands.
+
+Authenticate with `Authorization: Bearer <API key>` (devices: their device token).
+Errors are `application/problem+json` (RFC 9457). Send `Idempotency-Key` on a create
+call to make a retry return the first answer instead of creating twice.
+"""
+
+
+def create_app(application: Application) -> FastAPI:
+    app = FastAPI(title="Lineside", version=__version__, description=DESCRIPTION)
+    app.state.lineside = application
+    install_problem_handlers(app)
+    for module in (health, organizations, products, devices, audit, device_api):
+        app.include_router(module.router)
+    # Added last runs first: the size cap guards the idempotency middleware's body read.
+    app.add_middleware(IdempotencyKeys, store=application.idempotency)
+    app.add_middleware(BodySizeLimit, max_bytes=application.settings.max_body_bytes)
+    return app

@@ -1,0 +1,150 @@
+"""ASGI middleware: a cap on request bodies, and Idempotency-Key replay of create calls."""
+
+from __future__ import annotations
+
+import hashlib
+
+from anyio import to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lineside.adapters.db.idempotency import SqlIdempotencyStore, StoredResponse
+from lineside.domain.errors import DomainError
+from lineside.entrypoints.api.problems import problem, status_of
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _send_problem(send: Send, status: int, title: str, detail: str) -> None:
+    response = problem(status, title, detail)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class BodySizeLimit:
+    """Refuse bodies over ``max_bytes`` with 413, whether or not Content-Length says so."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        detail = f"The request body is larger than {self.max_bytes} bytes."
+        await _send_problem(send, 413, "Request body too large", detail)
+
+
+class IdempotencyKeys:
+    """A POST with ``Idempotency-Key`` answers a retry with the first answer, byte for byte."""
+
+    def __init__(self, app: ASGIApp, store: SqlIdempotencyStore) -> None:
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", []))
+        key = headers.get(b"idempotency-key")
+        if scope["type"] != "http" or scope["method"] != "POST" or key is None:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        fingerprint = hashlib.sha256(
+            b"\0".join([scope["path"].encode(), scope.get("query_string", b""), body])
+        ).hexdigest()
+        credential = headers.get(b"authorization", b"").decode("latin-1")
+        try:
+            scope_hash = self.store.scope(credential, key.decode("latin-1"))
+            stored = await to_thread.run_sync(self.store.begin, scope_hash, fingerprint)
+        except DomainError as error:
+            await _send_problem(send, status_of(error), error.title, error.detail)
+            return
+        if stored is not None:
+            await _replay(send, stored)
+            return
+        await self._run_and_remember(scope, body, send, scope_hash)
+
+    async def _run_and_remember(self, scope: Scope, body: bytes, send: Send, scope_hash: str) -> None:
+        status = 500
+        content_type = "application/json"
+        chunks: list[bytes] = []
+        delivered = False
+
+        async def replay_receive() -> Message:
+            nonlocal delivered
+            if delivered:
+                return {"type": "http.disconnect"}
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capturing_send(message: Message) -> None:
+            nonlocal status, content_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-type":
+                        content_type = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_receive, capturing_send)
+        finally:
+            ok = 200 <= status < 300
+            response = StoredResponse(status, content_type, b"".join(chunks).decode()) if ok else None
+            await to_thread.run_sync(self.store.finish, scope_hash, response)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _replay(send: Send, stored: StoredResponse) -> None:
+    body = stored.body.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": stored.status_code,
+            "headers": [
+                (b"content-type", stored.content_type.encode("latin-1")),
+                (b"content-length", str(len(body)).encode()),
+                (b"idempotent-replayed", b"true"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,86 @@
+"""RFC 9457 problem details for every error answer, and the handlers that produce them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lineside.domain import errors
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("lineside.api")
+
+_STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
+    (errors.BatchRejected, 422),
+    (errors.NotFound, 404),
+    (errors.AlreadyExists, 409),
+    (errors.Conflict, 409),
+    (errors.InvalidInput, 422),
+    (errors.Unauthenticated, 401),
+    (errors.PermissionDenied, 403),
+]
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra},
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def status_of(error: errors.DomainError) -> int:
+    for kind, status in _STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def _domain_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, errors.DomainError)
+    extra: dict[str, Any] = {}
+    if isinstance(error, errors.BatchRejected):
+        extra["errors"] = [{"row": e.row, "column": e.column, "reason": e.reason} for e in error.errors]
+    return problem(status_of(error), error.title, error.detail, **extra)
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    issues = [
+        {"field": _location(item.get("loc", ())), "reason": str(item.get("msg", "is invalid"))}
+        for item in error.errors()
+    ]
+    if any(item.get("type") == "json_invalid" for item in error.errors()):
+        return problem(400, "Malformed JSON", "The request body is not valid JSON.")
+    detail = "; ".join(f"{issue['field']}: {issue['reason']}" for issue in issues)
+    return problem(422, "Invalid request", detail, errors=issues)
+
+
+def _http_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
+    return problem(error.status_code, title, str(error.detail))
+
+
+def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=error)
+    return problem(500, "Internal error", "The server failed; the error was logged.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

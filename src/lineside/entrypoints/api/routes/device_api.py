@@ -1,0 +1,23 @@
+"""The API devices call with their own credentials."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from lineside.entrypoints.api.dependencies import bearer_token, services
+from lineside.entrypoints.api.schemas import DeviceIdentityOut
+from lineside.services.credentials import authenticate_device
+
+router = APIRouter(prefix="/device/v1", tags=["device"])
+
+
+@router.get("/me")
+def who_am_i(request: Request) -> DeviceIdentityOut:
+    """Who the device token in ``Authorization: Bearer`` belongs to."""
+    device = authenticate_device(services(request), bearer_token(request))
+    return DeviceIdentityOut(
+        id=device.id,
+        product_id=device.product_id,
+        serial_number=device.serial_number,
+        state=device.state.value,
+    )

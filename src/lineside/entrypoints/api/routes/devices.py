@@ -1,0 +1,190 @@
+"""Devices: define one or a batch, read, list, revoke, issue credentials."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from lineside.domain.device_specs import DeviceSpec, normalize_mac, specs_from_serial_numbers
+from lineside.domain.errors import InvalidInput
+from lineside.domain.lifecycle import DeviceState
+from lineside.domain.models import CredentialType
+from lineside.entrypoints.api.dependencies import Caller, Services
+from lineside.entrypoints.api.schemas import (
+    BatchIn,
+    BatchOut,
+    CertificateOut,
+    CredentialIn,
+    CredentialOut,
+    DeviceIn,
+    DeviceOut,
+    PageOut,
+    credential_out,
+)
+from lineside.services import credentials, devices
+from lineside.services.devices import DefinedBatch
+from lineside.services.ports import DeviceFilter
+
+router = APIRouter(prefix="/api/v1", tags=["devices"])
+
+_BATCH_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": BatchIn.model_json_schema()},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+        "description": "JSON, or a CSV whose header names serial_number, mac and metadata "
+        "fields (with ?product_id= and optional ?issue_credentials=token|x509).",
+    }
+}
+
+
+@router.post("/devices", status_code=status.HTTP_201_CREATED)
+def define_device(body: DeviceIn, ctx: Services, caller: Caller) -> DeviceOut:
+    device = devices.define_device(
+        ctx,
+        caller,
+        product_id=body.product_id,
+        serial_number=body.serial_number,
+        mac=body.mac,
+        metadata=body.metadata,
+    )
+    return DeviceOut.of(device)
+
+
+@router.get("/devices")
+def list_devices(
+    ctx: Services,
+    caller: Caller,
+    product_id: str | None = None,
+    state: DeviceState | None = None,
+    serial_number: str | None = None,
+    batch_id: str | None = None,
+    cursor: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> PageOut[DeviceOut]:
+    filters = DeviceFilter(product_id=product_id, state=state, serial_number=serial_number, batch_id=batch_id)
+    page = devices.list_devices(ctx, caller, filters=filters, cursor=cursor, limit=limit)
+    return PageOut(items=[DeviceOut.of(d) for d in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/devices/{device_id}")
+def get_device(device_id: str, ctx: Services, caller: Caller) -> DeviceOut:
+    return DeviceOut.of(devices.get_device(ctx, caller, device_id))
+
+
+@router.post("/devices/{device_id}/revoke")
+def revoke_device(device_id: str, ctx: Services, caller: Caller) -> DeviceOut:
+    """Terminal: the device's token and certificates stop working at once."""
+    return DeviceOut.of(devices.revoke_device(ctx, caller, device_id))
+
+
+@router.post("/devices/{device_id}/credentials", status_code=status.HTTP_201_CREATED)
+def issue_credential(device_id: str, body: CredentialIn, ctx: Services, caller: Caller) -> CredentialOut:
+    """A new token or certificate; the previous one of the same type stops working at once."""
+    if body.type is CredentialType.TOKEN and body.csr is not None:
+        raise InvalidInput("A CSR only goes with type 'x509'.")
+    issued = credentials.issue_credential(ctx, caller, device_id, body.type, body.csr)
+    return credential_out(issued)
+
+
+@router.get("/devices/{device_id}/certificates")
+def list_certificates(device_id: str, ctx: Services, caller: Caller) -> list[CertificateOut]:
+    return [CertificateOut.of(c) for c in credentials.list_certificates(ctx, caller, device_id)]
+
+
+def _specs_from_json(body: BatchIn) -> list[DeviceSpec]:
+    if (body.serial_numbers is None) == (body.devices is None):
+        raise InvalidInput("Send exactly one of 'serial_numbers' or 'devices'.")
+    if body.serial_numbers is not None:
+        return specs_from_serial_numbers(body.serial_numbers)
+    specs = []
+    for row, item in enumerate(body.devices or [], start=1):
+        mac = normalize_mac(item.mac) if item.mac else None
+        if item.mac and mac is None:
+            raise InvalidInput(f"devices[{row - 1}].mac must be a 48-bit MAC address.")
+        specs.append(DeviceSpec(item.serial_number, mac, item.metadata, row))
+    return specs
+
+
+def _parse_json_batch(raw: bytes) -> BatchIn:
+    try:
+        return BatchIn.model_validate(json.loads(raw))
+    except json.JSONDecodeError:
+        raise InvalidInput("The request body is not valid JSON.") from None
+    except ValidationError as error:
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise InvalidInput(detail) from None
+
+
+def _credential_type(text: str | None) -> CredentialType | None:
+    if not text:
+        return None
+    try:
+        return CredentialType(text)
+    except ValueError:
+        raise InvalidInput("issue_credentials must be 'token' or 'x509'.") from None
+
+
+def _batch_csv(batch: DefinedBatch) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["device_id", "serial_number", "token", "certificate", "private_key"])
+    for defined in batch.devices:
+        credential = defined.credential
+        writer.writerow(
+            [
+                defined.device.id,
+                defined.device.serial_number,
+                credential.secret if credential else "",
+                credential.certificate_pem if credential else "",
+                credential.private_key_pem if credential else "",
+            ]
+        )
+    return out.getvalue()
+
+
+@router.post(
+    "/device-batches",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_BATCH_BODY,
+    response_model=BatchOut,
+)
+async def define_batch(
+    request: Request,
+    ctx: Services,
+    caller: Caller,
+    product_id: str | None = None,
+    issue_credentials: str | None = None,
+) -> Any:
+    """Define many devices at once, all or nothing, optionally with credentials.
+
+    Answers JSON, or the credentials file as CSV when the request says ``Accept: text/csv``.
+    """
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "text/csv":
+        if not product_id:
+            raise InvalidInput("A CSV batch needs ?product_id=.")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("The CSV must be UTF-8.") from None
+        kwargs: dict[str, Any] = {"product_id": product_id, "csv_text": text}
+        kind = _credential_type(issue_credentials)
+    elif content_type == "application/json":
+        body = _parse_json_batch(raw)
+        kwargs = {"product_id": body.product_id, "specs": _specs_from_json(body)}
+        kind = body.issue_credentials
+    else:
+        raise InvalidInput("Send application/json or text/csv.")
+    batch = await run_in_threadpool(devices.define_batch, ctx, caller, issue_credentials=kind, **kwargs)
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(_batch_csv(batch), status_code=201, media_type="text/csv")
+    return BatchOut.of(batch)

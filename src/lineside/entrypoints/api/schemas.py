@@ -1,0 +1,330 @@
+"""Request and response bodies. Requests forbid unknown fields and never coerce types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+from lineside.domain.events import DomainEvent
+from lineside.domain.lifecycle import STATE_TIMESTAMP_FIELD
+from lineside.domain.metadata import FieldType, MetadataField
+from lineside.domain.models import (
+    ApiKey,
+    Certificate,
+    CredentialType,
+    Device,
+    DeviceGroup,
+    GroupKind,
+    Organization,
+    Product,
+    Scope,
+)
+from lineside.services.devices import DefinedBatch, DefinedDevice
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- organizations and keys -------------------------------------------------------------
+
+
+class OrganizationIn(Request):
+    name: StrictStr = Field(min_length=1, max_length=200)
+
+
+class OrganizationOut(BaseModel):
+    id: str
+    name: str
+    parent_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, organization: Organization) -> OrganizationOut:
+        return cls(
+            id=organization.id,
+            name=organization.name,
+            parent_id=organization.parent_id,
+            created_at=organization.created_at,
+        )
+
+
+class CreatedOrganizationOut(OrganizationOut):
+    api_key: str = Field(description="An admin key of the new organization. Shown once.")
+
+
+class ApiKeyIn(Request):
+    name: StrictStr = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(min_length=1)
+    organization_id: StrictStr | None = Field(
+        default=None, description="A sub-organization to create the key for; default: yours."
+    )
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    organization_id: str
+    name: str
+    scopes: list[Scope]
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        return cls(
+            id=key.id,
+            organization_id=key.organization_id,
+            name=key.name,
+            scopes=sorted(key.scopes),
+            prefix=key.prefix,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class CreatedApiKeyOut(ApiKeyOut):
+    key: str = Field(description="The secret. Shown once; only its keyed hash is stored.")
+
+
+# -- products -----------------------------------------------------------------------------
+
+
+class MetadataFieldIn(Request):
+    name: StrictStr
+    type: FieldType
+    required: StrictBool = False
+
+
+class ProductIn(Request):
+    name: StrictStr = Field(min_length=1, max_length=200)
+    metadata_fields: list[MetadataFieldIn] = Field(default_factory=list, max_length=100)
+
+    def fields(self) -> list[MetadataField]:
+        return [MetadataField(f.name, f.type, f.required) for f in self.metadata_fields]
+
+
+class ProductOut(BaseModel):
+    id: str
+    organization_id: str
+    name: str
+    metadata_fields: list[dict[str, Any]]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, product: Product) -> ProductOut:
+        return cls(
+            id=product.id,
+            organization_id=product.organization_id,
+            name=product.name,
+            metadata_fields=[field.as_dict() for field in product.metadata_fields],
+            created_at=product.created_at,
+        )
+
+
+class GroupIn(Request):
+    name: StrictStr = Field(min_length=1, max_length=200)
+    kind: GroupKind
+
+
+class GroupOut(BaseModel):
+    id: str
+    product_id: str
+    name: str
+    kind: GroupKind
+    created_at: datetime
+
+    @classmethod
+    def of(cls, group: DeviceGroup) -> GroupOut:
+        return cls(
+            id=group.id,
+            product_id=group.product_id,
+            name=group.name,
+            kind=group.kind,
+            created_at=group.created_at,
+        )
+
+
+# -- devices --------------------------------------------------------------------------------
+
+
+class DeviceIn(Request):
+    product_id: StrictStr
+    serial_number: StrictStr
+    mac: StrictStr | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceOut(BaseModel):
+    id: str
+    product_id: str
+    organization_id: str
+    serial_number: str
+    mac: str | None
+    metadata: dict[str, Any]
+    state: str
+    group_id: str | None
+    batch_id: str | None
+    owner_organization_id: str | None
+    token_issued_at: datetime | None
+    created_at: datetime
+    lifecycle: dict[str, datetime | None] = Field(
+        description="When the device entered each state (the latest entry on a retest)."
+    )
+
+    @classmethod
+    def of(cls, device: Device) -> DeviceOut:
+        return cls(
+            id=device.id,
+            product_id=device.product_id,
+            organization_id=device.organization_id,
+            serial_number=device.serial_number,
+            mac=device.mac,
+            metadata=device.metadata,
+            state=device.state.value,
+            group_id=device.group_id,
+            batch_id=device.batch_id,
+            owner_organization_id=device.owner_organization_id,
+            token_issued_at=device.token_issued_at,
+            created_at=device.created_at,
+            lifecycle={field: device.timeline.get(field) for field in STATE_TIMESTAMP_FIELD.values()},
+        )
+
+
+class BatchDeviceIn(Request):
+    serial_number: StrictStr
+    mac: StrictStr | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchIn(Request):
+    product_id: StrictStr
+    serial_numbers: list[StrictStr] | None = None
+    devices: list[BatchDeviceIn] | None = None
+    issue_credentials: CredentialType | None = None
+
+
+class CredentialIn(Request):
+    type: CredentialType
+    csr: StrictStr | None = Field(default=None, max_length=65536)
+
+
+class CredentialOut(BaseModel):
+    type: CredentialType
+    secret: str | None = None
+    certificate_id: str | None = None
+    certificate: str | None = None
+    private_key: str | None = None
+    serial: str | None = None
+
+
+class BatchDeviceOut(BaseModel):
+    id: str
+    serial_number: str
+    credential: CredentialOut | None
+
+
+class BatchOut(BaseModel):
+    batch_id: str
+    product_id: str
+    count: int
+    devices: list[BatchDeviceOut]
+
+    @classmethod
+    def of(cls, batch: DefinedBatch) -> BatchOut:
+        return cls(
+            batch_id=batch.batch_id,
+            product_id=batch.product.id,
+            count=len(batch.devices),
+            devices=[_batch_device(defined) for defined in batch.devices],
+        )
+
+
+def credential_out(issued: Any) -> CredentialOut:
+    return CredentialOut(
+        type=issued.type,
+        secret=issued.secret,
+        certificate_id=issued.certificate_id,
+        certificate=issued.certificate_pem,
+        private_key=issued.private_key_pem,
+        serial=issued.serial_hex,
+    )
+
+
+def _batch_device(defined: DefinedDevice) -> BatchDeviceOut:
+    return BatchDeviceOut(
+        id=defined.device.id,
+        serial_number=defined.device.serial_number,
+        credential=credential_out(defined.credential) if defined.credential else None,
+    )
+
+
+class CertificateOut(BaseModel):
+    id: str
+    serial: str
+    fingerprint_sha256: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, certificate: Certificate) -> CertificateOut:
+        return cls(
+            id=certificate.id,
+            serial=certificate.serial_hex,
+            fingerprint_sha256=certificate.fingerprint_sha256,
+            subject=certificate.subject,
+            not_before=certificate.not_before,
+            not_after=certificate.not_after,
+            created_at=certificate.created_at,
+            revoked_at=certificate.revoked_at,
+        )
+
+
+class DeviceIdentityOut(BaseModel):
+    id: str
+    product_id: str
+    serial_number: str
+    state: str
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+class EventOut(BaseModel):
+    id: str
+    type: str
+    organization_id: str
+    actor: str
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any]
+    occurred_at: datetime
+
+    @classmethod
+    def of(cls, event: DomainEvent) -> EventOut:
+        return cls(
+            id=event.id,
+            type=event.type,
+            organization_id=event.organization_id,
+            actor=event.actor,
+            subject_type=event.subject_type,
+            subject_id=event.subject_id,
+            data=event.data,
+            occurred_at=event.occurred_at,
+        )
+
+
+T = TypeVar("T")
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+
+
+Health = Literal["ok"]

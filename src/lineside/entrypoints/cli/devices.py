@@ -1,0 +1,96 @@
+"""``lineside devices``: define devices from a file, for a downstream manufacturing process."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import click
+
+from lineside.domain.models import CredentialType
+from lineside.entrypoints.cli.common import opened_application, run_reporting_errors
+from lineside.services import devices as service
+from lineside.services.devices import DefinedBatch
+from lineside.services.organizations import operator_principal
+
+CREDENTIAL_TYPES = click.Choice([kind.value for kind in CredentialType])
+
+
+@click.group()
+def devices() -> None:
+    """Devices."""
+
+
+@devices.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--product", "product_id", required=True, help="Product id.")
+@click.option("--issue-credentials", type=CREDENTIAL_TYPES, help="Also issue a credential each.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write device ids (and secrets) as CSV here; created with owner-only permissions.",
+)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def devices_import(
+    file: Path, product_id: str, issue_credentials: str | None, out: Path | None, force: bool
+) -> None:
+    """Define every device of a CSV (header: serial_number, mac, metadata fields), or none.
+
+    A file with a single column and no 'serial_number' header is read as one serial number
+    per line.
+    """
+    if issue_credentials and out is None:
+        raise click.UsageError("--issue-credentials needs --out: the secrets are shown only once.")
+    if out is not None and out.exists() and not force:
+        raise click.UsageError(f"{out} exists; pass --force to overwrite it.")
+    text = _read_text(file)
+    kind = CredentialType(issue_credentials) if issue_credentials else None
+    with opened_application() as app:
+        ctx = app.services
+        batch = run_reporting_errors(
+            lambda: service.define_batch(
+                ctx,
+                operator_principal(ctx),
+                product_id=product_id,
+                csv_text=_as_csv(text),
+                issue_credentials=kind,
+            )
+        )
+    if out is not None:
+        _write_credentials(out, batch)
+    where = f", written to {out}" if out else ""
+    click.echo(f"defined {len(batch.devices)} devices in batch {batch.batch_id}{where}")
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text.") from None
+
+
+def _as_csv(text: str) -> str:
+    """A bare list of serial numbers gets the header a CSV import needs."""
+    first_line = text.lstrip().split("\n", 1)[0]
+    if "serial_number" in first_line.split(","):
+        return text
+    return "serial_number\n" + text
+
+
+def _write_credentials(out: Path, batch: DefinedBatch) -> None:
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["device_id", "serial_number", "token", "certificate", "private_key"])
+        for defined in batch.devices:
+            credential = defined.credential
+            writer.writerow(
+                [
+                    defined.device.id,
+                    defined.device.serial_number,
+                    (credential.secret or "") if credential else "",
+                    (credential.certificate_pem or "") if credential else "",
+                    (credential.private_key_pem or "") if credential else "",
+                ]
+            )

@@ -1,0 +1,27 @@
+"""The ``lineside`` command group."""
+
+from __future__ import annotations
+
+import click
+
+from lineside import __version__
+from lineside.entrypoints.cli.devices import devices
+from lineside.entrypoints.cli.organizations import keys, org
+from lineside.entrypoints.cli.server import db, serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lineside")
+def cli() -> None:
+    """Lineside: device provisioning from the factory line to the owner's hands.
+
+    Configuration comes from LINESIDE_* environment variables (see README).
+    """
+
+
+for command in (serve, db, org, keys, devices):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,176 @@
+"""Credentials unique to each device: a bearer token, or an X.509 certificate.
+
+Issuing a credential replaces the previous one of the same type at once (Xively's
+regenerate semantics): the old token stops authenticating and old certificates go on the
+product's CRL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lineside.domain import events
+from lineside.domain.errors import Conflict, Unauthenticated
+from lineside.domain.events import DomainEvent
+from lineside.domain.identifiers import new_id
+from lineside.domain.lifecycle import DeviceState
+from lineside.domain.models import Certificate, CredentialType, Device, Principal, Product, Scope
+from lineside.domain.secret_tokens import SecretKind, generate_secret
+from lineside.services.context import ServiceContext, require
+from lineside.services.lookups import load_device, load_product
+from lineside.services.ports import RevokedSerial, UnitOfWork
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """What the caller sees once. Nothing here is stored in clear."""
+
+    type: CredentialType
+    secret: str | None = None
+    certificate_id: str | None = None
+    certificate_pem: str | None = None
+    private_key_pem: str | None = None
+    serial_hex: str | None = None
+
+
+def _credential_event(
+    device: Device, actor: str, at: datetime, kind: CredentialType, rotated: bool, **data: str
+) -> DomainEvent:
+    return DomainEvent(
+        type=events.CREDENTIALS_ROTATED if rotated else events.CREDENTIALS_ISSUED,
+        organization_id=device.organization_id,
+        actor=actor,
+        occurred_at=at,
+        subject_type="device",
+        subject_id=device.id,
+        data={"type": kind.value, **data},
+    )
+
+
+def issue_certificate_in(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    product: Product,
+    device: Device,
+    csr_pem: str | None,
+    now: datetime,
+) -> IssuedCredential:
+    authority = ctx.certificate_authority
+    if csr_pem is None:
+        issued = authority.issue_with_new_key(
+            product.id, product.name, device_id=device.id, serial_number=device.serial_number
+        )
+    else:
+        issued = authority.sign_csr(
+            product.id,
+            product.name,
+            csr_pem,
+            device_id=device.id,
+            serial_number=device.serial_number,
+        )
+    certificate = Certificate(
+        id=new_id(),
+        device_id=device.id,
+        organization_id=device.organization_id,
+        product_id=product.id,
+        serial_hex=issued.serial_hex,
+        fingerprint_sha256=issued.fingerprint_sha256,
+        subject=issued.subject,
+        not_before=issued.not_before,
+        not_after=issued.not_after,
+        created_at=now,
+    )
+    uow.certificates.add(certificate)
+    return IssuedCredential(
+        CredentialType.X509,
+        certificate_id=certificate.id,
+        certificate_pem=issued.certificate_pem,
+        private_key_pem=issued.private_key_pem,
+        serial_hex=issued.serial_hex,
+    )
+
+
+def issue_credential(
+    ctx: ServiceContext,
+    principal: Principal,
+    device_id: str,
+    kind: CredentialType,
+    csr_pem: str | None = None,
+) -> IssuedCredential:
+    require(principal, Scope.FACTORY)
+    with ctx.unit_of_work() as uow:
+        device = load_device(uow, principal, device_id)
+        if device.state is DeviceState.REVOKED:
+            raise Conflict("The device is revoked; it can get no new credentials.")
+        now = ctx.clock()
+        if kind is CredentialType.TOKEN:
+            issued = IssuedCredential(kind, secret=generate_secret(SecretKind.DEVICE_TOKEN))
+            assert issued.secret is not None
+            rotated = device.token_issued_at is not None
+            uow.devices.set_token(device.id, ctx.hasher.hash(issued.secret), now)
+            event = _credential_event(device, principal.actor, now, kind, rotated)
+        else:
+            product = load_product(uow, principal, device.product_id)
+            replaced = uow.certificates.revoke_active(device.id, now)
+            issued = issue_certificate_in(ctx, uow, product, device, csr_pem, now)
+            event = _credential_event(
+                device, principal.actor, now, kind, bool(replaced), serial=issued.serial_hex or ""
+            )
+        uow.events.add(event)
+        uow.commit()
+    return issued
+
+
+def revoke_all_in(uow: UnitOfWork, principal: Principal, device: Device, now: datetime) -> None:
+    """Stop every credential of ``device`` inside the caller's unit of work."""
+    uow.devices.clear_token(device.id)
+    revoked = uow.certificates.revoke_active(device.id, now)
+    uow.events.add(
+        DomainEvent(
+            type=events.CREDENTIALS_REVOKED,
+            organization_id=device.organization_id,
+            actor=principal.actor,
+            occurred_at=now,
+            subject_type="device",
+            subject_id=device.id,
+            data={"certificates": [c.serial_hex for c in revoked]},
+        )
+    )
+
+
+def list_certificates(ctx: ServiceContext, principal: Principal, device_id: str) -> list[Certificate]:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        device = load_device(uow, principal, device_id)
+        return uow.certificates.list_for_device(device.id)
+
+
+def product_ca_pem(ctx: ServiceContext, principal: Principal, product_id: str) -> str:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        product = load_product(uow, principal, product_id)
+    return ctx.certificate_authority.ca_certificate_pem(product.id, product.name)
+
+
+def product_crl_pem(ctx: ServiceContext, principal: Principal, product_id: str) -> str:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        product = load_product(uow, principal, product_id)
+        revoked = [
+            RevokedSerial(c.serial_hex, c.revoked_at)
+            for c in uow.certificates.list_revoked(product.id)
+            if c.revoked_at is not None
+        ]
+    return ctx.certificate_authority.crl_pem(product.id, product.name, revoked)
+
+
+def authenticate_device(ctx: ServiceContext, token: str) -> Device:
+    """The one way a device proves who it is, over HTTP now and MQTT later."""
+    if not token.startswith(SecretKind.DEVICE_TOKEN.value):
+        raise Unauthenticated("The bearer token is not a Lineside device token.")
+    with ctx.unit_of_work(write=False) as uow:
+        device = uow.devices.find_by_token_hash(ctx.hasher.hash(token))
+    if device is None or device.state is DeviceState.REVOKED:
+        raise Unauthenticated("The device token is unknown, revoked or replaced.")
+    return device

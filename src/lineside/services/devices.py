@@ -1,0 +1,221 @@
+"""Defining devices one at a time or in all-or-nothing batches, reading and revoking them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lineside.domain import events
+from lineside.domain.device_specs import (
+    DeviceSpec,
+    batch_problems,
+    check_batch_size,
+    first_problem_per_cell,
+    normalize_mac,
+    parse_csv,
+    spec_problems,
+)
+from lineside.domain.errors import AlreadyExists, BatchRejected, InvalidInput, RowError
+from lineside.domain.events import DomainEvent
+from lineside.domain.identifiers import new_id
+from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
+from lineside.domain.models import CredentialType, Device, Principal, Product, Scope
+from lineside.domain.secret_tokens import SecretKind, generate_secret
+from lineside.services.context import ServiceContext, page_size, require
+from lineside.services.credentials import IssuedCredential, issue_certificate_in, revoke_all_in
+from lineside.services.lookups import load_device, load_product
+from lineside.services.ports import DeviceFilter, NewDevice, Page, UnitOfWork
+
+SERIAL_LOOKUP_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class DefinedDevice:
+    device: Device
+    credential: IssuedCredential | None = None
+
+
+@dataclass(frozen=True)
+class DefinedBatch:
+    batch_id: str
+    product: Product
+    devices: list[DefinedDevice]
+
+
+def _new_device(product: Product, spec: DeviceSpec, now: datetime, batch_id: str | None) -> Device:
+    return Device(
+        id=new_id(),
+        organization_id=product.organization_id,
+        product_id=product.id,
+        serial_number=spec.serial_number,
+        mac=spec.mac,
+        metadata=spec.metadata,
+        state=DeviceState.DEFINED,
+        created_at=now,
+        batch_id=batch_id,
+        timeline={"defined_at": now},
+    )
+
+
+def define_device(
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    product_id: str,
+    serial_number: str,
+    mac: str | None = None,
+    metadata: dict[str, object] | None = None,
+) -> Device:
+    require(principal, Scope.FACTORY)
+    spec = DeviceSpec(serial_number=serial_number, mac=_mac(mac), metadata=dict(metadata or {}))
+    with ctx.unit_of_work() as uow:
+        product = load_product(uow, principal, product_id)
+        problems = spec_problems(spec, product.metadata_fields)
+        if problems:
+            raise InvalidInput("; ".join(f"{p.column} {p.reason}" for p in problems))
+        if uow.devices.existing_serial_numbers(product.id, [spec.serial_number]):
+            raise AlreadyExists(f"Serial number '{spec.serial_number}' is already defined for this product.")
+        now = ctx.clock()
+        device = _new_device(product, spec, now, None)
+        uow.devices.add_many([NewDevice(device)])
+        uow.events.add(
+            DomainEvent(
+                type=events.DEVICE_DEFINED,
+                organization_id=device.organization_id,
+                actor=principal.actor,
+                occurred_at=now,
+                subject_type="device",
+                subject_id=device.id,
+                data={"product_id": product.id, "serial_number": device.serial_number},
+            )
+        )
+        uow.commit()
+    return device
+
+
+def _mac(text: str | None) -> str | None:
+    if text is None or not text.strip():
+        return None
+    mac = normalize_mac(text)
+    if mac is None:
+        raise InvalidInput("mac must be a 48-bit MAC address such as 00:1a:2b:3c:4d:5e.")
+    return mac
+
+
+def _taken_serials(uow: UnitOfWork, product_id: str, specs: list[DeviceSpec]) -> set[str]:
+    serials = [spec.serial_number for spec in specs]
+    taken: set[str] = set()
+    for start in range(0, len(serials), SERIAL_LOOKUP_CHUNK):
+        chunk = serials[start : start + SERIAL_LOOKUP_CHUNK]
+        taken |= uow.devices.existing_serial_numbers(product_id, chunk)
+    return taken
+
+
+def define_batch(
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    product_id: str,
+    specs: list[DeviceSpec] | None = None,
+    csv_text: str | None = None,
+    issue_credentials: CredentialType | None = None,
+) -> DefinedBatch:
+    """Define every device of a batch or none; report every bad row when refusing."""
+    require(principal, Scope.FACTORY)
+    with ctx.unit_of_work() as uow:
+        product = load_product(uow, principal, product_id)
+        problems: list[RowError] = []
+        if csv_text is not None:
+            specs, problems = parse_csv(csv_text, product.metadata_fields)
+        specs = specs or []
+        check_batch_size(len(specs) + len(problems))
+        problems += batch_problems(specs, product.metadata_fields, _taken_serials(uow, product.id, specs))
+        if problems:
+            raise BatchRejected(first_problem_per_cell(problems))
+        batch = _write_batch(ctx, uow, principal, product, specs, issue_credentials)
+        uow.commit()
+    return batch
+
+
+def _write_batch(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    principal: Principal,
+    product: Product,
+    specs: list[DeviceSpec],
+    issue_credentials: CredentialType | None,
+) -> DefinedBatch:
+    now = ctx.clock()
+    batch_id = new_id()
+    devices = [_new_device(product, spec, now, batch_id) for spec in specs]
+    defined: list[DefinedDevice] = []
+    if issue_credentials is CredentialType.TOKEN:
+        rows = []
+        for device in devices:
+            secret = generate_secret(SecretKind.DEVICE_TOKEN)
+            device.token_issued_at = now
+            rows.append(NewDevice(device, ctx.hasher.hash(secret)))
+            defined.append(DefinedDevice(device, IssuedCredential(CredentialType.TOKEN, secret=secret)))
+        uow.devices.add_many(rows)
+    else:
+        uow.devices.add_many([NewDevice(device) for device in devices])
+        defined = [DefinedDevice(device) for device in devices]
+    if issue_credentials is CredentialType.X509:
+        defined = [
+            DefinedDevice(device, issue_certificate_in(ctx, uow, product, device, None, now))
+            for device in devices
+        ]
+    uow.events.add(
+        DomainEvent(
+            type=events.DEVICES_DEFINED_IN_BATCH,
+            organization_id=product.organization_id,
+            actor=principal.actor,
+            occurred_at=now,
+            subject_type="batch",
+            subject_id=batch_id,
+            data={
+                "product_id": product.id,
+                "count": len(devices),
+                "credentials": issue_credentials.value if issue_credentials else None,
+            },
+        )
+    )
+    return DefinedBatch(batch_id=batch_id, product=product, devices=defined)
+
+
+def get_device(ctx: ServiceContext, principal: Principal, device_id: str) -> Device:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        return load_device(uow, principal, device_id)
+
+
+def list_devices(
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    filters: DeviceFilter,
+    cursor: str | None,
+    limit: int,
+) -> Page[Device]:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        return uow.devices.list(
+            within=principal.organization.path,
+            filters=filters,
+            cursor=cursor,
+            limit=page_size(limit),
+        )
+
+
+def revoke_device(ctx: ServiceContext, principal: Principal, device_id: str) -> Device:
+    """Revoked is terminal: the token and every certificate stop working at once."""
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work() as uow:
+        device = load_device(uow, principal, device_id)
+        now = ctx.clock()
+        event = apply_transition(device, Transition.REVOKE, at=now, actor=principal.actor)
+        uow.devices.save_state(device)
+        uow.events.add(event)
+        revoke_all_in(uow, principal, device, now)
+        uow.commit()
+    return device

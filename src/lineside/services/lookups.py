@@ -1,0 +1,24 @@
+"""Loading an entity the caller is allowed to see, or the NotFound that hides the rest.
+
+Another organization's resource and a missing one look the same from outside.
+"""
+
+from __future__ import annotations
+
+from lineside.domain.models import Device, Principal, Product
+from lineside.services.context import not_found
+from lineside.services.ports import UnitOfWork
+
+
+def load_product(uow: UnitOfWork, principal: Principal, product_id: str) -> Product:
+    product = uow.products.get(product_id, within=principal.organization.path)
+    if product is None:
+        raise not_found("product", product_id)
+    return product
+
+
+def load_device(uow: UnitOfWork, principal: Principal, device_id: str) -> Device:
+    device = uow.devices.get(device_id, within=principal.organization.path)
+    if device is None:
+        raise not_found("device", device_id)
+    return device

@@ -1,0 +1,109 @@
+"""Products (device templates) and their device groups."""
+
+from __future__ import annotations
+
+from lineside.domain import events
+from lineside.domain.errors import AlreadyExists, InvalidInput
+from lineside.domain.events import DomainEvent
+from lineside.domain.identifiers import new_id
+from lineside.domain.metadata import MetadataField, check_field_definitions
+from lineside.domain.models import DeviceGroup, GroupKind, Principal, Product, Scope
+from lineside.services.context import ServiceContext, page_size, require
+from lineside.services.lookups import load_product
+from lineside.services.ports import Page
+
+MAX_NAME_LENGTH = 200
+MAX_FIELDS = 100
+
+
+def _name(name: str, what: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"The {what} name must be 1 to {MAX_NAME_LENGTH} characters.")
+    return name
+
+
+def create_product(
+    ctx: ServiceContext, principal: Principal, *, name: str, fields: list[MetadataField]
+) -> Product:
+    require(principal, Scope.ADMIN)
+    if len(fields) > MAX_FIELDS:
+        raise InvalidInput(f"A product has at most {MAX_FIELDS} metadata fields.")
+    check_field_definitions(fields)
+    product = Product(
+        id=new_id(),
+        organization_id=principal.organization.id,
+        name=_name(name, "product"),
+        metadata_fields=fields,
+        created_at=ctx.clock(),
+    )
+    with ctx.unit_of_work() as uow:
+        if uow.products.name_taken(product.organization_id, product.name):
+            raise AlreadyExists(f"Your organization already has a product named '{product.name}'.")
+        uow.products.add(product)
+        uow.events.add(
+            DomainEvent(
+                type=events.PRODUCT_CREATED,
+                organization_id=product.organization_id,
+                actor=principal.actor,
+                occurred_at=product.created_at,
+                subject_type="product",
+                subject_id=product.id,
+                data={"name": product.name},
+            )
+        )
+        uow.commit()
+    return product
+
+
+def get_product(ctx: ServiceContext, principal: Principal, product_id: str) -> Product:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        return load_product(uow, principal, product_id)
+
+
+def list_products(
+    ctx: ServiceContext, principal: Principal, *, cursor: str | None, limit: int
+) -> Page[Product]:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        return uow.products.list(within=principal.organization.path, cursor=cursor, limit=page_size(limit))
+
+
+def create_group(
+    ctx: ServiceContext, principal: Principal, product_id: str, *, name: str, kind: GroupKind
+) -> DeviceGroup:
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work() as uow:
+        product = load_product(uow, principal, product_id)
+        group = DeviceGroup(
+            id=new_id(),
+            organization_id=product.organization_id,
+            product_id=product.id,
+            name=_name(name, "device group"),
+            kind=kind,
+            created_at=ctx.clock(),
+        )
+        if uow.groups.name_taken(product.id, group.name):
+            raise AlreadyExists(f"The product already has a device group named '{group.name}'.")
+        uow.groups.add(group)
+        uow.events.add(
+            DomainEvent(
+                type=events.DEVICE_GROUP_CREATED,
+                organization_id=group.organization_id,
+                actor=principal.actor,
+                occurred_at=group.created_at,
+                subject_type="device_group",
+                subject_id=group.id,
+                data={"name": group.name, "kind": kind.value, "product_id": product.id},
+            )
+        )
+        uow.commit()
+    return group
+
+
+def list_groups(ctx: ServiceContext, principal: Principal, product_id: str) -> list[DeviceGroup]:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        product = load_product(uow, principal, product_id)
+        return uow.groups.list_for_product(product.id)

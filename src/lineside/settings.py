@@ -1,0 +1,31 @@
+"""Settings, read from ``LINESIDE_*`` environment variables (and an optional .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LINESIDE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./lineside.db",
+        description="Any SQLAlchemy URL; postgresql+psycopg://user@host/db at scale.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str = Field(
+        default="",
+        description="How devices and people reach this server; defaults to http://HOST:PORT.",
+    )
+    data_dir: Path = Field(default=Path("./data"), description="Server key, CA keys, files.")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: str = "info"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
