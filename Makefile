@@ -1,0 +1,38 @@
+# Lineside: the commands people and CI use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint format bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv if missing and install the project with its dev tools.
+
+run: $(STAMP) ## Migrate and serve on http://127.0.0.1:8080 (SQLite in ./lineside.db by default).
+	$(BIN)/lineside serve
+
+test: $(STAMP) ## The whole suite, on SQLite and (when a server answers) PostgreSQL.
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff, mypy and the layer contracts.
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+bench: $(STAMP) ## Print throughput, latency and memory figures (see README).
+	$(BIN)/python bench/define_devices.py
+	$(BIN)/python bench/device_auth.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

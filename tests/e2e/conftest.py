@@ -1,0 +1,77 @@
+"""End-to-end tests: a real ``lineside serve`` process, spoken to over a TCP socket."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lineside.bootstrap import Application
+from lineside.settings import Settings
+from tests.support.api import Tenant, new_tenant
+from tests.support.server import free_port
+
+STARTUP_DEADLINE_SECONDS = 30.0
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"lineside serve exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)  # polling for a condition, with a deadline
+    pytest.fail(f"lineside serve did not become healthy:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    env = {
+        **os.environ,
+        "LINESIDE_DATABASE_URL": settings.database_url,
+        "LINESIDE_DATA_DIR": str(settings.data_dir),
+        "LINESIDE_PORT": str(port),
+        "LINESIDE_LOG_LEVEL": "warning",
+    }
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "lineside", "serve", "--no-migrate"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def http(server_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server_url, timeout=30.0) as client:
+        yield client
+
+
+@pytest.fixture
+def make_tenant(application: Application, http: httpx.Client) -> Callable[[], Tenant]:
+    return lambda: new_tenant(application, http)
+
+
+@pytest.fixture
+def tenant(make_tenant: Callable[[], Tenant]) -> Tenant:
+    return make_tenant()
