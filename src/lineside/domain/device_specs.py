@@ -16,7 +16,7 @@ from typing import Any
 from lineside.domain.errors import BatchRejected, InvalidInput, RowError
 from lineside.domain.metadata import MetadataField, metadata_problems, parse_text_value
 
-SERIAL_NUMBER = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$")
+SERIAL_NUMBER = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?\Z")
 MAC_HEX = re.compile(r"^[0-9a-f]{12}$")
 SERIAL_COLUMN = "serial_number"
 MAC_COLUMN = "mac"

@@ -14,8 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 from lineside.domain.errors import InvalidInput
+from lineside.domain.text import has_control_characters
 
-FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MAX_STRING_LENGTH = 1024
 RESERVED_NAMES = frozenset({"id", "serial_number", "mac", "state", "product_id"})
 _TRUE = frozenset({"true", "1", "yes"})
@@ -62,6 +63,8 @@ def _check_value(definition: MetadataField, value: Any) -> str | None:
             return "must be a string"
         if len(value) > MAX_STRING_LENGTH:
             return f"must be at most {MAX_STRING_LENGTH} characters"
+        if has_control_characters(value, allow_newlines=True):
+            return "must not contain control characters"
         return None
     if kind is FieldType.BOOLEAN:
         return None if isinstance(value, bool) else "must be true or false"

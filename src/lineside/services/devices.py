@@ -199,6 +199,9 @@ def list_devices(
 ) -> Page[Device]:
     require(principal, Scope.READ)
     with ctx.unit_of_work(write=False) as uow:
+        if filters.product_id:
+            # Naming a product the caller cannot see is a 404, as on every other route.
+            load_product(uow, principal, filters.product_id)
         return uow.devices.list(
             within=principal.organization.path,
             filters=filters,

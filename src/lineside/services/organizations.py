@@ -10,10 +10,10 @@ from lineside.domain.events import DomainEvent
 from lineside.domain.identifiers import new_id
 from lineside.domain.models import ApiKey, Organization, Principal, Scope
 from lineside.domain.secret_tokens import SecretKind, display_prefix, generate_secret
+from lineside.domain.text import clean_name
 from lineside.services.context import ServiceContext, not_found, require
 from lineside.services.ports import UnitOfWork
 
-MAX_NAME_LENGTH = 200
 OPERATOR_ACTOR = "cli"
 
 
@@ -27,13 +27,6 @@ class CreatedApiKey:
 class CreatedOrganization:
     organization: Organization
     admin_key: CreatedApiKey
-
-
-def _clean_name(name: str, what: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"The {what} name must be 1 to {MAX_NAME_LENGTH} characters.")
-    return name
 
 
 def _issue_key(
@@ -51,7 +44,7 @@ def _issue_key(
     key = ApiKey(
         id=new_id(),
         organization_id=organization.id,
-        name=_clean_name(name, "API key"),
+        name=clean_name(name, "API key"),
         scopes=scopes,
         prefix=display_prefix(secret),
         created_at=now,
@@ -82,7 +75,7 @@ def create_organization(
     parent_org = parent.organization if parent else None
     organization = Organization(
         id=organization_id,
-        name=_clean_name(name, "organization"),
+        name=clean_name(name, "organization"),
         parent_id=parent_org.id if parent_org else None,
         path=f"{parent_org.path if parent_org else '/'}{organization_id}/",
         created_at=ctx.clock(),

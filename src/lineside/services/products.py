@@ -8,19 +8,12 @@ from lineside.domain.events import DomainEvent
 from lineside.domain.identifiers import new_id
 from lineside.domain.metadata import MetadataField, check_field_definitions
 from lineside.domain.models import DeviceGroup, GroupKind, Principal, Product, Scope
+from lineside.domain.text import clean_name
 from lineside.services.context import ServiceContext, page_size, require
 from lineside.services.lookups import load_product
 from lineside.services.ports import Page
 
-MAX_NAME_LENGTH = 200
 MAX_FIELDS = 100
-
-
-def _name(name: str, what: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"The {what} name must be 1 to {MAX_NAME_LENGTH} characters.")
-    return name
 
 
 def create_product(
@@ -33,7 +26,7 @@ def create_product(
     product = Product(
         id=new_id(),
         organization_id=principal.organization.id,
-        name=_name(name, "product"),
+        name=clean_name(name, "product"),
         metadata_fields=fields,
         created_at=ctx.clock(),
     )
@@ -80,7 +73,7 @@ def create_group(
             id=new_id(),
             organization_id=product.organization_id,
             product_id=product.id,
-            name=_name(name, "device group"),
+            name=clean_name(name, "device group"),
             kind=kind,
             created_at=ctx.clock(),
         )

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Column, Row, Select
 
 from lineside.domain.errors import InvalidInput
+from lineside.domain.identifiers import is_uuid
 from lineside.services.ports import Page
 
 
@@ -52,6 +53,8 @@ def paged(
 
 def _cursor_value(key: Column[Any], after: str) -> str | int:
     if key.type.python_type is not int:
+        if not is_uuid(after):
+            raise InvalidInput("The cursor is not one this server handed out.")
         return after
     if not after.isdigit() or len(after) > 18:
         raise InvalidInput("The cursor is not one this server handed out.")

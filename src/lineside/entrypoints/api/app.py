@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from lineside import __version__
 from lineside.bootstrap import Application
-from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys
+from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
 from lineside.entrypoints.api.problems import install_problem_handlers
 from lineside.entrypoints.api.routes import (
     audit,
@@ -35,4 +35,5 @@ def create_app(application: Application) -> FastAPI:
     # Added last runs first: the size cap guards the idempotency middleware's body read.
     app.add_middleware(IdempotencyKeys, store=application.idempotency)
     app.add_middleware(BodySizeLimit, max_bytes=application.settings.max_body_bytes)
+    app.add_middleware(RefuseNulBytes)
     return app

@@ -64,6 +64,25 @@ class BodySizeLimit:
         await _send_problem(send, 413, "Request body too large", detail)
 
 
+class RefuseNulBytes:
+    """NUL never belongs in a URL, and PostgreSQL cannot even compare text containing it:
+    refuse it up front with 400 instead of letting a query fail."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _has_nul(scope):
+            await _send_problem(send, 400, "Bad request", "The URL contains a NUL character.")
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_nul(scope: Scope) -> bool:
+    query = scope.get("query_string", b"").lower()
+    return "\x00" in scope["path"] or b"%00" in query or b"\x00" in query
+
+
 class IdempotencyKeys:
     """A POST with ``Idempotency-Key`` answers a retry with the first answer, byte for byte."""
 
