@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from lineside import __version__
 from lineside.bootstrap import Application
+from lineside.entrypoints.api.docs import install_docs
 from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
 from lineside.entrypoints.api.problems import install_problem_handlers
 from lineside.entrypoints.api.routes import (
@@ -27,9 +28,12 @@ call to make a retry return the first answer instead of creating twice.
 
 
 def create_app(application: Application) -> FastAPI:
-    app = FastAPI(title="Lineside", version=__version__, description=DESCRIPTION)
+    app = FastAPI(
+        title="Lineside", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None
+    )
     app.state.lineside = application
     install_problem_handlers(app)
+    install_docs(app)
     for module in (health, organizations, products, devices, audit, device_api):
         app.include_router(module.router)
     # Added last runs first: the size cap guards the idempotency middleware's body read.

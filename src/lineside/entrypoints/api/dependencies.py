@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from lineside.bootstrap import Application
 from lineside.domain.errors import Unauthenticated
@@ -30,7 +31,15 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def principal(request: Request) -> Principal:
+# Declared so the OpenAPI document (and the Authorize button of /docs) shows bearer auth;
+# the header itself is parsed by bearer_token for a problem+json answer of our own.
+api_key_scheme = HTTPBearer(auto_error=False, description="An API key: lsk_...")
+
+
+def principal(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(api_key_scheme)],
+) -> Principal:
     return authenticate_api_key(services(request), bearer_token(request))
 
 
