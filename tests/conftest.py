@@ -85,7 +85,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, data_dir: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
+    return Settings(database_url=database_url, data_dir=data_dir, _env_file=None)
 
 
 @pytest.fixture(scope="session")

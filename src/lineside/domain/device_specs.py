@@ -51,6 +51,8 @@ def spec_problems(spec: DeviceSpec, fields: list[MetadataField]) -> list[RowErro
     reason = serial_number_problem(spec.serial_number)
     if reason:
         problems.append(RowError(spec.row, SERIAL_COLUMN, reason))
+    if spec.mac is not None and normalize_mac(spec.mac) is None:
+        problems.append(RowError(spec.row, MAC_COLUMN, "must be a 48-bit MAC address"))
     problems.extend(
         RowError(spec.row, name, reason) for name, reason in metadata_problems(fields, spec.metadata)
     )

@@ -118,5 +118,5 @@ def apply_transition(
         occurred_at=at,
         subject_type="device",
         subject_id=device.id,
-        data={"from": previous.value, "to": device.state.value, **(data or {})},
+        data={**(data or {}), "from": previous.value, "to": device.state.value},
     )

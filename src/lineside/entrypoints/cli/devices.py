@@ -80,6 +80,8 @@ def _as_csv(text: str) -> str:
 
 def _write_credentials(out: Path, batch: DefinedBatch) -> None:
     descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The mode of os.open applies only to a new file; --force over an old one must tighten it.
+    os.fchmod(descriptor, 0o600)
     with os.fdopen(descriptor, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["device_id", "serial_number", "token", "certificate", "private_key"])

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import click
-import uvicorn
 from sqlalchemy.engine import make_url
 
 from lineside.adapters.db.engine import create_database_engine
 from lineside.adapters.db.migrate import upgrade_database
-from lineside.entrypoints.api.app import create_app
 from lineside.entrypoints.cli.common import opened_application
 from lineside.settings import Settings
 
@@ -20,6 +18,11 @@ from lineside.settings import Settings
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
 def serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
     """Serve the HTTP API (and /docs)."""
+    # Imported here so every other command starts without loading the web stack.
+    import uvicorn  # noqa: PLC0415
+
+    from lineside.entrypoints.api.app import create_app  # noqa: PLC0415
+
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
