@@ -206,3 +206,11 @@ def test_each_event_gets_its_own_id() -> None:
     enrolled = apply_transition(device, Transition.ENROLL, at=T0, actor="test")
     failed = apply_transition(device, Transition.FAIL, at=T0, actor="test")
     assert enrolled.id != failed.id
+
+
+def test_the_callers_data_cannot_rewrite_where_the_device_came_from_or_went() -> None:
+    device = device_in(DeviceState.DEFINED)
+    event = apply_transition(
+        device, Transition.ENROLL, at=T0, actor="test", data={"from": "blessed", "to": "revoked"}
+    )
+    assert event.data == {"from": "defined", "to": "under_test"}

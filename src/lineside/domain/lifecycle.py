@@ -118,5 +118,9 @@ def apply_transition(
         occurred_at=at,
         subject_type="device",
         subject_id=device.id,
-        data={**(data or {}), "from": previous.value, "to": device.state.value},
+        data={
+            "from": previous.value,
+            "to": device.state.value,
+            **{key: value for key, value in (data or {}).items() if key not in ("from", "to")},
+        },
     )

@@ -48,8 +48,9 @@ def _new_device(product: Product, spec: DeviceSpec, now: datetime, batch_id: str
         organization_id=product.organization_id,
         product_id=product.id,
         serial_number=spec.serial_number,
-        mac=spec.mac,
-        metadata=spec.metadata,
+        mac=normalize_mac(spec.mac) if spec.mac else None,
+        # An explicit null and an empty CSV cell both mean "not given".
+        metadata={name: value for name, value in spec.metadata.items() if value is not None},
         state=DeviceState.DEFINED,
         created_at=now,
         batch_id=batch_id,

@@ -5,20 +5,24 @@ Another organization's resource and a missing one look the same from outside.
 
 from __future__ import annotations
 
+from lineside.domain.identifiers import is_uuid
 from lineside.domain.models import Device, Principal, Product
 from lineside.services.context import not_found
 from lineside.services.ports import UnitOfWork
 
 
 def load_product(uow: UnitOfWork, principal: Principal, product_id: str) -> Product:
-    product = uow.products.get(product_id, within=principal.organization.path)
+    # Checked before querying: PostgreSQL refuses some strings (a NUL) outright.
+    product = (
+        uow.products.get(product_id, within=principal.organization.path) if is_uuid(product_id) else None
+    )
     if product is None:
         raise not_found("product", product_id)
     return product
 
 
 def load_device(uow: UnitOfWork, principal: Principal, device_id: str) -> Device:
-    device = uow.devices.get(device_id, within=principal.organization.path)
+    device = uow.devices.get(device_id, within=principal.organization.path) if is_uuid(device_id) else None
     if device is None:
         raise not_found("device", device_id)
     return device

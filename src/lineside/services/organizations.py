@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from lineside.domain import events
 from lineside.domain.errors import InvalidInput, Unauthenticated
 from lineside.domain.events import DomainEvent
-from lineside.domain.identifiers import new_id
+from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import ApiKey, Organization, Principal, Scope
 from lineside.domain.secret_tokens import SecretKind, display_prefix, generate_secret
 from lineside.domain.text import clean_name
@@ -107,7 +107,11 @@ def list_organizations(ctx: ServiceContext, principal: Principal) -> list[Organi
 def get_organization(ctx: ServiceContext, principal: Principal, organization_id: str) -> Organization:
     require(principal, Scope.READ)
     with ctx.unit_of_work(write=False) as uow:
-        organization = uow.organizations.get(organization_id, within=principal.organization.path)
+        organization = (
+            uow.organizations.get(organization_id, within=principal.organization.path)
+            if is_uuid(organization_id)  # PostgreSQL cannot even compare text holding a NUL
+            else None
+        )
     if organization is None:
         raise not_found("organization", organization_id)
     return organization
@@ -126,7 +130,11 @@ def create_api_key(
     with ctx.unit_of_work() as uow:
         target = principal.organization
         if organization_id is not None:
-            found = uow.organizations.get(organization_id, within=principal.organization.path)
+            found = (
+                uow.organizations.get(organization_id, within=principal.organization.path)
+                if is_uuid(organization_id)
+                else None
+            )
             if found is None:
                 raise not_found("organization", organization_id)
             target = found
@@ -144,7 +152,7 @@ def list_api_keys(ctx: ServiceContext, principal: Principal) -> list[ApiKey]:
 def revoke_api_key(ctx: ServiceContext, principal: Principal, key_id: str) -> ApiKey:
     require(principal, Scope.ADMIN)
     with ctx.unit_of_work() as uow:
-        key = uow.api_keys.get(key_id, within=principal.organization.path)
+        key = uow.api_keys.get(key_id, within=principal.organization.path) if is_uuid(key_id) else None
         if key is None:
             raise not_found("API key", key_id)
         if key.revoked_at is None:

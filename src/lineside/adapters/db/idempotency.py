@@ -3,13 +3,21 @@ the answer instead of creating twice.
 
 A key belongs to the credential that used it (stored only as a keyed hash of both) and
 lives for a day. A row without a status is a request still in flight.
+
+Answers can hold secrets (a new API key, a device token, a private key), so the stored
+body is sealed with AES-GCM under a key derived from the server key *and the caller's
+credential*: the database and the server key together still do not reveal it; only a
+retry presenting the same credential can open it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -19,6 +27,25 @@ from lineside.domain.secret_tokens import SecretHasher
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+NONCE_BYTES = 12
+
+
+@dataclass(frozen=True)
+class IdempotencyScope:
+    """Where a (credential, Idempotency-Key) pair is stored, and the key that seals it."""
+
+    row_key: str
+    sealing_key: bytes = field(repr=False)
+
+    def seal(self, body: str) -> str:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = AESGCM(self.sealing_key).encrypt(nonce, body.encode(), self.row_key.encode())
+        return base64.b64encode(nonce + sealed).decode("ascii")
+
+    def open(self, stored: str) -> str:
+        raw = base64.b64decode(stored)
+        nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
+        return AESGCM(self.sealing_key).decrypt(nonce, sealed, self.row_key.encode()).decode()
 
 
 @dataclass(frozen=True)
@@ -33,18 +60,21 @@ class SqlIdempotencyStore:
         self._engine = engine
         self._hasher = hasher
 
-    def scope(self, credential: str, key: str) -> str:
+    def scope(self, credential: str, key: str) -> IdempotencyScope:
         if not key or len(key) > MAX_KEY_LENGTH:
             raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.")
-        return self._hasher.hash(f"idempotency\x00{credential}\x00{key}")
+        return IdempotencyScope(
+            row_key=self._hasher.hash(f"idempotency-row\x00{credential}\x00{key}"),
+            sealing_key=bytes.fromhex(self._hasher.hash(f"idempotency-seal\x00{credential}\x00{key}")),
+        )
 
-    def begin(self, scope: str, request_hash: str) -> StoredResponse | None:
+    def begin(self, scope: IdempotencyScope, request_hash: str) -> StoredResponse | None:
         """Claim the key for this request, or return the answer a first request got."""
         now = datetime.now(UTC)
         with self._engine.begin() as connection:
             connection.execute(
                 delete(t.idempotency_keys).where(
-                    t.idempotency_keys.c.scope_hash == scope,
+                    t.idempotency_keys.c.scope_hash == scope.row_key,
                     t.idempotency_keys.c.created_at < now - KEY_LIFETIME,
                 )
             )
@@ -52,32 +82,35 @@ class SqlIdempotencyStore:
                 with connection.begin_nested():
                     connection.execute(
                         insert(t.idempotency_keys).values(
-                            scope_hash=scope, request_hash=request_hash, created_at=now
+                            scope_hash=scope.row_key, request_hash=request_hash, created_at=now
                         )
                     )
                 return None
             except IntegrityError:
                 row = connection.execute(
-                    select(t.idempotency_keys).where(t.idempotency_keys.c.scope_hash == scope)
+                    select(t.idempotency_keys).where(t.idempotency_keys.c.scope_hash == scope.row_key)
                 ).one()
         if row.request_hash != request_hash:
             raise InvalidInput("This Idempotency-Key was already used for a different request.")
         if row.status_code is None:
             raise Conflict("A request with this Idempotency-Key is still being processed.")
-        return StoredResponse(row.status_code, row.content_type or "application/json", row.body or "")
+        body = scope.open(row.body) if row.body else ""
+        return StoredResponse(row.status_code, row.content_type or "application/json", body)
 
-    def finish(self, scope: str, response: StoredResponse | None) -> None:
+    def finish(self, scope: IdempotencyScope, response: StoredResponse | None) -> None:
         """Keep a successful answer for replay; forget a failed one so it can be retried."""
         with self._engine.begin() as connection:
             if response is None:
-                connection.execute(delete(t.idempotency_keys).where(t.idempotency_keys.c.scope_hash == scope))
+                connection.execute(
+                    delete(t.idempotency_keys).where(t.idempotency_keys.c.scope_hash == scope.row_key)
+                )
                 return
             connection.execute(
                 update(t.idempotency_keys)
-                .where(t.idempotency_keys.c.scope_hash == scope)
+                .where(t.idempotency_keys.c.scope_hash == scope.row_key)
                 .values(
                     status_code=response.status_code,
                     content_type=response.content_type,
-                    body=response.body,
+                    body=scope.seal(response.body),
                 )
             )

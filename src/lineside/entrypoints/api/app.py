@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import FastAPI
 
 from lineside import __version__
 from lineside.bootstrap import Application
+from lineside.entrypoints.api.dependencies import recheck_credential
 from lineside.entrypoints.api.docs import install_docs
 from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
 from lineside.entrypoints.api.problems import install_problem_handlers
@@ -37,7 +40,11 @@ def create_app(application: Application) -> FastAPI:
     for module in (health, organizations, products, devices, audit, device_api):
         app.include_router(module.router)
     # Added last runs first: the size cap guards the idempotency middleware's body read.
-    app.add_middleware(IdempotencyKeys, store=application.idempotency)
+    app.add_middleware(
+        IdempotencyKeys,
+        store=application.idempotency,
+        check_credential=partial(recheck_credential, application.services),
+    )
     app.add_middleware(BodySizeLimit, max_bytes=application.settings.max_body_bytes)
     app.add_middleware(RefuseNulBytes)
     return app

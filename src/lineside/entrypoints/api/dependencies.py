@@ -10,7 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from lineside.bootstrap import Application
 from lineside.domain.errors import Unauthenticated
 from lineside.domain.models import Principal
+from lineside.domain.secret_tokens import SecretKind
 from lineside.services.context import ServiceContext
+from lineside.services.credentials import authenticate_device
 from lineside.services.organizations import authenticate_api_key
 
 
@@ -29,6 +31,22 @@ def bearer_token(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Send 'Authorization: Bearer <key>'.")
     return token.strip()
+
+
+def recheck_credential(ctx: ServiceContext, header: str) -> None:
+    """Raise Unauthenticated if ``header`` bears an API key or device token that no longer works.
+
+    For answers replayed without reaching a route (Idempotency-Key): a stored answer was
+    given to this very header, so only a key or token revoked since then needs refusing.
+    """
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer":
+        return
+    if token.startswith(SecretKind.API_KEY.value):
+        authenticate_api_key(ctx, token)
+    elif token.startswith(SecretKind.DEVICE_TOKEN.value):
+        authenticate_device(ctx, token)
 
 
 # Declared so the OpenAPI document (and the Authorize button of /docs) shows bearer auth;

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lineside.adapters.db.idempotency import SqlIdempotencyStore, StoredResponse
+from lineside.adapters.db.idempotency import IdempotencyScope, SqlIdempotencyStore, StoredResponse
 from lineside.domain.errors import DomainError
 from lineside.entrypoints.api.problems import problem, status_of
 
@@ -37,6 +38,11 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
+        if declared is None or not declared.isdigit():
+            buffered = await self._buffered(receive, send)
+            if buffered is None:
+                return
+            receive = buffered
         received = 0
         started = False
 
@@ -58,6 +64,17 @@ class BodySizeLimit:
         except BodyTooLarge:
             if not started:
                 await self._refuse(send)
+
+    async def _buffered(self, receive: Receive, send: Send) -> Receive | None:
+        """A chunked body meets the cap only while being read, and FastAPI turns any error
+        raised while it parses a body into a 400: read it here, then hand it on.
+        None when there is nothing to hand on (answered 413, or the client went away)."""
+        try:
+            body = await _read_capped(receive, self.max_bytes)
+        except BodyTooLarge:
+            await self._refuse(send)
+            return None
+        return None if body is None else _replaying(body, receive)
 
     async def _refuse(self, send: Send) -> None:
         detail = f"The request body is larger than {self.max_bytes} bytes."
@@ -86,9 +103,13 @@ def _has_nul(scope: Scope) -> bool:
 class IdempotencyKeys:
     """A POST with ``Idempotency-Key`` answers a retry with the first answer, byte for byte."""
 
-    def __init__(self, app: ASGIApp, store: SqlIdempotencyStore) -> None:
+    def __init__(
+        self, app: ASGIApp, store: SqlIdempotencyStore, check_credential: Callable[[str], None]
+    ) -> None:
         self.app = app
         self.store = store
+        # A replay skips the route and its authentication: a revoked key must still get 401.
+        self.check_credential = check_credential
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers", []))
@@ -102,21 +123,33 @@ class IdempotencyKeys:
         ).hexdigest()
         credential = headers.get(b"authorization", b"").decode("latin-1")
         try:
-            scope_hash = self.store.scope(credential, key.decode("latin-1"))
-            stored = await to_thread.run_sync(self.store.begin, scope_hash, fingerprint)
+            slot = self.store.scope(credential, key.decode("latin-1"))
+            stored = await to_thread.run_sync(self.store.begin, slot, fingerprint)
+            if stored is not None:
+                await to_thread.run_sync(self.check_credential, credential)
         except DomainError as error:
             await _send_problem(send, status_of(error), error.title, error.detail)
             return
         if stored is not None:
             await _replay(send, stored)
             return
-        await self._run_and_remember(scope, body, send, scope_hash)
+        await self._run_and_remember(scope, body, send, slot)
 
-    async def _run_and_remember(self, scope: Scope, body: bytes, send: Send, scope_hash: str) -> None:
+    async def _run_and_remember(self, scope: Scope, body: bytes, send: Send, slot: IdempotencyScope) -> None:
         status = 500
         content_type = "application/json"
         chunks: list[bytes] = []
         delivered = False
+        remembered = False
+
+        async def remember() -> None:
+            nonlocal remembered
+            if remembered:
+                return
+            remembered = True
+            ok = 200 <= status < 300
+            response = StoredResponse(status, content_type, b"".join(chunks).decode()) if ok else None
+            await to_thread.run_sync(self.store.finish, slot, response)
 
         async def replay_receive() -> Message:
             nonlocal delivered
@@ -129,19 +162,57 @@ class IdempotencyKeys:
             nonlocal status, content_type
             if message["type"] == "http.response.start":
                 status = message["status"]
-                for name, value in message.get("headers", []):
-                    if name.lower() == b"content-type":
-                        content_type = value.decode("latin-1")
+                content_type = _content_type(message) or content_type
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Stored before the client has the answer, so a retry sent the moment it
+                    # arrives is replayed instead of finding the key still in flight.
+                    await remember()
             await send(message)
 
         try:
             await self.app(scope, replay_receive, capturing_send)
         finally:
-            ok = 200 <= status < 300
-            response = StoredResponse(status, content_type, b"".join(chunks).decode()) if ok else None
-            await to_thread.run_sync(self.store.finish, scope_hash, response)
+            await remember()
+
+
+def _content_type(start: Message) -> str | None:
+    for name, value in start.get("headers", []):
+        if name.lower() == b"content-type":
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _read_capped(receive: Receive, max_bytes: int) -> bytes | None:
+    """The whole body, None if the client disconnected; BodyTooLarge past ``max_bytes``."""
+    parts = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives ``body`` in one message, then whatever the server sends next."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 async def _read_body(receive: Receive) -> bytes:
