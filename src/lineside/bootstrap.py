@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -17,10 +17,12 @@ from sqlalchemy import Engine, text
 from lineside.adapters.db.engine import create_database_engine
 from lineside.adapters.db.idempotency import SqlIdempotencyStore
 from lineside.adapters.db.migrate import upgrade_database
+from lineside.adapters.db.rate_limits import SqlRateLimiter
 from lineside.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from lineside.adapters.passwords import Argon2PasswordHasher
 from lineside.adapters.x509_ca import FileCertificateAuthority
 from lineside.domain.secret_tokens import SecretHasher
-from lineside.services.context import ServiceContext
+from lineside.services.context import ServiceConfig, ServiceContext
 from lineside.settings import Settings
 
 SERVER_KEY_FILE = "server.key"
@@ -85,6 +87,15 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> App
         hasher=hasher,
         certificate_authority=FileCertificateAuthority(settings.data_dir / "ca"),
         clock=utc_now,
+        passwords=Argon2PasswordHasher(),
+        rate_limiter=SqlRateLimiter(engine),
+        config=ServiceConfig(
+            public_url=settings.effective_public_url,
+            default_device_quota=settings.default_device_quota,
+            session_lifetime=timedelta(days=settings.session_days),
+            claim_attempts_per_window=settings.claim_attempts_per_window,
+            claim_window=timedelta(seconds=settings.claim_window_seconds),
+        ),
     )
     return Application(
         settings=settings,

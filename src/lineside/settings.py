@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./data"), description="Server key, CA keys, files.")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     workers: int = Field(default=1, ge=1, le=64)
+    default_device_quota: int = Field(
+        default=1_000_000, ge=0, description="Devices an organization may define unless set per organization."
+    )
+    claim_attempts_per_window: int = Field(default=10, ge=1, description="Failed claims allowed per window.")
+    claim_window_seconds: int = Field(default=900, ge=1)
+    session_days: int = Field(default=30, ge=1, description="Lifetime of a signed-in person's token.")
     log_level: str = "info"
 
     @property

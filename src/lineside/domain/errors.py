@@ -73,3 +73,21 @@ class BatchRejected(InvalidInput):
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"The batch has {count} {noun}; nothing was written.")
         self.errors = errors
+
+
+class Gone(DomainError):
+    """Something that existed once and is no longer there to be had (HTTP 410)."""
+
+    title = "Gone"
+
+
+class QuotaExceeded(PermissionDenied):
+    title = "Quota exceeded"
+
+
+class TooManyAttempts(DomainError):
+    title = "Too many attempts"
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds

@@ -33,3 +33,15 @@ class DomainEvent:
     subject_id: str
     data: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
+
+
+DEVICE_CLAIMED = "device.claimed"
+DEVICE_UNCLAIMED = "device.unclaimed"
+DEVICE_DISCLAIMED = "device.disclaimed"
+DEVICE_DELETED = "device.deleted"
+STATIC_TOKENS_CREATED = "static_tokens.created"
+STATIC_TOKENS_EXPORTED = "static_tokens.exported"
+STATIC_TOKENS_REGENERATED = "static_tokens.regenerated"
+USER_SIGNED_UP = "user.signed_up"
+INVITATION_CREATED = "invitation.created"
+INVITATION_ACCEPTED = "invitation.accepted"

@@ -37,6 +37,11 @@ class CredentialType(StrEnum):
     X509 = "x509"
 
 
+class OrganizationKind(StrEnum):
+    MANUFACTURER = "manufacturer"
+    PERSONAL = "personal"  # made for one end user at sign-up
+
+
 @dataclass(frozen=True)
 class Organization:
     id: str
@@ -44,6 +49,8 @@ class Organization:
     parent_id: str | None
     path: str  # "/root-id/child-id/": a prefix match finds a whole subtree
     created_at: datetime
+    kind: OrganizationKind = OrganizationKind.MANUFACTURER
+    device_quota: int | None = None  # None: the installation's default
 
     def contains(self, other_path: str) -> bool:
         return other_path.startswith(self.path)
@@ -66,7 +73,8 @@ class Principal:
 
     organization: Organization
     scopes: frozenset[Scope]
-    actor: str  # e.g. "api_key:<id>" or "cli"
+    actor: str  # e.g. "api_key:<id>", "user:<id>" or "cli"
+    user_id: str | None = None  # set when a signed-in person is calling
 
     def can(self, needed: Scope) -> bool:
         return scope_grants(self.scopes, needed)
@@ -106,6 +114,13 @@ class Device:
     owner_organization_id: str | None = None
     token_issued_at: datetime | None = None
     timeline: dict[str, datetime | None] = field(default_factory=dict)
+    claimed_at: datetime | None = None
+    claim_generation: int = 0
+    has_claim_code: bool = False
+
+    @property
+    def is_claimed(self) -> bool:
+        return self.owner_organization_id is not None
 
 
 @dataclass(frozen=True)
@@ -121,3 +136,22 @@ class Certificate:
     not_after: datetime
     created_at: datetime
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    personal_organization_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StaticTokenBatch:
+    id: str
+    organization_id: str
+    product_id: str
+    count: int
+    metadata_columns: list[str]
+    created_at: datetime
+    exported_at: datetime | None = None

@@ -7,6 +7,7 @@ database yields no usable credential, and a lookup is one index probe on the has
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -20,6 +21,13 @@ class SecretKind(StrEnum):
 
     API_KEY = "lsk_"
     DEVICE_TOKEN = "lsd_"
+    CLAIM_CODE = "lsc_"
+    USER_TOKEN = "lsu_"
+    INVITATION = "lsi_"
+
+
+# 26 base64url characters carry 156 bits: short enough for a small QR code.
+CLAIM_CODE_CHARACTERS = 26
 
 
 def generate_secret(kind: SecretKind) -> str:
@@ -44,3 +52,16 @@ class SecretHasher:
 
     def matches(self, secret: str, stored_hash: str) -> bool:
         return hmac.compare_digest(self.hash(secret), stored_hash)
+
+    def claim_code(self, device_id: str, generation: int) -> str:
+        """The claim code of a device, derived rather than stored (see ADR 4).
+
+        Labels must be reprintable long after the batch was made, yet the database keeps
+        only a keyed hash: so the code is a keyed function of the device and a generation
+        number that a regeneration bumps. Without the server key it cannot be computed.
+        """
+        digest = hmac.new(
+            self._key, f"claim-code\x00{device_id}\x00{generation}".encode(), hashlib.sha256
+        ).digest()
+        text = base64.urlsafe_b64encode(digest).decode("ascii")
+        return SecretKind.CLAIM_CODE.value + text[:CLAIM_CODE_CHARACTERS]

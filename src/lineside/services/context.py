@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from lineside.domain.errors import NotFound, PermissionDenied
 from lineside.domain.models import Principal, Scope
 from lineside.domain.secret_tokens import SecretHasher
-from lineside.services.ports import CertificateAuthority, Clock, UnitOfWorkFactory
+from lineside.services.ports import (
+    CertificateAuthority,
+    Clock,
+    PasswordHasher,
+    RateLimiter,
+    UnitOfWorkFactory,
+)
 
 MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Installation-wide settings the use cases need (from Settings, via bootstrap)."""
+
+    public_url: str = "http://127.0.0.1:8080"
+    default_device_quota: int = 1_000_000
+    session_lifetime: timedelta = timedelta(days=30)
+    invitation_lifetime: timedelta = timedelta(days=7)
+    claim_attempts_per_window: int = 10
+    claim_window: timedelta = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -18,6 +37,9 @@ class ServiceContext:
     hasher: SecretHasher
     certificate_authority: CertificateAuthority
     clock: Clock
+    passwords: PasswordHasher
+    rate_limiter: RateLimiter
+    config: ServiceConfig = field(default_factory=ServiceConfig)
 
 
 def require(principal: Principal, scope: Scope) -> None:

@@ -25,6 +25,7 @@ from lineside.services.context import ServiceContext, page_size, require
 from lineside.services.credentials import IssuedCredential, issue_certificate_in, revoke_all_in
 from lineside.services.lookups import load_device, load_product
 from lineside.services.ports import DeviceFilter, NewDevice, Page, UnitOfWork
+from lineside.services.quotas import check_device_quota
 
 SERIAL_LOOKUP_CHUNK = 500
 
@@ -42,7 +43,7 @@ class DefinedBatch:
     devices: list[DefinedDevice]
 
 
-def _new_device(product: Product, spec: DeviceSpec, now: datetime, batch_id: str | None) -> Device:
+def new_device(product: Product, spec: DeviceSpec, now: datetime, batch_id: str | None) -> Device:
     return Device(
         id=new_id(),
         organization_id=product.organization_id,
@@ -76,8 +77,9 @@ def define_device(
             raise InvalidInput("; ".join(f"{p.column} {p.reason}" for p in problems))
         if uow.devices.existing_serial_numbers(product.id, [spec.serial_number]):
             raise AlreadyExists(f"Serial number '{spec.serial_number}' is already defined for this product.")
+        check_device_quota(ctx, uow, product.organization_id, 1)
         now = ctx.clock()
-        device = _new_device(product, spec, now, None)
+        device = new_device(product, spec, now, None)
         uow.devices.add_many([NewDevice(device)])
         uow.events.add(
             DomainEvent(
@@ -125,17 +127,26 @@ def define_batch(
     require(principal, Scope.FACTORY)
     with ctx.unit_of_work() as uow:
         product = load_product(uow, principal, product_id)
-        problems: list[RowError] = []
-        if csv_text is not None:
-            specs, problems = parse_csv(csv_text, product.metadata_fields)
-        specs = specs or []
-        check_batch_size(len(specs) + len(problems))
-        problems += batch_problems(specs, product.metadata_fields, _taken_serials(uow, product.id, specs))
-        if problems:
-            raise BatchRejected(first_problem_per_cell(problems))
+        specs = validated_specs(uow, product, specs, csv_text)
+        check_device_quota(ctx, uow, product.organization_id, len(specs))
         batch = _write_batch(ctx, uow, principal, product, specs, issue_credentials)
         uow.commit()
     return batch
+
+
+def validated_specs(
+    uow: UnitOfWork, product: Product, specs: list[DeviceSpec] | None, csv_text: str | None
+) -> list[DeviceSpec]:
+    """The devices a batch asks for, or BatchRejected with every problem of every row."""
+    problems: list[RowError] = []
+    if csv_text is not None:
+        specs, problems = parse_csv(csv_text, product.metadata_fields)
+    specs = specs or []
+    check_batch_size(len(specs) + len(problems))
+    problems += batch_problems(specs, product.metadata_fields, _taken_serials(uow, product.id, specs))
+    if problems:
+        raise BatchRejected(first_problem_per_cell(problems))
+    return specs
 
 
 def _write_batch(
@@ -148,7 +159,7 @@ def _write_batch(
 ) -> DefinedBatch:
     now = ctx.clock()
     batch_id = new_id()
-    devices = [_new_device(product, spec, now, batch_id) for spec in specs]
+    devices = [new_device(product, spec, now, batch_id) for spec in specs]
     defined: list[DefinedDevice] = []
     if issue_credentials is CredentialType.TOKEN:
         rows = []
@@ -187,7 +198,7 @@ def _write_batch(
 def get_device(ctx: ServiceContext, principal: Principal, device_id: str) -> Device:
     require(principal, Scope.READ)
     with ctx.unit_of_work(write=False) as uow:
-        return load_device(uow, principal, device_id)
+        return load_device(uow, principal, device_id, include_owned=True)
 
 
 def list_devices(

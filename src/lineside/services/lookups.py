@@ -21,8 +21,15 @@ def load_product(uow: UnitOfWork, principal: Principal, product_id: str) -> Prod
     return product
 
 
-def load_device(uow: UnitOfWork, principal: Principal, device_id: str) -> Device:
-    device = uow.devices.get(device_id, within=principal.organization.path) if is_uuid(device_id) else None
+def load_device(
+    uow: UnitOfWork, principal: Principal, device_id: str, *, include_owned: bool = False
+) -> Device:
+    """A device the caller's organizations made; with ``include_owned``, also one they
+    claimed (owners may read, but only the manufacturer manages credentials and lifecycle)."""
+    within = principal.organization.path
+    device = (
+        uow.devices.get(device_id, within=within, include_owned=include_owned) if is_uuid(device_id) else None
+    )
     if device is None:
         raise not_found("device", device_id)
     return device

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.paging import paged
@@ -32,6 +33,7 @@ _INSERT_COLUMNS = (
     "state",
     "token_hash",
     "token_issued_at",
+    "claim_code_hash",
     "created_at",
     *t.LIFECYCLE_COLUMNS,
 )
@@ -53,7 +55,16 @@ def _device(row: Row[Any]) -> Device:
         token_issued_at=m["token_issued_at"],
         created_at=m["created_at"],
         timeline={name: m[name] for name in t.LIFECYCLE_COLUMNS},
+        claimed_at=m["claimed_at"],
+        claim_generation=m["claim_generation"],
+        has_claim_code=m["claim_code_hash"] is not None,
     )
+
+
+def _visible(within: str) -> ColumnElement[bool]:
+    """Made by an organization of the subtree, or claimed into one."""
+    c = t.devices.c
+    return or_(owned_within(c.organization_id, within), owned_within(c.owner_organization_id, within))
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -87,6 +98,7 @@ class SqlDeviceRepository(SqlRepository):
             device.state.value,
             new.token_hash,
             to_time(device.token_issued_at),
+            new.claim_code_hash,
             to_time(device.created_at),
             *timeline,
         )
@@ -107,17 +119,85 @@ class SqlDeviceRepository(SqlRepository):
             for new in devices:
                 copy.write_row(self._row(new, lambda value: value))
 
-    def get(self, device_id: str, *, within: str) -> Device | None:
-        row = self._first(
-            select(t.devices).where(
-                t.devices.c.id == device_id, owned_within(t.devices.c.organization_id, within)
-            )
-        )
+    def get(self, device_id: str, *, within: str, include_owned: bool = False) -> Device | None:
+        visible = _visible(within) if include_owned else owned_within(t.devices.c.organization_id, within)
+        row = self._first(select(t.devices).where(t.devices.c.id == device_id, visible))
         return _device(row) if row else None
+
+    def find_by_claim_hash(self, claim_code_hash: str) -> Device | None:
+        row = self._first(select(t.devices).where(t.devices.c.claim_code_hash == claim_code_hash))
+        return _device(row) if row else None
+
+    def claim_if_unclaimed(self, device_id: str, owner_id: str, at: datetime, actor: str) -> bool:
+        """The one winner of concurrent claims: the update only matches an unclaimed row."""
+        result = self.connection.execute(
+            update(t.devices)
+            .where(t.devices.c.id == device_id, t.devices.c.owner_organization_id.is_(None))
+            .values(owner_organization_id=owner_id, claimed_at=at, claimed_by=actor)
+        )
+        return result.rowcount == 1
+
+    def release_claim(self, device_id: str) -> None:
+        self.connection.execute(
+            update(t.devices)
+            .where(t.devices.c.id == device_id)
+            .values(owner_organization_id=None, claimed_at=None, claimed_by=None)
+        )
+
+    def delete(self, device_id: str) -> None:
+        self.connection.execute(t.devices.delete().where(t.devices.c.id == device_id))
+
+    def count_defined_by(self, organization_id: str) -> int:
+        query = (
+            select(func.count()).select_from(t.devices).where(t.devices.c.organization_id == organization_id)
+        )
+        return int(self.connection.execute(query).scalar_one())
+
+    def batch_page(self, batch_id: str, after_id: str | None, limit: int) -> list[Device]:
+        query = select(t.devices).where(t.devices.c.batch_id == batch_id)
+        if after_id is not None:
+            query = query.where(t.devices.c.id > after_id)
+        return [_device(row) for row in self._all(query.order_by(t.devices.c.id).limit(limit))]
+
+    def any_activated_in_batch(self, batch_id: str) -> bool:
+        query = select(t.devices.c.id).where(
+            t.devices.c.batch_id == batch_id, t.devices.c.activated_at.is_not(None)
+        )
+        return self._first(query.limit(1)) is not None
+
+    def set_tokens(self, token_hashes: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Many (device id, token hash) pairs in one statement per chunk."""
+        if not token_hashes:
+            return
+        statement = (
+            update(t.devices)
+            .where(t.devices.c.id == bindparam("device_id"))
+            .values(token_hash=bindparam("new_hash"), token_issued_at=at)
+        )
+        self.connection.execute(
+            statement, [{"device_id": device_id, "new_hash": h} for device_id, h in token_hashes]
+        )
+
+    def clear_tokens_of_batch(self, batch_id: str) -> None:
+        self.connection.execute(
+            update(t.devices)
+            .where(t.devices.c.batch_id == batch_id)
+            .values(token_hash=None, token_issued_at=None)
+        )
+
+    def set_claim_codes(self, claim_hashes: Sequence[tuple[str, str]], generation: int) -> None:
+        statement = (
+            update(t.devices)
+            .where(t.devices.c.id == bindparam("device_id"))
+            .values(claim_code_hash=bindparam("new_hash"), claim_generation=generation)
+        )
+        self.connection.execute(
+            statement, [{"device_id": device_id, "new_hash": h} for device_id, h in claim_hashes]
+        )
 
     def list(self, *, within: str, filters: DeviceFilter, cursor: str | None, limit: int) -> Page[Device]:
         c = t.devices.c
-        query = select(t.devices).where(owned_within(c.organization_id, within))
+        query = select(t.devices).where(_visible(within))
         if filters.product_id:
             query = query.where(c.product_id == filters.product_id)
         if filters.state:

@@ -17,6 +17,7 @@ from lineside.domain.models import (
     DeviceGroup,
     GroupKind,
     Organization,
+    OrganizationKind,
     Product,
     Scope,
 )
@@ -43,7 +44,7 @@ class SqlRepository:
         return self.connection.execute(query).first()
 
 
-def _organization(row: Row[Any]) -> Organization:
+def organization_from_row(row: Row[Any]) -> Organization:
     m = row._mapping
     return Organization(
         id=m["id"],
@@ -51,6 +52,8 @@ def _organization(row: Row[Any]) -> Organization:
         parent_id=m["parent_id"],
         path=m["path"],
         created_at=m["created_at"],
+        kind=OrganizationKind(m["kind"]),
+        device_quota=m["device_quota"],
     )
 
 
@@ -63,6 +66,8 @@ class SqlOrganizationRepository(SqlRepository):
                 parent_id=organization.parent_id,
                 path=organization.path,
                 created_at=organization.created_at,
+                kind=organization.kind.value,
+                device_quota=organization.device_quota,
             )
         )
 
@@ -72,11 +77,16 @@ class SqlOrganizationRepository(SqlRepository):
                 t.organizations.c.id == organization_id, t.organizations.c.path.startswith(within)
             )
         )
-        return _organization(row) if row else None
+        return organization_from_row(row) if row else None
+
+    def set_device_quota(self, organization_id: str, quota: int | None) -> None:
+        self.connection.execute(
+            update(t.organizations).where(t.organizations.c.id == organization_id).values(device_quota=quota)
+        )
 
     def list(self, *, within: str) -> list[Organization]:
         query = select(t.organizations).where(t.organizations.c.path.startswith(within))
-        return [_organization(row) for row in self._all(query.order_by(t.organizations.c.path))]
+        return [organization_from_row(row) for row in self._all(query.order_by(t.organizations.c.path))]
 
 
 def _api_key(m: RowMapping | dict[str, Any]) -> ApiKey:
@@ -116,7 +126,7 @@ class SqlApiKeyRepository(SqlRepository):
         if row is None:
             return None
         key_row = {column.name: row._mapping[f"key_{column.name}"] for column in t.api_keys.c}
-        return _api_key(key_row), _organization(row)
+        return _api_key(key_row), organization_from_row(row)
 
     def get(self, key_id: str, *, within: str) -> ApiKey | None:
         row = self._first(

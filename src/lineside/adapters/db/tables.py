@@ -72,6 +72,10 @@ organizations = Table(
     Column("name", String(200), nullable=False),
     Column("parent_id", Uuid, ForeignKey("organizations.id"), nullable=True),
     Column("path", String(2000), nullable=False, unique=True),
+    # personal: made for one end user at sign-up; manufacturer: everything else.
+    Column("kind", String(20), nullable=False, server_default="manufacturer"),
+    # Devices this organization may define; NULL means the installation's default.
+    Column("device_quota", Integer, nullable=True),
     _created_at(),
 )
 
@@ -137,6 +141,11 @@ devices = Table(
     # The keyed hash of the current device token: one index probe authenticates a device.
     Column("token_hash", String(64), nullable=True, unique=True),
     Column("token_issued_at", UtcDateTime, nullable=True),
+    # The keyed hash of the claim code behind the QR label (static tokens); see ADR 4.
+    Column("claim_code_hash", String(64), nullable=True, unique=True),
+    Column("claim_generation", Integer, nullable=False, server_default="0"),
+    Column("claimed_at", UtcDateTime, nullable=True),
+    Column("claimed_by", String(100), nullable=True),
     _created_at(),
     *(Column(name, UtcDateTime, nullable=True) for name in LIFECYCLE_COLUMNS),
     UniqueConstraint("product_id", "serial_number"),
@@ -147,7 +156,8 @@ certificates = Table(
     "certificates",
     metadata,
     _id(),
-    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False, index=True),
+    # No foreign key: a deleted device's revoked certificates must stay on the CRL.
+    Column("device_id", Uuid, nullable=False, index=True),
     Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
     Column("product_id", Uuid, ForeignKey("products.id"), nullable=False),
     Column("serial_hex", String(64), nullable=False, unique=True),
@@ -191,4 +201,79 @@ idempotency_keys = Table(
     Column("content_type", String(100), nullable=True),
     Column("body", Text, nullable=True),
     _created_at(),
+)
+
+static_token_batches = Table(
+    "static_token_batches",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("product_id", Uuid, ForeignKey("products.id"), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("metadata_columns", JsonDocument, nullable=False),
+    _created_at(),
+    # Set by the one download that shows the device tokens; cleared by a regeneration.
+    Column("exported_at", UtcDateTime, nullable=True),
+)
+
+# A deleted device leaves this behind so its QR code can say "deleted" instead of "unknown".
+device_tombstones = Table(
+    "device_tombstones",
+    metadata,
+    Column("claim_code_hash", String(64), primary_key=True),
+    Column("device_id", Uuid, nullable=False),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("serial_number", String(128), nullable=False),
+    Column("deleted_at", UtcDateTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("personal_organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    _created_at(),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    _created_at(),
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("email", String(320), nullable=False),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    _created_at(),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("accepted_at", UtcDateTime, nullable=True),
+)
+
+# Bearer tokens of signed-in people (API and the session cookie of the web pages).
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    _id(),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _created_at(),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+# Fixed-window counters shared by every server process (claim attempts, sign-ins).
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("bucket", String(200), primary_key=True),
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
 )

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lineside.adapters.db.device_repository import SqlCertificateRepository, SqlDeviceRepository
 from lineside.adapters.db.engine import WRITE_OPTION
+from lineside.adapters.db.people_repository import SqlUserRepository
 from lineside.adapters.db.repositories import (
     SqlApiKeyRepository,
     SqlDeviceGroupRepository,
@@ -17,6 +18,7 @@ from lineside.adapters.db.repositories import (
     SqlOrganizationRepository,
     SqlProductRepository,
 )
+from lineside.adapters.db.static_token_repository import SqlStaticTokenBatchRepository, SqlTombstoneRepository
 from lineside.domain.errors import Conflict
 
 
@@ -28,6 +30,9 @@ class SqlUnitOfWork:
     devices: SqlDeviceRepository
     certificates: SqlCertificateRepository
     events: SqlEventOutbox
+    users: SqlUserRepository
+    static_batches: SqlStaticTokenBatchRepository
+    tombstones: SqlTombstoneRepository
 
     def __init__(self, engine: Engine, *, write: bool = True) -> None:
         self._engine = engine
@@ -45,6 +50,9 @@ class SqlUnitOfWork:
         self.devices = SqlDeviceRepository(connection)
         self.certificates = SqlCertificateRepository(connection)
         self.events = SqlEventOutbox(connection)
+        self.users = SqlUserRepository(connection)
+        self.static_batches = SqlStaticTokenBatchRepository(connection)
+        self.tombstones = SqlTombstoneRepository(connection)
         return self
 
     def __exit__(

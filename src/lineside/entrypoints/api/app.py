@@ -10,16 +10,21 @@ from lineside import __version__
 from lineside.bootstrap import Application
 from lineside.entrypoints.api.dependencies import recheck_credential
 from lineside.entrypoints.api.docs import install_docs
+from lineside.entrypoints.api.log_redaction import install_log_redaction
 from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
 from lineside.entrypoints.api.problems import install_problem_handlers
 from lineside.entrypoints.api.routes import (
     audit,
+    claims,
     device_api,
     devices,
     health,
     organizations,
+    people,
     products,
+    static_tokens,
 )
+from lineside.entrypoints.web import claim_pages
 
 DESCRIPTION = """
 Lineside carries each connected device from the factory line to its owner's hands.
@@ -36,8 +41,20 @@ def create_app(application: Application) -> FastAPI:
     )
     app.state.lineside = application
     install_problem_handlers(app)
+    install_log_redaction("uvicorn.access", "uvicorn.error", "lineside")
     install_docs(app)
-    for module in (health, organizations, products, devices, audit, device_api):
+    for module in (
+        health,
+        organizations,
+        products,
+        devices,
+        audit,
+        device_api,
+        people,
+        claims,
+        static_tokens,
+        claim_pages,
+    ):
         app.include_router(module.router)
     # Added last runs first: the size cap guards the idempotency middleware's body read.
     app.add_middleware(

@@ -10,10 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from lineside.bootstrap import Application
 from lineside.domain.errors import Unauthenticated
 from lineside.domain.models import Principal
-from lineside.domain.secret_tokens import SecretKind
+from lineside.services.authentication import authenticate_caller, still_valid
 from lineside.services.context import ServiceContext
-from lineside.services.credentials import authenticate_device
-from lineside.services.organizations import authenticate_api_key
 
 
 def application(request: Request) -> Application:
@@ -40,25 +38,20 @@ def recheck_credential(ctx: ServiceContext, header: str) -> None:
     given to this very header, so only a key or token revoked since then needs refusing.
     """
     scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer":
-        return
-    if token.startswith(SecretKind.API_KEY.value):
-        authenticate_api_key(ctx, token)
-    elif token.startswith(SecretKind.DEVICE_TOKEN.value):
-        authenticate_device(ctx, token)
+    if scheme.lower() == "bearer":
+        still_valid(ctx, token.strip())
 
 
 # Declared so the OpenAPI document (and the Authorize button of /docs) shows bearer auth;
 # the header itself is parsed by bearer_token for a problem+json answer of our own.
-api_key_scheme = HTTPBearer(auto_error=False, description="An API key: lsk_...")
+api_key_scheme = HTTPBearer(auto_error=False, description="An API key (lsk_...) or a sign-in token (lsu_...)")
 
 
 def principal(
     request: Request,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Security(api_key_scheme)],
 ) -> Principal:
-    return authenticate_api_key(services(request), bearer_token(request))
+    return authenticate_caller(services(request), bearer_token(request))
 
 
 Services = Annotated[ServiceContext, Depends(services)]

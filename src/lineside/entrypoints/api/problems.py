@@ -17,6 +17,8 @@ log = logging.getLogger("lineside.api")
 
 _STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
     (errors.BatchRejected, 422),
+    (errors.Gone, 410),
+    (errors.TooManyAttempts, 429),
     (errors.NotFound, 404),
     (errors.AlreadyExists, 409),
     (errors.Conflict, 409),
@@ -26,8 +28,12 @@ _STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
 ]
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra},
         status_code=status,
@@ -48,7 +54,10 @@ def _domain_error(_request: Request, error: Exception) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(error, errors.BatchRejected):
         extra["errors"] = [{"row": e.row, "column": e.column, "reason": e.reason} for e in error.errors]
-    return problem(status_of(error), error.title, error.detail, **extra)
+    headers = None
+    if isinstance(error, errors.TooManyAttempts):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
+    return problem(status_of(error), error.title, error.detail, headers, **extra)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:

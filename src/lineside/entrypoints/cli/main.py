@@ -6,8 +6,10 @@ import click
 
 from lineside import __version__
 from lineside.entrypoints.cli.devices import devices
+from lineside.entrypoints.cli.firmware import firmware
 from lineside.entrypoints.cli.organizations import keys, org
 from lineside.entrypoints.cli.server import db, serve
+from lineside.entrypoints.cli.tokens import tokens
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +21,7 @@ def cli() -> None:
     """
 
 
-for command in (serve, db, org, keys, devices):
+for command in (serve, db, org, keys, devices, tokens, firmware):
     cli.add_command(command)
 
 

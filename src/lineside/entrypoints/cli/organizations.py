@@ -9,6 +9,7 @@ import click
 from lineside.domain.models import Scope
 from lineside.entrypoints.cli.common import echo_json, opened_application, run_reporting_errors
 from lineside.services import organizations as service
+from lineside.services.quotas import set_device_quota
 
 SCOPES = click.Choice([scope.value for scope in Scope])
 
@@ -53,6 +54,17 @@ def org_list(as_json: bool) -> None:
     for organization in found:
         depth = organization.path.count("/") - 2
         click.echo(f"{'  ' * depth}{organization.id}  {organization.name}")
+
+
+@org.command("quota")
+@click.argument("organization_id")
+@click.argument("quota", required=False, type=click.IntRange(min=0))
+def org_quota(organization_id: str, quota: int | None) -> None:
+    """Set how many devices ORGANIZATION_ID may define (no QUOTA: back to the default)."""
+    with opened_application() as app:
+        ctx = app.services
+        run_reporting_errors(lambda: set_device_quota(ctx, organization_id, quota))
+    click.echo(f"quota of {organization_id}: {quota if quota is not None else 'installation default'}")
 
 
 @click.group()

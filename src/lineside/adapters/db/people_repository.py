@@ -1,0 +1,127 @@
+"""SQL repositories of people: users, their sessions, memberships and invitations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+
+from lineside.adapters.db import tables as t
+from lineside.adapters.db.repositories import SqlRepository, organization_from_row
+from lineside.domain.models import Organization, User
+
+
+def _user(row: Row[Any]) -> User:
+    m = row._mapping
+    return User(
+        id=m["id"],
+        email=m["email"],
+        personal_organization_id=m["personal_organization_id"],
+        created_at=m["created_at"],
+    )
+
+
+class SqlUserRepository(SqlRepository):
+    def add(self, user: User, password_hash: str) -> None:
+        self.connection.execute(
+            insert(t.users).values(
+                id=user.id,
+                email=user.email,
+                password_hash=password_hash,
+                personal_organization_id=user.personal_organization_id,
+                created_at=user.created_at,
+            )
+        )
+
+    def find_by_email(self, email: str) -> tuple[User, str] | None:
+        row = self._first(select(t.users).where(t.users.c.email == email))
+        return (_user(row), row._mapping["password_hash"]) if row else None
+
+    def get(self, user_id: str) -> User | None:
+        row = self._first(select(t.users).where(t.users.c.id == user_id))
+        return _user(row) if row else None
+
+    def add_membership(self, user_id: str, organization_id: str, at: datetime) -> None:
+        exists = self._first(
+            select(t.memberships.c.user_id).where(
+                t.memberships.c.user_id == user_id, t.memberships.c.organization_id == organization_id
+            )
+        )
+        if exists is None:
+            self.connection.execute(
+                insert(t.memberships).values(user_id=user_id, organization_id=organization_id, created_at=at)
+            )
+
+    def organizations_of(self, user_id: str) -> list[Organization]:
+        query = (
+            select(t.organizations)
+            .join(t.memberships, t.memberships.c.organization_id == t.organizations.c.id)
+            .where(t.memberships.c.user_id == user_id)
+            .order_by(t.organizations.c.path)
+        )
+        return [organization_from_row(row) for row in self._all(query)]
+
+    def add_session(
+        self, session_id: str, user_id: str, token_hash: str, at: datetime, expires_at: datetime
+    ) -> None:
+        self.connection.execute(
+            insert(t.user_sessions).values(
+                id=session_id, user_id=user_id, token_hash=token_hash, created_at=at, expires_at=expires_at
+            )
+        )
+
+    def find_session_user(self, token_hash: str, now: datetime) -> User | None:
+        query = (
+            select(t.users)
+            .join(t.user_sessions, t.user_sessions.c.user_id == t.users.c.id)
+            .where(
+                t.user_sessions.c.token_hash == token_hash,
+                t.user_sessions.c.revoked_at.is_(None),
+                t.user_sessions.c.expires_at > now,
+            )
+        )
+        row = self._first(query)
+        return _user(row) if row else None
+
+    def revoke_session(self, token_hash: str, at: datetime) -> None:
+        self.connection.execute(
+            update(t.user_sessions).where(t.user_sessions.c.token_hash == token_hash).values(revoked_at=at)
+        )
+
+    def add_invitation(
+        self,
+        invitation_id: str,
+        organization_id: str,
+        email: str,
+        code_hash: str,
+        at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        self.connection.execute(
+            insert(t.invitations).values(
+                id=invitation_id,
+                organization_id=organization_id,
+                email=email,
+                code_hash=code_hash,
+                created_at=at,
+                expires_at=expires_at,
+            )
+        )
+
+    def open_invitation(self, code_hash: str, now: datetime) -> tuple[str, str, str] | None:
+        """(invitation id, organization id, email) of an unexpired, unaccepted invitation."""
+        c = t.invitations.c
+        row = self._first(
+            select(c.id, c.organization_id, c.email).where(
+                c.code_hash == code_hash, c.accepted_at.is_(None), c.expires_at > now
+            )
+        )
+        return (row.id, row.organization_id, row.email) if row else None
+
+    def accept_invitation(self, invitation_id: str, at: datetime) -> bool:
+        c = t.invitations.c
+        result = self.connection.execute(
+            update(t.invitations).where(c.id == invitation_id, c.accepted_at.is_(None)).values(accepted_at=at)
+        )
+        return result.rowcount == 1

@@ -1,0 +1,53 @@
+"""One label's data and how it becomes a CSV row that a spreadsheet cannot execute."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# OWASP "CSV injection": a spreadsheet evaluates a cell that starts with one of these.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    device_id: str
+    serial_number: str
+    claim_url: str
+    metadata: Mapping[str, object]
+    device_token: str | None = None  # present only in the one-time export
+
+
+def neutralise_cell(value: str) -> str:
+    """The cell as text a spreadsheet shows instead of evaluating (a leading ``'``)."""
+    if value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_header(metadata_columns: Sequence[str], *, with_tokens: bool) -> list[str]:
+    token = ["device_token"] if with_tokens else []
+    return [
+        neutralise_cell(name)
+        for name in ("device_id", "serial_number", *metadata_columns, *token, "claim_url")
+    ]
+
+
+def csv_cells(row: LabelRow, metadata_columns: Sequence[str], *, with_tokens: bool) -> list[str]:
+    """The row's cells in :func:`csv_header` order; a token is required exactly when asked for."""
+    metadata = [_text(row.metadata.get(name)) for name in metadata_columns]
+    token: list[str] = []
+    if with_tokens:
+        if row.device_token is None:
+            raise ValueError(f"device {row.device_id} has no device token for the export")
+        token = [row.device_token]
+    cells = [row.device_id, row.serial_number, *metadata, *token, row.claim_url]
+    return [neutralise_cell(cell) for cell in cells]
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

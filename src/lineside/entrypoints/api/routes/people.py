@@ -1,0 +1,105 @@
+"""People: sign-up, sign-in tokens, invitations into organizations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, Field, StrictStr
+
+from lineside.entrypoints.api.dependencies import Caller, Services, bearer_token
+from lineside.entrypoints.api.schemas import OrganizationOut
+from lineside.entrypoints.api.schemas import Request as RequestBody
+from lineside.services import people
+
+router = APIRouter(prefix="/api/v1", tags=["people"])
+
+
+class Credentials(RequestBody):
+    email: StrictStr = Field(max_length=320)
+    password: StrictStr = Field(max_length=1024)
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    organization_id: str = Field(description="The personal organization claimed devices move into.")
+    created_at: datetime
+
+
+class TokenOut(BaseModel):
+    access_token: str = Field(description="lsu_...; send as 'Authorization: Bearer'. Shown once.")
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class MeOut(UserOut):
+    organizations: list[OrganizationOut]
+
+
+class InvitationIn(RequestBody):
+    email: StrictStr = Field(max_length=320)
+
+
+class InvitationOut(BaseModel):
+    id: str
+    organization_id: str
+    email: str
+    code: str = Field(description="lsi_...; give it to the person invited. Shown once.")
+
+
+class AcceptIn(RequestBody):
+    code: StrictStr = Field(max_length=200)
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED)
+def sign_up(body: Credentials, ctx: Services) -> UserOut:
+    """Create an account (and its personal organization). No authentication needed."""
+    user = people.sign_up(ctx, body.email, body.password)
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        organization_id=user.personal_organization_id,
+        created_at=user.created_at,
+    )
+
+
+@router.post("/auth/token")
+def sign_in(body: Credentials, ctx: Services) -> TokenOut:
+    """Exchange email and password for a bearer token."""
+    signed_in = people.sign_in(ctx, body.email, body.password)
+    return TokenOut(access_token=signed_in.token, expires_in=signed_in.expires_in_seconds)
+
+
+@router.delete("/auth/token", status_code=status.HTTP_204_NO_CONTENT)
+def sign_out(request: Request, ctx: Services, _caller: Caller) -> Response:
+    people.sign_out(ctx, bearer_token(request))
+    return Response(status_code=204)
+
+
+@router.get("/me")
+def who_am_i(ctx: Services, caller: Caller) -> MeOut:
+    """The signed-in person and the organizations they belong to."""
+    user, organizations = people.me(ctx, caller)
+    return MeOut(
+        id=user.id,
+        email=user.email,
+        organization_id=user.personal_organization_id,
+        created_at=user.created_at,
+        organizations=[OrganizationOut.of(org) for org in organizations],
+    )
+
+
+@router.post("/organizations/{organization_id}/invitations", status_code=status.HTTP_201_CREATED)
+def invite(organization_id: str, body: InvitationIn, ctx: Services, caller: Caller) -> InvitationOut:
+    """Invite a person into one of your (sub-)organizations, e.g. a client's."""
+    created = people.invite(ctx, caller, organization_id, body.email)
+    return InvitationOut(
+        id=created.id, organization_id=created.organization_id, email=created.email, code=created.code
+    )
+
+
+@router.post("/invitations/accept")
+def accept(body: AcceptIn, ctx: Services, caller: Caller) -> OrganizationOut:
+    """As a signed-in person: join the organization the invitation is for."""
+    return OrganizationOut.of(people.accept_invitation(ctx, caller, body.code))

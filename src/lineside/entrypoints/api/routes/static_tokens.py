@@ -1,0 +1,207 @@
+"""Static tokens: make a batch, download its one-time export, labels, regenerate."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from fastapi import APIRouter, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field, StrictInt, ValidationError
+from starlette.background import BackgroundTask
+from starlette.datastructures import UploadFile
+
+from lineside.adapters.labels import LabelRow, write_labels_pdf, write_zip
+from lineside.domain.errors import InvalidInput
+from lineside.entrypoints.api.dependencies import Caller, Services, application
+from lineside.entrypoints.api.schemas import Request as RequestBody
+from lineside.services import static_tokens
+from lineside.services.static_tokens import BatchContents, TokenRow
+
+router = APIRouter(prefix="/api/v1", tags=["static tokens"])
+
+_CREATE_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"count": {"type": "integer"}}}},
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "mapping": {"type": "string"},
+                    },
+                }
+            },
+        },
+        "description": "A count, or a CSV whose header names serial_number, mac and metadata fields. "
+        "mapping (JSON object, CSV header -> field name) renames columns: ?mapping= for text/csv, "
+        "a form field for multipart. Headers are case-sensitive.",
+    }
+}
+
+
+class CountIn(RequestBody):
+    count: StrictInt = Field(ge=1, le=static_tokens.MAX_COUNT)
+
+
+class BatchOut(BaseModel):
+    batch_id: str
+    product_id: str
+    count: int
+    created_at: datetime
+    exported_at: datetime | None
+    export_url: str = Field(description="The one download that shows device tokens.")
+    labels_url: str
+    labels_pdf_url: str
+
+
+def _batch_out(request: Request, batch: Any) -> BatchOut:
+    base = f"{application(request).settings.effective_public_url}/api/v1/static-token-batches/{batch.id}"
+    return BatchOut(
+        batch_id=batch.id,
+        product_id=batch.product_id,
+        count=batch.count,
+        created_at=batch.created_at,
+        exported_at=batch.exported_at,
+        export_url=f"{base}/export.zip",
+        labels_url=f"{base}/labels.zip",
+        labels_pdf_url=f"{base}/labels.pdf",
+    )
+
+
+def _mapping(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    try:
+        mapping = json.loads(text)
+    except ValueError:
+        raise InvalidInput("mapping must be a JSON object of CSV header -> field name.") from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise InvalidInput("mapping must be a JSON object of CSV header -> field name.")
+    return mapping
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("The CSV must be UTF-8.") from None
+
+
+async def _creation_arguments(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            return {"count": CountIn.model_validate_json(await request.body()).count}
+        except ValidationError as error:
+            raise InvalidInput(
+                "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
+            ) from None
+    if content_type == "text/csv":
+        return {
+            "csv_text": _utf8(await request.body()),
+            "mapping": _mapping(request.query_params.get("mapping")),
+        }
+    if content_type == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=5)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("The multipart upload needs a 'file' part holding the CSV.")
+        mapping = form.get("mapping")
+        return {
+            "csv_text": _utf8(await upload.read()),
+            "mapping": _mapping(mapping if isinstance(mapping, str) else None),
+        }
+    raise InvalidInput('Send application/json ({"count": N}), text/csv or multipart/form-data.')
+
+
+@router.post(
+    "/products/{product_id}/static-tokens",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_CREATE_BODY,
+    response_model=BatchOut,
+)
+async def create_static_tokens(product_id: str, request: Request, ctx: Services, caller: Caller) -> BatchOut:
+    """N devices at once, or one per CSV row, each with a claim code (QR) and, at export, a token."""
+    arguments = await _creation_arguments(request)
+    batch = await run_in_threadpool(static_tokens.create_static_tokens, ctx, caller, product_id, **arguments)
+    return _batch_out(request, batch)
+
+
+@router.get("/static-token-batches/{batch_id}")
+def get_batch(batch_id: str, request: Request, ctx: Services, caller: Caller) -> BatchOut:
+    return _batch_out(request, static_tokens.get_batch(ctx, caller, batch_id))
+
+
+@router.post("/static-token-batches/{batch_id}/regenerate")
+def regenerate(batch_id: str, request: Request, ctx: Services, caller: Caller) -> BatchOut:
+    """Void the batch's device tokens and allow one new export (until a device activates)."""
+    return _batch_out(request, static_tokens.regenerate_batch(ctx, caller, batch_id))
+
+
+def _label_rows(rows: Iterator[TokenRow]) -> Iterator[LabelRow]:
+    for row in rows:
+        yield LabelRow(row.device_id, row.serial_number, row.claim_url, row.metadata, row.device_token)
+
+
+def _file_response(
+    request: Request, write: Callable[[BinaryIO], object], name: str, media: str
+) -> FileResponse:
+    scratch = application(request).settings.data_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    descriptor, path = tempfile.mkstemp(dir=scratch, suffix=Path(name).suffix)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return FileResponse(path, media_type=media, filename=name, background=BackgroundTask(os.unlink, path))
+
+
+def _zip_of(contents: BatchContents, with_tokens: bool) -> Callable[[BinaryIO], object]:
+    csv_name = "tokens.csv" if with_tokens else "labels.csv"
+    return lambda out: write_zip(
+        out,
+        _label_rows(contents.rows),
+        metadata_columns=contents.batch.metadata_columns,
+        with_tokens=with_tokens,
+        csv_name=csv_name,
+    )
+
+
+@router.get("/static-token-batches/{batch_id}/export.zip", response_class=FileResponse)
+async def export(batch_id: str, request: Request, ctx: Services, caller: Caller) -> FileResponse:
+    """tokens.csv (with device tokens) and qr/*.png. Downloadable once: then 410."""
+    contents = await run_in_threadpool(static_tokens.export_batch, ctx, caller, batch_id)
+    name = f"static-tokens-{batch_id}.zip"
+    return await run_in_threadpool(_file_response, request, _zip_of(contents, True), name, "application/zip")
+
+
+@router.get("/static-token-batches/{batch_id}/labels.zip", response_class=FileResponse)
+async def labels_zip(batch_id: str, request: Request, ctx: Services, caller: Caller) -> FileResponse:
+    """QR PNGs and a CSV without secrets, as often as wanted."""
+    contents = await run_in_threadpool(static_tokens.batch_labels, ctx, caller, batch_id)
+    name = f"labels-{batch_id}.zip"
+    return await run_in_threadpool(_file_response, request, _zip_of(contents, False), name, "application/zip")
+
+
+@router.get("/static-token-batches/{batch_id}/labels.pdf", response_class=FileResponse)
+async def labels_pdf(batch_id: str, request: Request, ctx: Services, caller: Caller) -> FileResponse:
+    """A printable sheet: QR code, serial number and product name per label."""
+    contents = await run_in_threadpool(static_tokens.batch_labels, ctx, caller, batch_id)
+
+    def write(out: BinaryIO) -> object:
+        return write_labels_pdf(out, _label_rows(contents.rows), product_name=contents.product.name)
+
+    return await run_in_threadpool(
+        _file_response, request, write, f"labels-{batch_id}.pdf", "application/pdf"
+    )

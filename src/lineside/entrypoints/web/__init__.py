@@ -1,0 +1,1 @@
+"""Server-rendered pages for people: the claim page a QR code opens, and their devices."""

@@ -1,0 +1,223 @@
+"""Claiming: the QR code on the box moves a device into its owner's organization.
+
+Ownership is separate from the manufacturing stage: a device can be claimed before it ever
+connects, and claiming changes no lifecycle state. Attempts are rate-limited per client
+address and per account, and only failed attempts count, so a stranger's wrong guesses
+never lock the rightful owner (who scans a correct code) out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from lineside.domain import events
+from lineside.domain.errors import AlreadyExists, Gone, NotFound, PermissionDenied, TooManyAttempts
+from lineside.domain.events import DomainEvent
+from lineside.domain.models import Device, Principal, Product, Scope
+from lineside.domain.secret_tokens import SecretKind
+from lineside.services.context import MAX_PAGE_SIZE, ServiceContext, not_found, require
+from lineside.services.lookups import load_device
+from lineside.services.people import acting_organization
+from lineside.services.ports import DeviceFilter, UnitOfWork
+
+
+class ClaimStatus(StrEnum):
+    UNCLAIMED = "unclaimed"
+    CLAIMED = "claimed"
+    UNKNOWN = "unknown"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    """What a claim page may show to anyone holding the code: never a secret."""
+
+    status: ClaimStatus
+    product_name: str | None = None
+    serial_number: str | None = None
+    device_id: str | None = None
+    owner_organization_id: str | None = None
+
+
+def claim_url(ctx: ServiceContext, device_id: str, generation: int) -> str:
+    return f"{ctx.config.public_url}/claim/{ctx.hasher.claim_code(device_id, generation)}"
+
+
+def claim_code_hash(ctx: ServiceContext, device_id: str, generation: int) -> str:
+    return ctx.hasher.hash(ctx.hasher.claim_code(device_id, generation))
+
+
+def _find(uow: UnitOfWork, ctx: ServiceContext, code: str) -> tuple[Device | None, ClaimStatus]:
+    if not code.startswith(SecretKind.CLAIM_CODE.value) or len(code) > 100:
+        return None, ClaimStatus.UNKNOWN
+    code_hash = ctx.hasher.hash(code)
+    device = uow.devices.find_by_claim_hash(code_hash)
+    if device is not None:
+        return device, ClaimStatus.CLAIMED if device.is_claimed else ClaimStatus.UNCLAIMED
+    if uow.tombstones.find(code_hash) is not None:
+        return None, ClaimStatus.DELETED
+    return None, ClaimStatus.UNKNOWN
+
+
+def describe_claim(ctx: ServiceContext, code: str) -> ClaimView:
+    with ctx.unit_of_work(write=False) as uow:
+        device, status = _find(uow, ctx, code)
+        product = _product_of(uow, device)
+    if device is None:
+        return ClaimView(status)
+    return ClaimView(
+        status,
+        product_name=product.name if product else None,
+        serial_number=device.serial_number,
+        device_id=device.id,
+        owner_organization_id=device.owner_organization_id,
+    )
+
+
+def _product_of(uow: UnitOfWork, device: Device | None) -> Product | None:
+    return uow.products.get(device.product_id, within="/") if device else None
+
+
+def _check_rate(ctx: ServiceContext, buckets: list[str]) -> None:
+    config = ctx.config
+    for bucket in buckets:
+        wait = ctx.rate_limiter.retry_after(bucket, config.claim_attempts_per_window, config.claim_window)
+        if wait is not None:
+            raise TooManyAttempts(f"Too many failed claim attempts; try again in {wait} s.", wait)
+
+
+def claim_device(
+    ctx: ServiceContext,
+    principal: Principal,
+    code: str,
+    *,
+    client_address: str,
+    organization_id: str | None = None,
+) -> Device:
+    """Move the device behind ``code`` into the caller's organization; exactly one of
+    concurrent claims of one code succeeds."""
+    require(principal, Scope.ADMIN)
+    buckets = [f"claim:address:{client_address}", f"claim:actor:{principal.actor}"]
+    _check_rate(ctx, buckets)
+    try:
+        return _claim(ctx, principal, code, organization_id)
+    except (NotFound, Gone):
+        for bucket in buckets:
+            ctx.rate_limiter.record(bucket, ctx.config.claim_window)
+        raise
+
+
+def _claim(ctx: ServiceContext, principal: Principal, code: str, organization_id: str | None) -> Device:
+    with ctx.unit_of_work() as uow:
+        owner = acting_organization(uow, principal, organization_id)
+        device, status = _find(uow, ctx, code)
+        if status is ClaimStatus.DELETED:
+            raise Gone("The device behind this code was deleted by its manufacturer.")
+        if device is None:
+            raise NotFound("No device has this claim code.")
+        if device.owner_organization_id == owner.id:
+            return device  # claiming one's own device again changes nothing
+        now = ctx.clock()
+        if not uow.devices.claim_if_unclaimed(device.id, owner.id, now, principal.actor):
+            raise AlreadyExists("This device has already been claimed by someone else.")
+        _record(uow, events.DEVICE_CLAIMED, device, principal.actor, now, owner_organization_id=owner.id)
+        uow.commit()
+    device.owner_organization_id, device.claimed_at = owner.id, now
+    return device
+
+
+def _record(
+    uow: UnitOfWork, event_type: str, device: Device, actor: str, at: datetime, **data: str | None
+) -> None:
+    uow.events.add(
+        DomainEvent(
+            type=event_type,
+            organization_id=device.organization_id,
+            actor=actor,
+            occurred_at=at,
+            subject_type="device",
+            subject_id=device.id,
+            data={"serial_number": device.serial_number, **data},
+        )
+    )
+
+
+def unclaim_device(ctx: ServiceContext, principal: Principal, device_id: str) -> Device:
+    """The owner gives the device up: it returns to its manufacturer, and the same QR code
+    can claim it again."""
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work() as uow:
+        device = uow.devices.get(device_id, within=principal.organization.path, include_owned=True)
+        owner_path = _owner_path(uow, device)
+        if device is None or owner_path is None or not owner_path.startswith(principal.organization.path):
+            raise not_found("claimed device", device_id)
+        now = ctx.clock()
+        uow.devices.release_claim(device.id)
+        _record(uow, events.DEVICE_UNCLAIMED, device, principal.actor, now, owner_organization_id=None)
+        uow.commit()
+    device.owner_organization_id = device.claimed_at = None
+    return device
+
+
+def _owner_path(uow: UnitOfWork, device: Device | None) -> str | None:
+    if device is None or device.owner_organization_id is None:
+        return None
+    owner = uow.organizations.get(device.owner_organization_id, within="/")
+    return owner.path if owner else None
+
+
+def disclaim_device(ctx: ServiceContext, principal: Principal, device_id: str) -> Device:
+    """The manufacturer takes a claimed device back from its owner."""
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work() as uow:
+        device = load_device(uow, principal, device_id)
+        if not device.is_claimed:
+            raise PermissionDenied("The device is not claimed; there is nothing to disclaim.")
+        now = ctx.clock()
+        previous_owner = device.owner_organization_id
+        uow.devices.release_claim(device.id)
+        _record(uow, events.DEVICE_DISCLAIMED, device, principal.actor, now, previous_owner=previous_owner)
+        uow.commit()
+    device.owner_organization_id = device.claimed_at = None
+    return device
+
+
+def delete_device(ctx: ServiceContext, principal: Principal, device_id: str) -> None:
+    """Gone at once: its token stops authenticating, and it leaves its owner's account.
+    Its claim code is remembered so the QR label can say "deleted"."""
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work() as uow:
+        device = load_device(uow, principal, device_id)
+        now = ctx.clock()
+        if device.has_claim_code:
+            code_hash = claim_code_hash(ctx, device.id, device.claim_generation)
+            uow.tombstones.add(code_hash, device.id, device.organization_id, device.serial_number, now)
+        uow.certificates.revoke_active(device.id, now)
+        uow.devices.delete(device.id)
+        _record(
+            uow,
+            events.DEVICE_DELETED,
+            device,
+            principal.actor,
+            now,
+            owner_organization_id=device.owner_organization_id,
+        )
+        uow.commit()
+
+
+def owned_devices(ctx: ServiceContext, principal: Principal) -> list[tuple[Device, str]]:
+    """The devices claimed into the caller's organization, with their product names."""
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        page = uow.devices.list(
+            within=principal.organization.path, filters=DeviceFilter(), cursor=None, limit=MAX_PAGE_SIZE
+        )
+        owned = [d for d in page.items if d.owner_organization_id == principal.organization.id]
+        names: dict[str, str] = {}
+        for device in owned:
+            if device.product_id not in names:
+                product = uow.products.get(device.product_id, within="/")
+                names[device.product_id] = product.name if product else "Device"
+    return [(device, names[device.product_id]) for device in owned]

@@ -1,0 +1,202 @@
+"""People: sign-up (with a personal organization), sign-in tokens, invitations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lineside.domain import events
+from lineside.domain.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
+from lineside.domain.events import DomainEvent
+from lineside.domain.identifiers import new_id
+from lineside.domain.models import Organization, OrganizationKind, Principal, Scope, User
+from lineside.domain.secret_tokens import SecretKind, generate_secret
+from lineside.services.context import ServiceContext, not_found, require
+from lineside.services.ports import UnitOfWork
+
+EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,255}\.[^@\s\x00-\x1f.]{1,63}\Z")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    token: str  # shown once; only its keyed hash is stored
+    expires_in_seconds: int
+
+
+@dataclass(frozen=True)
+class CreatedInvitation:
+    id: str
+    organization_id: str
+    email: str
+    code: str  # shown once
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    if not EMAIL.match(email):
+        raise InvalidInput("That is not an email address.")
+    return email
+
+
+def _check_password(password: str) -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidInput(f"A password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.")
+
+
+def sign_up(ctx: ServiceContext, email: str, password: str) -> User:
+    """A person, with a personal organization that devices they claim move into."""
+    email = normalize_email(email)
+    _check_password(password)
+    password_hash = ctx.passwords.hash(password)
+    now = ctx.clock()
+    organization_id = new_id()
+    organization = Organization(
+        id=organization_id,
+        name=email,
+        parent_id=None,
+        path=f"/{organization_id}/",
+        created_at=now,
+        kind=OrganizationKind.PERSONAL,
+    )
+    user = User(id=new_id(), email=email, personal_organization_id=organization_id, created_at=now)
+    with ctx.unit_of_work() as uow:
+        if uow.users.find_by_email(email) is not None:
+            raise AlreadyExists("An account with that email exists; sign in instead.")
+        uow.organizations.add(organization)
+        uow.users.add(user, password_hash)
+        uow.users.add_membership(user.id, organization_id, now)
+        uow.events.add(
+            DomainEvent(
+                type=events.USER_SIGNED_UP,
+                organization_id=organization_id,
+                actor=f"user:{user.id}",
+                occurred_at=now,
+                subject_type="user",
+                subject_id=user.id,
+            )
+        )
+        uow.commit()
+    return user
+
+
+def sign_in(ctx: ServiceContext, email: str, password: str) -> SignedIn:
+    """A bearer token for the API and the web pages' session cookie."""
+    try:
+        email = normalize_email(email)
+    except InvalidInput:
+        email = ""
+    with ctx.unit_of_work(write=False) as uow:
+        found = uow.users.find_by_email(email) if email else None
+    # Verified even for an unknown email, so timing does not tell which accounts exist.
+    if not ctx.passwords.verify(found[1] if found else None, password) or found is None:
+        raise Unauthenticated("The email or the password is wrong.")
+    user = found[0]
+    token = generate_secret(SecretKind.USER_TOKEN)
+    now = ctx.clock()
+    lifetime = ctx.config.session_lifetime
+    with ctx.unit_of_work() as uow:
+        uow.users.add_session(new_id(), user.id, ctx.hasher.hash(token), now, now + lifetime)
+        uow.commit()
+    return SignedIn(user=user, token=token, expires_in_seconds=int(lifetime.total_seconds()))
+
+
+def sign_out(ctx: ServiceContext, token: str) -> None:
+    with ctx.unit_of_work() as uow:
+        uow.users.revoke_session(ctx.hasher.hash(token), ctx.clock())
+        uow.commit()
+
+
+def authenticate_user_token(ctx: ServiceContext, token: str) -> Principal:
+    with ctx.unit_of_work(write=False) as uow:
+        user = uow.users.find_session_user(ctx.hasher.hash(token), ctx.clock())
+        organization = uow.organizations.get(user.personal_organization_id, within="/") if user else None
+    if user is None or organization is None:
+        raise Unauthenticated("The sign-in token is unknown, expired or signed out.")
+    return user_principal(user, organization)
+
+
+def user_principal(user: User, organization: Organization) -> Principal:
+    return Principal(organization, frozenset({Scope.ADMIN}), f"user:{user.id}", user_id=user.id)
+
+
+def acting_organization(uow: UnitOfWork, principal: Principal, organization_id: str | None) -> Organization:
+    """The organization a person acts for: their own, or one they were invited into."""
+    if organization_id is None or organization_id == principal.organization.id:
+        return principal.organization
+    if principal.user_id is None:
+        found = uow.organizations.get(organization_id, within=principal.organization.path)
+    else:
+        memberships = uow.users.organizations_of(principal.user_id)
+        found = next((org for org in memberships if org.id == organization_id), None)
+    if found is None:
+        raise not_found("organization", organization_id)
+    return found
+
+
+def me(ctx: ServiceContext, principal: Principal) -> tuple[User, list[Organization]]:
+    if principal.user_id is None:
+        raise NotFound("This call is for signed-in people, not API keys.")
+    with ctx.unit_of_work(write=False) as uow:
+        user = uow.users.get(principal.user_id)
+        memberships = uow.users.organizations_of(principal.user_id)
+    if user is None:
+        raise Unauthenticated("The account no longer exists.")
+    return user, memberships
+
+
+def invite(ctx: ServiceContext, principal: Principal, organization_id: str, email: str) -> CreatedInvitation:
+    """Invite a person into one of the caller's organizations (e.g. a client's)."""
+    require(principal, Scope.ADMIN)
+    email = normalize_email(email)
+    code = generate_secret(SecretKind.INVITATION)
+    now = ctx.clock()
+    invitation_id = new_id()
+    with ctx.unit_of_work() as uow:
+        organization = uow.organizations.get(organization_id, within=principal.organization.path)
+        if organization is None:
+            raise not_found("organization", organization_id)
+        expires = now + ctx.config.invitation_lifetime
+        uow.users.add_invitation(invitation_id, organization.id, email, ctx.hasher.hash(code), now, expires)
+        uow.events.add(
+            DomainEvent(
+                type=events.INVITATION_CREATED,
+                organization_id=organization.id,
+                actor=principal.actor,
+                occurred_at=now,
+                subject_type="invitation",
+                subject_id=invitation_id,
+                data={"email": email},
+            )
+        )
+        uow.commit()
+    return CreatedInvitation(invitation_id, organization.id, email, code)
+
+
+def accept_invitation(ctx: ServiceContext, principal: Principal, code: str) -> Organization:
+    if principal.user_id is None:
+        raise InvalidInput("Sign in as a person to accept an invitation.")
+    now = ctx.clock()
+    with ctx.unit_of_work() as uow:
+        found = uow.users.open_invitation(ctx.hasher.hash(code), now)
+        if found is None:
+            raise NotFound("The invitation is unknown, expired or already accepted.")
+        invitation_id, organization_id, _email = found
+        organization = uow.organizations.get(organization_id, within="/")
+        if organization is None or not uow.users.accept_invitation(invitation_id, now):
+            raise NotFound("The invitation is unknown, expired or already accepted.")
+        uow.users.add_membership(principal.user_id, organization_id, now)
+        uow.events.add(
+            DomainEvent(
+                type=events.INVITATION_ACCEPTED,
+                organization_id=organization_id,
+                actor=principal.actor,
+                occurred_at=now,
+                subject_type="invitation",
+                subject_id=invitation_id,
+            )
+        )
+        uow.commit()
+    return organization

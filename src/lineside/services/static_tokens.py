@@ -1,0 +1,221 @@
+"""Static tokens (the Blynk flow): devices made in bulk, each with a device token for its
+firmware and a claim code behind the QR code on its box.
+
+Device tokens are issued when the batch is exported, not when it is made: the one export
+is the one place they are ever shown, so no token exists anywhere in clear before or
+after it. Claim codes are derived from the server key (see ADR 4), so labels can be
+reprinted at any time while the database holds only their keyed hashes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lineside.domain import events
+from lineside.domain.device_specs import DeviceSpec
+from lineside.domain.errors import Conflict, Gone, InvalidInput
+from lineside.domain.events import DomainEvent
+from lineside.domain.identifiers import new_id
+from lineside.domain.models import Device, Principal, Product, Scope, StaticTokenBatch
+from lineside.domain.secret_tokens import SecretKind, generate_secret
+from lineside.services.claims import claim_code_hash, claim_url
+from lineside.services.context import ServiceContext, not_found, require
+from lineside.services.devices import new_device, validated_specs
+from lineside.services.lookups import load_product
+from lineside.services.ports import NewDevice, UnitOfWork
+from lineside.services.quotas import check_device_quota
+
+EXPORT_CHUNK = 2000
+MAX_COUNT = 200_000
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """One unit of a batch as its labels and export show it."""
+
+    device_id: str
+    serial_number: str
+    metadata: Mapping[str, Any]
+    claim_url: str
+    device_token: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchContents:
+    batch: StaticTokenBatch
+    product: Product
+    rows: Iterator[TokenRow]
+
+
+def _renamed_header(csv_text: str, mapping: Mapping[str, str]) -> str:
+    """Apply a column mapping (CSV header -> field name) to the header row only."""
+    if not mapping:
+        return csv_text
+    first, newline, rest = csv_text.partition("\n")
+    header = next(csv.reader([first.rstrip("\r")]))
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow([mapping.get(cell.strip(), cell) for cell in header])
+    return out.getvalue() + newline + rest
+
+
+def _specs_for_count(count: int) -> list[DeviceSpec]:
+    if not 1 <= count <= MAX_COUNT:
+        raise InvalidInput(f"count must be 1 to {MAX_COUNT:,}.")
+    # Auto-created tokens have no serial number of their own: the device id stands in.
+    return [DeviceSpec(serial_number="", row=row) for row in range(1, count + 1)]
+
+
+def create_static_tokens(
+    ctx: ServiceContext,
+    principal: Principal,
+    product_id: str,
+    *,
+    count: int | None = None,
+    csv_text: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+) -> StaticTokenBatch:
+    require(principal, Scope.FACTORY)
+    if (count is None) == (csv_text is None):
+        raise InvalidInput("Give either a count or a CSV of devices.")
+    with ctx.unit_of_work() as uow:
+        product = load_product(uow, principal, product_id)
+        if csv_text is not None:
+            specs = validated_specs(uow, product, None, _renamed_header(csv_text, mapping or {}))
+        else:
+            specs = _specs_for_count(count or 0)
+        check_device_quota(ctx, uow, product.organization_id, len(specs))
+        batch = _write(ctx, uow, principal, product, specs)
+        uow.commit()
+    return batch
+
+
+def _write(
+    ctx: ServiceContext, uow: UnitOfWork, principal: Principal, product: Product, specs: list[DeviceSpec]
+) -> StaticTokenBatch:
+    now = ctx.clock()
+    used_fields = {name for spec in specs for name in spec.metadata}
+    batch = StaticTokenBatch(
+        id=new_id(),
+        organization_id=product.organization_id,
+        product_id=product.id,
+        count=len(specs),
+        metadata_columns=[field.name for field in product.metadata_fields if field.name in used_fields],
+        created_at=now,
+    )
+    rows = []
+    for spec in specs:
+        device = new_device(product, spec, now, batch.id)
+        device.serial_number = device.serial_number or device.id
+        rows.append(NewDevice(device, claim_code_hash=claim_code_hash(ctx, device.id, 0)))
+    uow.static_batches.add(batch)
+    uow.devices.add_many(rows)
+    uow.events.add(_batch_event(events.STATIC_TOKENS_CREATED, batch, principal.actor, now))
+    return batch
+
+
+def _batch_event(event_type: str, batch: StaticTokenBatch, actor: str, at: Any) -> DomainEvent:
+    return DomainEvent(
+        type=event_type,
+        organization_id=batch.organization_id,
+        actor=actor,
+        occurred_at=at,
+        subject_type="static_token_batch",
+        subject_id=batch.id,
+        data={"product_id": batch.product_id, "count": batch.count},
+    )
+
+
+def _load_batch(uow: UnitOfWork, principal: Principal, batch_id: str) -> tuple[StaticTokenBatch, Product]:
+    batch = uow.static_batches.get(batch_id, within=principal.organization.path)
+    if batch is None:
+        raise not_found("static token batch", batch_id)
+    return batch, load_product(uow, principal, batch.product_id)
+
+
+def get_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -> StaticTokenBatch:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        return _load_batch(uow, principal, batch_id)[0]
+
+
+def export_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -> BatchContents:
+    """The one download that shows the device tokens; a second one is Gone.
+
+    The batch is marked exported before any token is made, so two racing downloads
+    cannot both get tokens; the tokens are then issued chunk by chunk as the rows are read.
+    """
+    require(principal, Scope.FACTORY)
+    with ctx.unit_of_work() as uow:
+        batch, product = _load_batch(uow, principal, batch_id)
+        now = ctx.clock()
+        if batch.exported_at is not None or not uow.static_batches.mark_exported(batch.id, now):
+            raise Gone(
+                "This batch's tokens were already downloaded; they are shown only once. "
+                "Regenerate the batch to download new ones."
+            )
+        uow.events.add(_batch_event(events.STATIC_TOKENS_EXPORTED, batch, principal.actor, now))
+        uow.commit()
+    return BatchContents(batch, product, _rows_with_new_tokens(ctx, batch))
+
+
+def _rows_with_new_tokens(ctx: ServiceContext, batch: StaticTokenBatch) -> Iterator[TokenRow]:
+    after: str | None = None
+    while True:
+        with ctx.unit_of_work() as uow:
+            devices = uow.devices.batch_page(batch.id, after, EXPORT_CHUNK)
+            if not devices:
+                return
+            tokens = [(device, generate_secret(SecretKind.DEVICE_TOKEN)) for device in devices]
+            uow.devices.set_tokens([(d.id, ctx.hasher.hash(token)) for d, token in tokens], ctx.clock())
+            uow.commit()
+        yield from (_row(ctx, device, token) for device, token in tokens)
+        after = devices[-1].id
+
+
+def _row(ctx: ServiceContext, device: Device, token: str | None) -> TokenRow:
+    return TokenRow(
+        device_id=device.id,
+        serial_number=device.serial_number,
+        metadata=device.metadata,
+        claim_url=claim_url(ctx, device.id, device.claim_generation),
+        device_token=token,
+    )
+
+
+def batch_labels(ctx: ServiceContext, principal: Principal, batch_id: str) -> BatchContents:
+    """The labels of a batch (claim URLs, no secrets), as often as wanted."""
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        batch, product = _load_batch(uow, principal, batch_id)
+    return BatchContents(batch, product, _label_rows(ctx, batch))
+
+
+def _label_rows(ctx: ServiceContext, batch: StaticTokenBatch) -> Iterator[TokenRow]:
+    after: str | None = None
+    while True:
+        with ctx.unit_of_work(write=False) as uow:
+            devices = uow.devices.batch_page(batch.id, after, EXPORT_CHUNK)
+        if not devices:
+            return
+        yield from (_row(ctx, device, None) for device in devices)
+        after = devices[-1].id
+
+
+def regenerate_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -> StaticTokenBatch:
+    """Void the batch's device tokens at once and allow one new export, while none of its
+    devices has activated (an activated device would be cut off)."""
+    require(principal, Scope.FACTORY)
+    with ctx.unit_of_work() as uow:
+        batch, _product = _load_batch(uow, principal, batch_id)
+        if uow.devices.any_activated_in_batch(batch.id):
+            raise Conflict("A device of this batch has activated; its token can no longer be replaced.")
+        now = ctx.clock()
+        uow.devices.clear_tokens_of_batch(batch.id)
+        uow.static_batches.clear_exported(batch.id)
+        uow.events.add(_batch_event(events.STATIC_TOKENS_REGENERATED, batch, principal.actor, now))
+        uow.commit()
+    return StaticTokenBatch(**{**batch.__dict__, "exported_at": None})
