@@ -64,3 +64,15 @@ def test_is_uuid_tells_uuids_from_other_text() -> None:
     assert not is_uuid("not-a-uuid")
     assert not is_uuid("")
     assert not is_uuid("0190f0e2-0000-7000-8000-00000000000")  # one digit short
+
+
+def test_ids_made_in_bulk_are_distinct_version_7_uuids() -> None:
+    import uuid
+
+    from lineside.domain.identifiers import new_ids
+
+    ids = new_ids(2000)
+    assert len(set(ids)) == 2000
+    for text in ids[:200]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text

@@ -105,3 +105,19 @@ def test_a_server_key_shorter_than_32_bytes_is_refused(length: int) -> None:
 
 def test_a_longer_server_key_is_fine() -> None:
     assert SecretHasher(b"k" * 64).matches("lsk_x", SecretHasher(b"k" * 64).hash("lsk_x"))
+
+
+def test_the_prepared_key_pads_give_exactly_the_standard_hmac() -> None:
+    for key in (b"k" * 32, b"x" * 64, b"y" * 100):
+        hasher = SecretHasher(key)
+        for secret in ("lsd_abc", "", "ünïcode"):
+            assert hasher.hash(secret) == hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def test_secrets_made_in_bulk_are_distinct_prefixed_and_as_long_as_single_ones() -> None:
+    from lineside.domain.secret_tokens import generate_secrets
+
+    many = generate_secrets(SecretKind.DEVICE_TOKEN, 1000)
+    single = generate_secret(SecretKind.DEVICE_TOKEN)
+    assert len(set(many)) == 1000
+    assert all(s.startswith("lsd_") and len(s) == len(single) for s in many)

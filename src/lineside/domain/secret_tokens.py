@@ -34,6 +34,17 @@ def generate_secret(kind: SecretKind) -> str:
     return kind.value + secrets.token_urlsafe(SECRET_BYTES)
 
 
+def generate_secrets(kind: SecretKind, count: int) -> list[str]:
+    """``count`` secrets from one read of the random source (the same as ``generate_secret``
+    each, but cheaper for a batch of 100,000)."""
+    raw = secrets.token_bytes(SECRET_BYTES * count)
+    encode = base64.urlsafe_b64encode
+    return [
+        kind.value + encode(raw[start : start + SECRET_BYTES]).rstrip(b"=").decode("ascii")
+        for start in range(0, SECRET_BYTES * count, SECRET_BYTES)
+    ]
+
+
 def display_prefix(secret: str) -> str:
     """Enough of a secret to tell keys apart in a list, far too little to guess the rest."""
     return secret[:10]
@@ -46,9 +57,18 @@ class SecretHasher:
         if len(server_key) < 32:
             raise ValueError("The server key must be at least 32 bytes.")
         self._key = server_key
+        # HMAC's inner and outer key pads, prepared once (RFC 2104): hashing a secret then
+        # costs two hash copies instead of a key setup per call. Same result as hmac.new.
+        block = (hashlib.sha256(server_key).digest() if len(server_key) > 64 else server_key).ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
 
     def hash(self, secret: str) -> str:
-        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+        inner = self._inner.copy()
+        inner.update(secret.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def matches(self, secret: str, stored_hash: str) -> bool:
         return hmac.compare_digest(self.hash(secret), stored_hash)

@@ -169,7 +169,7 @@ def authenticate_device(ctx: ServiceContext, token: str) -> Device:
     """The one way a device proves who it is, over HTTP now and MQTT later."""
     if not token.startswith(SecretKind.DEVICE_TOKEN.value):
         raise Unauthenticated("The bearer token is not a Lineside device token.")
-    with ctx.unit_of_work(write=False) as uow:
+    with ctx.unit_of_work(write=False, snapshot=False) as uow:
         device = uow.devices.find_by_token_hash(ctx.hasher.hash(token))
     if device is None or device.state is DeviceState.REVOKED:
         raise Unauthenticated("The device token is unknown, revoked or replaced.")

@@ -17,17 +17,15 @@ from lineside.domain.device_specs import (
 )
 from lineside.domain.errors import AlreadyExists, BatchRejected, InvalidInput, RowError
 from lineside.domain.events import DomainEvent
-from lineside.domain.identifiers import new_id
+from lineside.domain.identifiers import new_id, new_ids
 from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
 from lineside.domain.models import CredentialType, Device, Principal, Product, Scope
-from lineside.domain.secret_tokens import SecretKind, generate_secret
+from lineside.domain.secret_tokens import SecretKind, generate_secrets
 from lineside.services.context import ServiceContext, page_size, require
 from lineside.services.credentials import IssuedCredential, issue_certificate_in, revoke_all_in
 from lineside.services.lookups import load_device, load_product
 from lineside.services.ports import DeviceFilter, NewDevice, Page, UnitOfWork
 from lineside.services.quotas import check_device_quota
-
-SERIAL_LOOKUP_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -43,9 +41,11 @@ class DefinedBatch:
     devices: list[DefinedDevice]
 
 
-def new_device(product: Product, spec: DeviceSpec, now: datetime, batch_id: str | None) -> Device:
+def new_device(
+    product: Product, spec: DeviceSpec, now: datetime, batch_id: str | None, device_id: str | None = None
+) -> Device:
     return Device(
-        id=new_id(),
+        id=device_id or new_id(),
         organization_id=product.organization_id,
         product_id=product.id,
         serial_number=spec.serial_number,
@@ -106,12 +106,9 @@ def _mac(text: str | None) -> str | None:
 
 
 def _taken_serials(uow: UnitOfWork, product_id: str, specs: list[DeviceSpec]) -> set[str]:
-    serials = [spec.serial_number for spec in specs]
-    taken: set[str] = set()
-    for start in range(0, len(serials), SERIAL_LOOKUP_CHUNK):
-        chunk = serials[start : start + SERIAL_LOOKUP_CHUNK]
-        taken |= uow.devices.existing_serial_numbers(product_id, chunk)
-    return taken
+    return uow.devices.existing_serial_numbers(
+        product_id, [spec.serial_number for spec in specs if spec.serial_number]
+    )
 
 
 def define_batch(
@@ -159,14 +156,20 @@ def _write_batch(
 ) -> DefinedBatch:
     now = ctx.clock()
     batch_id = new_id()
-    devices = [new_device(product, spec, now, batch_id) for spec in specs]
+    ids = new_ids(len(specs))
+    devices = [
+        new_device(product, spec, now, batch_id, device_id)
+        for spec, device_id in zip(specs, ids, strict=True)
+    ]
     defined: list[DefinedDevice] = []
     if issue_credentials is CredentialType.TOKEN:
         rows = []
-        for device in devices:
-            secret = generate_secret(SecretKind.DEVICE_TOKEN)
+        hash_secret = ctx.hasher.hash
+        for device, secret in zip(
+            devices, generate_secrets(SecretKind.DEVICE_TOKEN, len(devices)), strict=True
+        ):
             device.token_issued_at = now
-            rows.append(NewDevice(device, ctx.hasher.hash(secret)))
+            rows.append(NewDevice(device, hash_secret(secret)))
             defined.append(DefinedDevice(device, IssuedCredential(CredentialType.TOKEN, secret=secret)))
         uow.devices.add_many(rows)
     else:

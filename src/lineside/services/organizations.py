@@ -176,7 +176,7 @@ def revoke_api_key(ctx: ServiceContext, principal: Principal, key_id: str) -> Ap
 def authenticate_api_key(ctx: ServiceContext, secret: str) -> Principal:
     if not secret.startswith(SecretKind.API_KEY.value):
         raise Unauthenticated("The bearer token is not a Lineside API key.")
-    with ctx.unit_of_work(write=False) as uow:
+    with ctx.unit_of_work(write=False, snapshot=False) as uow:
         found = uow.api_keys.find_active_by_hash(ctx.hasher.hash(secret))
     if found is None:
         raise Unauthenticated("The API key is unknown or revoked.")

@@ -194,7 +194,9 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, write: bool = True) -> UnitOfWork: ...
+    def __call__(self, *, write: bool = True, snapshot: bool = True) -> UnitOfWork:
+        """``snapshot=False``: a read of a single statement, without a transaction."""
+        ...
 
 
 class IssuedCertificateLike(Protocol):

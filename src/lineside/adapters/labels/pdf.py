@@ -8,8 +8,10 @@ clipped to it, never spilling onto a neighbour.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
+from itertools import accumulate
 from typing import BinaryIO
 
 from lineside.adapters.labels.pdf_stream import PdfStream
@@ -48,6 +50,13 @@ _HELVETICA_BOLD = (
 )  # fmt: skip
 _WIDE = 1000  # any other character: wrap early rather than overflow
 
+
+def _by_byte(ascii_widths: Sequence[int]) -> tuple[int, ...]:
+    return tuple(ascii_widths[code - 32] if 32 <= code <= 126 else _WIDE for code in range(256))
+
+
+_REGULAR_WIDTHS, _BOLD_WIDTHS = _by_byte(_HELVETICA), _by_byte(_HELVETICA_BOLD)
+
 Line = tuple[bytes, int, bytes]  # font resource name, size, WinAnsi text
 
 
@@ -62,7 +71,7 @@ def write_labels_pdf(
     """Write the sheet to ``out`` and return the number of labels (an empty batch: one blank page)."""
     count = 0
     name_lines = [
-        (b"F1", _NAME_SIZE, text) for text in _wrap(product_name, _HELVETICA, _NAME_SIZE, _NAME_LINES)
+        (b"F1", _NAME_SIZE, text) for text in _wrap(product_name, _REGULAR_WIDTHS, _NAME_SIZE, _NAME_LINES)
     ]
     with closing(encoded_chunks(rows, workers=workers)) as chunks, PdfStream(out) as pdf:
         regular = pdf.add(
@@ -103,7 +112,7 @@ def _write_page(
         images.append(f"/Q{slot} {image} 0 R")
         serial = [
             (b"F2", _SERIAL_SIZE, text)
-            for text in _wrap(row.serial_number, _HELVETICA_BOLD, _SERIAL_SIZE, _SERIAL_LINES)
+            for text in _wrap(row.serial_number, _BOLD_WIDTHS, _SERIAL_SIZE, _SERIAL_LINES)
         ]
         operators.append(_label(slot, serial + name_lines))
     content = pdf.add_content(b"".join(operators))
@@ -137,6 +146,8 @@ def _wrap(text: str, widths: Sequence[int], size: int, max_lines: int) -> list[b
     beyond ``max_lines`` the last line ends in ``...``."""
     encoded = text.encode("cp1252", errors="replace")
     limit = _TEXT_WIDTH * 1000 / size
+    if _width(encoded, widths) <= limit:
+        return [_escape(encoded)] if encoded else []
     lines: list[bytes] = []
     while encoded and len(lines) < max_lines:
         end = _fitting(encoded, widths, limit)
@@ -155,20 +166,11 @@ def _wrap(text: str, widths: Sequence[int], size: int, max_lines: int) -> list[b
 
 def _fitting(encoded: bytes, widths: Sequence[int], limit: float) -> int:
     """How many leading characters fit within ``limit`` (at least one)."""
-    total = 0
-    for index, code in enumerate(encoded):
-        total += _advance(code, widths)
-        if total > limit:
-            return max(index, 1)
-    return len(encoded)
+    return max(bisect_right(list(accumulate(map(widths.__getitem__, encoded))), limit), 1)
 
 
 def _width(encoded: bytes, widths: Sequence[int]) -> int:
-    return sum(_advance(code, widths) for code in encoded)
-
-
-def _advance(code: int, widths: Sequence[int]) -> int:
-    return widths[code - 32] if 32 <= code <= 126 else _WIDE
+    return sum(map(widths.__getitem__, encoded))
 
 
 def _escape(text: bytes) -> bytes:

@@ -17,9 +17,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from lineside.domain.errors import DomainError, Unauthenticated
+from lineside.domain.errors import DomainError, PermissionDenied
 from lineside.domain.models import Principal, User
 from lineside.entrypoints.api.dependencies import application, services
+from lineside.entrypoints.api.problems import status_of
 from lineside.entrypoints.api.routes.claims import client_address
 from lineside.services import claims, people
 from lineside.services.claims import ClaimStatus
@@ -58,7 +59,7 @@ def _csrf(request: Request) -> str:
 def _check_csrf(request: Request, submitted: str) -> None:
     expected = request.cookies.get(CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, submitted):
-        raise Unauthenticated("The form expired; reload the page and try again.")
+        raise PermissionDenied("The form expired; reload the page and try again.")
 
 
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -109,7 +110,7 @@ def claim(request: Request, code: str, csrf: str = Form("")) -> Response:
             services(request), signed_in[1], code, client_address=client_address(request)
         )
     except DomainError as error:
-        return _claim_page(request, code, error.detail, 409 if "claimed" in error.detail else 400)
+        return _claim_page(request, code, error.detail, status_of(error))
     return RedirectResponse(f"/account?claimed={device.serial_number}", status_code=303)
 
 
@@ -127,7 +128,7 @@ async def sign_in(
         _check_csrf(request, csrf)
         signed_in = await run_in_threadpool(people.sign_in, services(request), email, password)
     except DomainError as error:
-        return await run_in_threadpool(_claim_page, request, code, error.detail, 401)
+        return await run_in_threadpool(_claim_page, request, code, error.detail, status_of(error))
     return _with_session(request, code, signed_in.token)
 
 
@@ -141,7 +142,7 @@ async def sign_up(
         await run_in_threadpool(people.sign_up, ctx, email, password)
         signed_in = await run_in_threadpool(people.sign_in, ctx, email, password)
     except DomainError as error:
-        return await run_in_threadpool(_claim_page, request, code, error.detail, 422)
+        return await run_in_threadpool(_claim_page, request, code, error.detail, status_of(error))
     return _with_session(request, code, signed_in.token)
 
 
