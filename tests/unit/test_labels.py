@@ -184,6 +184,13 @@ def test_an_export_with_tokens_refuses_a_row_without_one() -> None:
         zipped(rows, with_tokens=True)
 
 
+def test_a_row_failing_midway_stops_the_worker_processes_and_raises() -> None:
+    rows = [*labels(1500), label(1500, token=False), *labels(1000)]
+    with pytest.raises(ValueError, match="no device token"):
+        zipped(rows, with_tokens=True, workers=2)
+    assert multiprocessing.active_children() == []
+
+
 def test_metadata_values_are_written_as_text_and_missing_ones_as_empty_cells() -> None:
     row = LabelRow("d-1", "SN-1", f"{PUBLIC_URL}/claim/lsc_x", {"colour": True, "batch": 2.5})
     sparse = LabelRow("d-2", "SN-2", f"{PUBLIC_URL}/claim/lsc_y", {})

@@ -80,8 +80,10 @@ class SecretHasher:
         only a keyed hash: so the code is a keyed function of the device and a generation
         number that a regeneration bumps. Without the server key it cannot be computed.
         """
-        digest = hmac.new(
-            self._key, f"claim-code\x00{device_id}\x00{generation}".encode(), hashlib.sha256
-        ).digest()
+        inner = self._inner.copy()
+        inner.update(f"claim-code\x00{device_id}\x00{generation}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        digest = outer.digest()
         text = base64.urlsafe_b64encode(digest).decode("ascii")
         return SecretKind.CLAIM_CODE.value + text[:CLAIM_CODE_CHARACTERS]

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from lineside.domain import events
-from lineside.domain.errors import AlreadyExists, Gone, NotFound, PermissionDenied, TooManyAttempts
+from lineside.domain.errors import AlreadyExists, Conflict, Gone, NotFound, TooManyAttempts
 from lineside.domain.events import DomainEvent
 from lineside.domain.models import Device, Principal, Product, Scope
 from lineside.domain.secret_tokens import SecretKind
@@ -80,12 +80,13 @@ def _product_of(uow: UnitOfWork, device: Device | None) -> Product | None:
     return uow.products.get(device.product_id, within="/") if device else None
 
 
-def _check_rate(ctx: ServiceContext, buckets: list[str]) -> None:
+def _retry_after(ctx: ServiceContext, bucket: str) -> int | None:
     config = ctx.config
-    for bucket in buckets:
-        wait = ctx.rate_limiter.retry_after(bucket, config.claim_attempts_per_window, config.claim_window)
-        if wait is not None:
-            raise TooManyAttempts(f"Too many failed claim attempts; try again in {wait} s.", wait)
+    return ctx.rate_limiter.retry_after(bucket, config.claim_attempts_per_window, config.claim_window)
+
+
+def _too_many(wait: int) -> TooManyAttempts:
+    return TooManyAttempts(f"Too many failed claim attempts; try again in {wait} s.", wait)
 
 
 def claim_device(
@@ -97,15 +98,27 @@ def claim_device(
     organization_id: str | None = None,
 ) -> Device:
     """Move the device behind ``code`` into the caller's organization; exactly one of
-    concurrent claims of one code succeeds."""
+    concurrent claims of one code succeeds.
+
+    An account's own failed attempts stop it before the code is even looked up. An
+    address's failed attempts refuse only wrong codes: many people share one address (a
+    NAT, a carrier's gateway, an office), so a stranger's guesses must never refuse the
+    owner's right code. A limited address gets 429 where it would get 404 or 410, which
+    tells it nothing it would not learn anyway.
+    """
     require(principal, Scope.ADMIN)
-    buckets = [f"claim:address:{client_address}", f"claim:actor:{principal.actor}"]
-    _check_rate(ctx, buckets)
+    account, address = f"claim:actor:{principal.actor}", f"claim:address:{client_address}"
+    wait = _retry_after(ctx, account)
+    if wait is not None:
+        raise _too_many(wait)
     try:
         return _claim(ctx, principal, code, organization_id)
     except (NotFound, Gone):
-        for bucket in buckets:
+        wait = _retry_after(ctx, address)
+        for bucket in (address, account):
             ctx.rate_limiter.record(bucket, ctx.config.claim_window)
+        if wait is not None:
+            raise _too_many(wait) from None
         raise
 
 
@@ -174,7 +187,7 @@ def disclaim_device(ctx: ServiceContext, principal: Principal, device_id: str) -
     with ctx.unit_of_work() as uow:
         device = load_device(uow, principal, device_id)
         if not device.is_claimed:
-            raise PermissionDenied("The device is not claimed; there is nothing to disclaim.")
+            raise Conflict("The device is not claimed; there is nothing to disclaim.")
         now = ctx.clock()
         previous_owner = device.owner_organization_id
         uow.devices.release_claim(device.id)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from lineside.domain import events
 from lineside.domain.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
 from lineside.domain.events import DomainEvent
-from lineside.domain.identifiers import new_id
+from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import Organization, OrganizationKind, Principal, Scope, User
 from lineside.domain.secret_tokens import SecretKind, generate_secret
 from lineside.services.context import ServiceContext, not_found, require
@@ -127,7 +127,9 @@ def acting_organization(uow: UnitOfWork, principal: Principal, organization_id: 
     if organization_id is None or organization_id == principal.organization.id:
         return principal.organization
     if principal.user_id is None:
-        found = uow.organizations.get(organization_id, within=principal.organization.path)
+        # Checked before querying: PostgreSQL refuses some strings (a NUL) outright.
+        within = principal.organization.path
+        found = uow.organizations.get(organization_id, within=within) if is_uuid(organization_id) else None
     else:
         memberships = uow.users.organizations_of(principal.user_id)
         found = next((org for org in memberships if org.id == organization_id), None)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from lineside.domain.events import DomainEvent
 from lineside.domain.lifecycle import DeviceState
@@ -47,6 +47,16 @@ class DeviceFilter:
 class EventFilter:
     type: str | None = None
     subject_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchUnit:
+    """What labels and exports need of one device of a batch, and nothing more."""
+
+    device_id: str
+    serial_number: str
+    metadata: dict[str, Any]
+    claim_generation: int
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,7 @@ class DeviceRepository(Protocol):
     def release_claim(self, device_id: str) -> None: ...
     def delete(self, device_id: str) -> None: ...
     def count_defined_by(self, organization_id: str) -> int: ...
-    def batch_page(self, batch_id: str, after_id: str | None, limit: int) -> Sequence[Device]: ...
+    def batch_page(self, batch_id: str, after_id: str | None, limit: int) -> Sequence[BatchUnit]: ...
     def any_activated_in_batch(self, batch_id: str) -> bool: ...
     def set_tokens(self, token_hashes: Sequence[tuple[str, str]], at: datetime) -> None: ...
     def clear_tokens_of_batch(self, batch_id: str) -> None: ...

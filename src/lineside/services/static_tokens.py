@@ -20,13 +20,13 @@ from lineside.domain.device_specs import DeviceSpec
 from lineside.domain.errors import Conflict, Gone, InvalidInput
 from lineside.domain.events import DomainEvent
 from lineside.domain.identifiers import new_id
-from lineside.domain.models import Device, Principal, Product, Scope, StaticTokenBatch
-from lineside.domain.secret_tokens import SecretKind, generate_secret
+from lineside.domain.models import Principal, Product, Scope, StaticTokenBatch
+from lineside.domain.secret_tokens import SecretKind, generate_secrets
 from lineside.services.claims import claim_code_hash, claim_url
 from lineside.services.context import ServiceContext, not_found, require
 from lineside.services.devices import new_device, validated_specs
 from lineside.services.lookups import load_product
-from lineside.services.ports import NewDevice, UnitOfWork
+from lineside.services.ports import BatchUnit, NewDevice, UnitOfWork
 from lineside.services.quotas import check_device_quota
 
 EXPORT_CHUNK = 2000
@@ -166,22 +166,24 @@ def _rows_with_new_tokens(ctx: ServiceContext, batch: StaticTokenBatch) -> Itera
     after: str | None = None
     while True:
         with ctx.unit_of_work() as uow:
-            devices = uow.devices.batch_page(batch.id, after, EXPORT_CHUNK)
-            if not devices:
+            units = uow.devices.batch_page(batch.id, after, EXPORT_CHUNK)
+            if not units:
                 return
-            tokens = [(device, generate_secret(SecretKind.DEVICE_TOKEN)) for device in devices]
-            uow.devices.set_tokens([(d.id, ctx.hasher.hash(token)) for d, token in tokens], ctx.clock())
+            tokens = list(zip(units, generate_secrets(SecretKind.DEVICE_TOKEN, len(units)), strict=True))
+            uow.devices.set_tokens(
+                [(u.device_id, ctx.hasher.hash(token)) for u, token in tokens], ctx.clock()
+            )
             uow.commit()
-        yield from (_row(ctx, device, token) for device, token in tokens)
-        after = devices[-1].id
+        yield from (_row(ctx, unit, token) for unit, token in tokens)
+        after = units[-1].device_id
 
 
-def _row(ctx: ServiceContext, device: Device, token: str | None) -> TokenRow:
+def _row(ctx: ServiceContext, unit: BatchUnit, token: str | None) -> TokenRow:
     return TokenRow(
-        device_id=device.id,
-        serial_number=device.serial_number,
-        metadata=device.metadata,
-        claim_url=claim_url(ctx, device.id, device.claim_generation),
+        device_id=unit.device_id,
+        serial_number=unit.serial_number,
+        metadata=unit.metadata,
+        claim_url=claim_url(ctx, unit.device_id, unit.claim_generation),
         device_token=token,
     )
 
@@ -198,11 +200,11 @@ def _label_rows(ctx: ServiceContext, batch: StaticTokenBatch) -> Iterator[TokenR
     after: str | None = None
     while True:
         with ctx.unit_of_work(write=False) as uow:
-            devices = uow.devices.batch_page(batch.id, after, EXPORT_CHUNK)
-        if not devices:
+            units = uow.devices.batch_page(batch.id, after, EXPORT_CHUNK)
+        if not units:
             return
-        yield from (_row(ctx, device, None) for device in devices)
-        after = devices[-1].id
+        yield from (_row(ctx, unit, None) for unit in units)
+        after = units[-1].device_id
 
 
 def regenerate_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -> StaticTokenBatch:

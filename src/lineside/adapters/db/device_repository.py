@@ -20,7 +20,7 @@ from lineside.adapters.db.paging import paged
 from lineside.adapters.db.repositories import SqlRepository, owned_within
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Certificate, Device
-from lineside.services.ports import DeviceFilter, NewDevice, Page
+from lineside.services.ports import BatchUnit, DeviceFilter, NewDevice, Page
 
 _INSERT_COLUMNS = (
     "id",
@@ -167,11 +167,13 @@ class SqlDeviceRepository(SqlRepository):
         )
         return int(self.connection.execute(query).scalar_one())
 
-    def batch_page(self, batch_id: str, after_id: str | None, limit: int) -> list[Device]:
-        query = select(t.devices).where(t.devices.c.batch_id == batch_id)
+    def batch_page(self, batch_id: str, after_id: str | None, limit: int) -> list[BatchUnit]:
+        c = t.devices.c
+        query = select(c.id, c.serial_number, c.metadata, c.claim_generation).where(c.batch_id == batch_id)
         if after_id is not None:
-            query = query.where(t.devices.c.id > after_id)
-        return [_device(row) for row in self._all(query.order_by(t.devices.c.id).limit(limit))]
+            query = query.where(c.id > after_id)
+        rows = self.connection.execute(query.order_by(c.id).limit(limit)).all()
+        return [BatchUnit(row[0], row[1], row[2], row[3]) for row in rows]
 
     def any_activated_in_batch(self, batch_id: str) -> bool:
         query = select(t.devices.c.id).where(

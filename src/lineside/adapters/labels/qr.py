@@ -2,17 +2,17 @@
 
 Why the encoder is told which data mask to use: choosing the mask by the ISO 18004 penalty
 score means building and scoring all eight candidates, which is about 85% of zxing-cpp's
-encoding time (about 580 us a code here, against 90 us with a fixed mask). Scored on
-claim URLs (random 32-character codes behind fixed prefixes of 20 to 75 characters), mask 2
-has the lowest median penalty of the eight: its symbol's penalty is within 10% of the best
-mask's for 95% of codes and within 20% for all codes sampled. The random code dominates the
-symbol, so no mask produces the long runs or finder-like patterns the search exists to
-avoid. ``data_mask=None`` asks for the search.
+encoding time (about 580 us a code here, against 90 us with a fixed mask). Scored on 900
+claim URLs (26 random characters behind prefixes of 32 to 75 characters), mask 2 has the
+lowest median penalty of the eight: within 15% of the best mask's penalty for 95% of codes
+and within 21% for all. The random code dominates the symbol, so no mask makes the long
+runs or finder-like patterns the search exists to avoid. ``data_mask=None`` asks for it.
 
 Why the PNG is written here: one module is 4 by 4 pixels at 1 bit a pixel, so a module row
 is one hex digit per module (``0`` black, ``f`` white) and a pixel row is ``bytes.fromhex``
 of it; each module row is followed by three rows with PNG filter "Up" and all-zero data,
-which deflate folds to almost nothing. This is about three times faster than Pillow.
+which deflate folds to almost nothing. ``qr_png`` as a whole is about four times faster
+than handing zxing-cpp's 8-bit image to Pillow, and its PNGs are 10% smaller.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from collections.abc import Sequence
 
 import zxingcpp
 
-PIXELS_PER_MODULE = 4  # ~0.6 mm modules on a 28 mm label: phones read them at arm's length
+# Fixed: one module is one hex digit (4 bits) below. Printed 28 mm wide, a module is about
+# 0.6 mm, which phones read at arm's length.
+PIXELS_PER_MODULE = 4
 FAST_DATA_MASK = 2
 ERROR_CORRECTION = "M"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -111,15 +111,17 @@ async def _creation_arguments(request: Request) -> dict[str, Any]:
             "mapping": _mapping(request.query_params.get("mapping")),
         }
     if content_type == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=5)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("The multipart upload needs a 'file' part holding the CSV.")
-        mapping = form.get("mapping")
-        return {
-            "csv_text": _utf8(await upload.read()),
-            "mapping": _mapping(mapping if isinstance(mapping, str) else None),
-        }
+        # Closed on the way out: nobody else closes a form a route parsed itself, and an
+        # upload's spooled temporary file would stay open until garbage collection.
+        async with request.form(max_files=1, max_fields=5) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput("The multipart upload needs a 'file' part holding the CSV.")
+            mapping = form.get("mapping")
+            return {
+                "csv_text": _utf8(await upload.read()),
+                "mapping": _mapping(mapping if isinstance(mapping, str) else None),
+            }
     raise InvalidInput('Send application/json ({"count": N}), text/csv or multipart/form-data.')
 
 

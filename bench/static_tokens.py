@@ -1,0 +1,162 @@
+"""How fast a batch of static tokens is made and exported with its QR codes.
+
+What it measures, for ``--count`` units (default 100,000) on SQLite (or ``--backend
+postgres``): (1) ``create_static_tokens`` (devices with claim codes, one transaction),
+(2) ``export_batch`` + ``write_zip`` to a file: device tokens issued chunk by chunk, the
+CSV, and one QR PNG per unit encoded on every core, i.e. the code behind
+``GET /api/v1/static-token-batches/{id}/export.zip`` and ``lineside tokens create``.
+Beside it, in the same run, the QR encoder alone on one core (``qr_png`` in a loop).
+
+It prints units/s for each step and overall, and the process's peak memory (ru_maxrss,
+which includes the parent's share only; the encoder workers are separate processes). Run
+with two counts to see that memory stays flat as the count grows. Afterwards it checks the
+zip: one CSV row and one PNG per unit, and a sample of PNGs decodes (zxing-cpp) to its
+row's claim URL.
+
+Reproduce (from the repository root):
+
+    .venv/bin/python bench/static_tokens.py --count 100000
+    .venv/bin/python bench/static_tokens.py --count 20000 --backend postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import platform
+import random
+import resource
+import secrets
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from PIL import Image
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from lineside.adapters.labels import LabelRow, qr_png, write_zip
+from lineside.bootstrap import bootstrap
+from lineside.services import static_tokens
+from lineside.services.organizations import authenticate_api_key, create_organization
+from lineside.services.products import create_product
+from lineside.services.static_tokens import TokenRow
+from lineside.settings import Settings
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+ENCODER_SAMPLE = 2000
+DECODE_SAMPLE = 50
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}"
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def encoder_rate() -> float:
+    urls = [f"http://127.0.0.1:8080/claim/lsc_{secrets.token_urlsafe(20)}" for _ in range(ENCODER_SAMPLE)]
+    started = time.perf_counter()
+    for url in urls:
+        qr_png(url)
+    return ENCODER_SAMPLE / (time.perf_counter() - started)
+
+
+def label_rows(rows: Iterator[TokenRow]) -> Iterator[LabelRow]:
+    for row in rows:
+        yield LabelRow(row.device_id, row.serial_number, row.claim_url, row.metadata, row.device_token)
+
+
+def check_archive(path: Path, count: int) -> None:
+    with zipfile.ZipFile(path) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("tokens.csv").decode())))
+        pngs = [name for name in archive.namelist() if name.startswith("qr/")]
+        assert len(rows) == count == len(pngs), (len(rows), len(pngs), count)
+        import zxingcpp  # noqa: PLC0415 - only the check needs the decoder
+
+        for row in random.sample(rows, min(DECODE_SAMPLE, count)):
+            image = Image.open(io.BytesIO(archive.read(f"qr/{row['serial_number']}.png")))
+            assert [found.text for found in zxingcpp.read_barcodes(image)] == [row["claim_url"]]
+
+
+def database_url(backend: str, workdir: Path, postgres_url: str) -> tuple[str, str | None]:
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}", None
+    name = f"lineside_bench_{secrets.token_hex(4)}"
+    with create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    return make_url(postgres_url).set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_database(postgres_url: str, name: str | None) -> None:
+    if name is not None:
+        with create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def run(count: int, backend: str, postgres_url: str) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        url, created = database_url(backend, workdir, postgres_url)
+        try:
+            measure(count, backend, url, workdir)
+        finally:
+            drop_database(postgres_url, created)
+
+
+def measure(count: int, backend: str, url: str, workdir: Path) -> None:
+    app = bootstrap(Settings(database_url=url, data_dir=workdir / "data"), migrate=True)
+    ctx = app.services
+    organization = create_organization(ctx, "bench")
+    principal = authenticate_api_key(ctx, organization.admin_key.secret)
+    product = create_product(ctx, principal, name="Bench sensor", fields=[])
+
+    started = time.perf_counter()
+    batch = static_tokens.create_static_tokens(ctx, principal, product.id, count=count)
+    created = time.perf_counter()
+    contents = static_tokens.export_batch(ctx, principal, batch.id)
+    archive = workdir / "export.zip"
+    with archive.open("wb") as out:
+        write_zip(
+            out, label_rows(contents.rows), metadata_columns=[], with_tokens=True, csv_name="tokens.csv"
+        )
+    exported = time.perf_counter()
+    rss = peak_rss_mib()
+    encoder = encoder_rate()
+    check_archive(archive, count)
+    app.close()
+
+    total = exported - started
+    print(f"machine: {machine()}; load {os.getloadavg()[0]:.1f}")
+    columns = ("create s", "export s", "total s", "units/s")
+    print(f"{'backend':8} {'units':>8} " + " ".join(f"{name:>9}" for name in columns) + f" {'peak RSS':>9}")
+    print(
+        f"{backend:8} {count:>8,} {created - started:>9.2f} {exported - created:>9.2f} {total:>9.2f} "
+        f"{count / total:>9,.0f} {rss:>5.0f} MiB"
+    )
+    size = archive.stat().st_size / 2**20
+    print(f"QR encoder alone (qr_png, one core): {encoder:,.0f} PNG/s; archive {size:.1f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    arguments = parser.parse_args()
+    run(arguments.count, arguments.backend, arguments.postgres_url)
+
+
+if __name__ == "__main__":
+    main()
