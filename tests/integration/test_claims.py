@@ -127,7 +127,9 @@ def test_of_concurrent_claims_of_one_code_exactly_one_wins(tenant: Tenant) -> No
     def claim(person: Person) -> int:
         with httpx.Client(base_url=base_url, timeout=30.0) as own:
             start.wait(timeout=30)
-            return own.post(f"{API}/claims", json={"code": label["claim_code"]}, headers=person.headers).status_code
+            return own.post(
+                f"{API}/claims", json={"code": label["claim_code"]}, headers=person.headers
+            ).status_code
 
     with ThreadPoolExecutor(CONCURRENT_CLAIMANTS) as pool:
         statuses = list(pool.map(claim, people))
@@ -141,7 +143,15 @@ def test_of_concurrent_claims_of_one_code_exactly_one_wins(tenant: Tenant) -> No
 
 @pytest.mark.parametrize(
     "code",
-    [unknown_code(), "lsc_" + "a" * 26, "lsc_", "lsd_" + "a" * 43, "not a code", "lsc_\x00" + "a" * 25, "x" * 200],
+    [
+        unknown_code(),
+        "lsc_" + "a" * 26,
+        "lsc_",
+        "lsd_" + "a" * 43,
+        "not a code",
+        "lsc_\x00" + "a" * 25,
+        "x" * 200,
+    ],
     ids=["well formed", "right shape", "prefix only", "a device token's prefix", "prose", "a NUL", "long"],
 )
 def test_a_code_that_belongs_to_no_device_is_not_found(tenant: Tenant, code: str) -> None:

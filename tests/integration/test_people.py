@@ -69,7 +69,10 @@ def test_an_email_can_sign_up_only_once_whatever_its_case(client: httpx.Client) 
     again = client.post(f"{API}/users", json={"email": email.upper(), "password": "another password"})
     assert "sign in" in assert_problem(again, 409)["detail"]
     sign_in(client, email)  # the first account is untouched
-    assert client.post(f"{API}/auth/token", json={"email": email, "password": "another password"}).status_code == 401
+    assert (
+        client.post(f"{API}/auth/token", json={"email": email, "password": "another password"}).status_code
+        == 401
+    )
 
 
 @pytest.mark.parametrize(
@@ -112,7 +115,9 @@ def test_a_bad_sign_up_is_refused_and_makes_no_account(client: httpx.Client, bod
 
 def test_signing_in_gives_a_fresh_sign_in_token_each_time(client: httpx.Client, settings: Settings) -> None:
     email = sign_up(client)["email"]
-    responses = [client.post(f"{API}/auth/token", json={"email": email, "password": PASSWORD}) for _ in range(2)]
+    responses = [
+        client.post(f"{API}/auth/token", json={"email": email, "password": PASSWORD}) for _ in range(2)
+    ]
     tokens = []
     for response in responses:
         assert response.status_code == 200, response.text
@@ -176,9 +181,7 @@ def test_an_invited_person_joins_the_client_organization_and_claims_into_it(tena
     seen_by_maker = tenant.get(f"{API}/devices/{label['device_id']}").json()
     assert seen_by_maker["owner_organization_id"] == client_org.organization_id
     assert client_org.get(f"{API}/devices/{label['device_id']}").status_code == 200
-    assert all(
-        "lsi_" not in str(event) for event in tenant.get(f"{API}/audit-events").json()["items"]
-    )
+    assert all("lsi_" not in str(event) for event in tenant.get(f"{API}/audit-events").json()["items"])
 
 
 def test_an_invitation_is_accepted_once_and_an_unknown_one_never(tenant: Tenant) -> None:
@@ -199,9 +202,7 @@ def test_an_api_key_cannot_accept_an_invitation_nor_use_it_up(tenant: Tenant) ->
     assert accept(person, code).status_code == 200
 
 
-def test_an_organization_can_invite_only_into_its_own_organizations(
-    tenant: Tenant, make_tenant: Any
-) -> None:
+def test_an_organization_can_invite_only_into_its_own_organizations(tenant: Tenant, make_tenant: Any) -> None:
     client_org = tenant.sub_tenant()
     stranger: Tenant = make_tenant()
     assert_problem(invite(stranger, client_org.organization_id, unique_email()), 404)

@@ -33,7 +33,7 @@ BLYNK_SAMPLE = (
     "SN000003,4A:33:54:68:K9:F1,Temperature Sense Node CVBN\n"
 )
 BLYNK_MAPPING = {"Serial Number": "serial_number", "MAC address": "mac", "Device Name": "device_name"}
-COLOR_AND_WEIGHT = [
+COLOR_AND_WEIGHT: list[dict[str, Any]] = [
     {"name": "color", "type": "string", "required": True},
     {"name": "weight", "type": "integer"},
 ]
@@ -280,14 +280,18 @@ def test_a_body_that_is_neither_a_count_nor_a_csv_of_devices_creates_nothing(
     tenant: Tenant, content: bytes, content_type: str, params: dict[str, str] | None
 ) -> None:
     product = tenant.product()
-    response = create(tenant, product["id"], content=content, headers={"Content-Type": content_type}, params=params)
+    response = create(
+        tenant, product["id"], content=content, headers={"Content-Type": content_type}, params=params
+    )
     assert_problem(response, 422)
     assert devices_of(tenant, product_id=product["id"]) == []
 
 
 def test_a_multipart_upload_without_a_file_creates_nothing(tenant: Tenant) -> None:
     product = tenant.product()
-    response = create(tenant, product["id"], data={"mapping": "{}"}, files={"other": ("x.csv", b"serial_number\nA\n")})
+    response = create(
+        tenant, product["id"], data={"mapping": "{}"}, files={"other": ("x.csv", b"serial_number\nA\n")}
+    )
     assert "file" in assert_problem(response, 422)["detail"]
     assert devices_of(tenant, product_id=product["id"]) == []
 
@@ -345,7 +349,10 @@ def test_a_csv_batch_exports_its_metadata_columns_and_names_qr_codes_by_serial_n
     assert header == ["device_id", "serial_number", "color", "weight", "device_token", "claim_url"]
     by_serial = {row["serial_number"]: row for row in rows}
     assert (by_serial["SN-A"]["color"], by_serial["SN-A"]["weight"]) == ("red", "3")
-    assert codes == {"qr/SN-A.png": by_serial["SN-A"]["claim_url"], "qr/SN-B.png": by_serial["SN-B"]["claim_url"]}
+    assert codes == {
+        "qr/SN-A.png": by_serial["SN-A"]["claim_url"],
+        "qr/SN-B.png": by_serial["SN-B"]["claim_url"],
+    }
 
 
 def test_the_export_can_be_downloaded_only_once(tenant: Tenant) -> None:
