@@ -24,7 +24,7 @@ FIRST_DATA_ROW = 2
 MAX_BATCH_SIZE = 200_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceSpec:
     serial_number: str
     mac: str | None = None

@@ -99,7 +99,7 @@ class DeviceGroup:
     created_at: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class Device:
     id: str
     organization_id: str

@@ -22,7 +22,7 @@ from lineside.services.lookups import load_device, load_product
 from lineside.services.ports import RevokedSerial, UnitOfWork
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IssuedCredential:
     """What the caller sees once. Nothing here is stored in clear."""
 

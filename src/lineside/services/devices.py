@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,7 +29,7 @@ from lineside.services.ports import DeviceFilter, NewDevice, Page, UnitOfWork
 from lineside.services.quotas import check_device_quota
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DefinedDevice:
     device: Device
     credential: IssuedCredential | None = None
@@ -146,6 +147,31 @@ def validated_specs(
     return specs
 
 
+def _new_rows(
+    ctx: ServiceContext,
+    product: Product,
+    specs: list[DeviceSpec],
+    now: datetime,
+    batch_id: str,
+    issue_credentials: CredentialType | None,
+    defined: list[DefinedDevice],
+) -> Iterator[NewDevice]:
+    """The rows of a batch, one by one, noting each device (and its token) in ``defined``."""
+    ids = new_ids(len(specs))
+    with_tokens = issue_credentials is CredentialType.TOKEN
+    secrets = generate_secrets(SecretKind.DEVICE_TOKEN, len(specs)) if with_tokens else [None] * len(specs)
+    hash_secret = ctx.hasher.hash
+    for spec, device_id, secret in zip(specs, ids, secrets, strict=True):
+        device = new_device(product, spec, now, batch_id, device_id)
+        if secret is None:
+            defined.append(DefinedDevice(device))
+            yield NewDevice(device)
+            continue
+        device.token_issued_at = now
+        defined.append(DefinedDevice(device, IssuedCredential(CredentialType.TOKEN, secret=secret)))
+        yield NewDevice(device, hash_secret(secret))
+
+
 def _write_batch(
     ctx: ServiceContext,
     uow: UnitOfWork,
@@ -156,29 +182,14 @@ def _write_batch(
 ) -> DefinedBatch:
     now = ctx.clock()
     batch_id = new_id()
-    ids = new_ids(len(specs))
-    devices = [
-        new_device(product, spec, now, batch_id, device_id)
-        for spec, device_id in zip(specs, ids, strict=True)
-    ]
     defined: list[DefinedDevice] = []
-    if issue_credentials is CredentialType.TOKEN:
-        rows = []
-        hash_secret = ctx.hasher.hash
-        for device, secret in zip(
-            devices, generate_secrets(SecretKind.DEVICE_TOKEN, len(devices)), strict=True
-        ):
-            device.token_issued_at = now
-            rows.append(NewDevice(device, hash_secret(secret)))
-            defined.append(DefinedDevice(device, IssuedCredential(CredentialType.TOKEN, secret=secret)))
-        uow.devices.add_many(rows)
-    else:
-        uow.devices.add_many([NewDevice(device) for device in devices])
-        defined = [DefinedDevice(device) for device in devices]
+    # Rows are built as the database takes them: on PostgreSQL the server indexes one part
+    # of the batch on the other core while this process builds the next.
+    uow.devices.add_many(_new_rows(ctx, product, specs, now, batch_id, issue_credentials, defined))
     if issue_credentials is CredentialType.X509:
         defined = [
-            DefinedDevice(device, issue_certificate_in(ctx, uow, product, device, None, now))
-            for device in devices
+            DefinedDevice(item.device, issue_certificate_in(ctx, uow, product, item.device, None, now))
+            for item in defined
         ]
     uow.events.add(
         DomainEvent(
@@ -190,7 +201,7 @@ def _write_batch(
             subject_id=batch_id,
             data={
                 "product_id": product.id,
-                "count": len(devices),
+                "count": len(defined),
                 "credentials": issue_credentials.value if issue_credentials else None,
             },
         )

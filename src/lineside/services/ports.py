@@ -59,7 +59,7 @@ class BatchUnit:
     claim_generation: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewDevice:
     """A device to insert, with the keyed hash of its token if one was issued."""
 
@@ -97,7 +97,7 @@ class DeviceGroupRepository(Protocol):
 
 
 class DeviceRepository(Protocol):
-    def add_many(self, devices: Sequence[NewDevice]) -> None: ...
+    def add_many(self, devices: Iterable[NewDevice]) -> None: ...
     def get(self, device_id: str, *, within: str, include_owned: bool = False) -> Device | None: ...
     def list(self, *, within: str, filters: DeviceFilter, cursor: str | None, limit: int) -> Page[Device]: ...
     def find_by_claim_hash(self, claim_code_hash: str) -> Device | None: ...

@@ -13,13 +13,14 @@ import csv
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from lineside.domain import events
 from lineside.domain.device_specs import DeviceSpec
 from lineside.domain.errors import Conflict, Gone, InvalidInput
 from lineside.domain.events import DomainEvent
-from lineside.domain.identifiers import new_id
+from lineside.domain.identifiers import new_id, new_ids
 from lineside.domain.models import Principal, Product, Scope, StaticTokenBatch
 from lineside.domain.secret_tokens import SecretKind, generate_secrets
 from lineside.services.claims import claim_code_hash, claim_url
@@ -106,15 +107,20 @@ def _write(
         metadata_columns=[field.name for field in product.metadata_fields if field.name in used_fields],
         created_at=now,
     )
-    rows = []
-    for spec in specs:
-        device = new_device(product, spec, now, batch.id)
-        device.serial_number = device.serial_number or device.id
-        rows.append(NewDevice(device, claim_code_hash=claim_code_hash(ctx, device.id, 0)))
     uow.static_batches.add(batch)
-    uow.devices.add_many(rows)
+    uow.devices.add_many(_new_rows(ctx, product, specs, now, batch.id))
     uow.events.add(_batch_event(events.STATIC_TOKENS_CREATED, batch, principal.actor, now))
     return batch
+
+
+def _new_rows(
+    ctx: ServiceContext, product: Product, specs: list[DeviceSpec], now: datetime, batch_id: str
+) -> Iterator[NewDevice]:
+    """Built one by one as the database takes them, so memory does not grow with the batch."""
+    for spec, device_id in zip(specs, new_ids(len(specs)), strict=True):
+        device = new_device(product, spec, now, batch_id, device_id)
+        device.serial_number = device.serial_number or device.id
+        yield NewDevice(device, claim_code_hash=claim_code_hash(ctx, device.id, 0))
 
 
 def _batch_event(event_type: str, batch: StaticTokenBatch, actor: str, at: Any) -> DomainEvent:

@@ -80,9 +80,8 @@ def _sqlite_time(value: datetime | None) -> str | None:
 
 
 class SqlDeviceRepository(SqlRepository):
-    def add_many(self, devices: Sequence[NewDevice]) -> None:
-        if not devices:
-            return
+    def add_many(self, devices: Iterable[NewDevice]) -> None:
+        """Insert the devices as the iterable yields them (it is consumed once)."""
         if self.connection.dialect.name == "postgresql":
             self._copy_into_postgres(devices)
         else:
@@ -109,7 +108,7 @@ class SqlDeviceRepository(SqlRepository):
             *timeline,
         )
 
-    def _executemany(self, devices: Sequence[NewDevice]) -> None:
+    def _executemany(self, devices: Iterable[NewDevice]) -> None:
         placeholders = ", ".join("?" for _ in _INSERT_COLUMNS)
         sql = f"INSERT INTO devices ({', '.join(_INSERT_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
         # A batch shares a handful of timestamps: convert each once. The driver takes an
@@ -121,7 +120,7 @@ class SqlDeviceRepository(SqlRepository):
         finally:
             cursor.close()
 
-    def _copy_into_postgres(self, devices: Sequence[NewDevice]) -> None:
+    def _copy_into_postgres(self, devices: Iterable[NewDevice]) -> None:
         raw = self.connection.connection.driver_connection
         assert raw is not None
         with (
@@ -182,16 +181,19 @@ class SqlDeviceRepository(SqlRepository):
         return self._first(query.limit(1)) is not None
 
     def set_tokens(self, token_hashes: Sequence[tuple[str, str]], at: datetime) -> None:
-        """Many (device id, token hash) pairs in one statement per chunk."""
+        """Many (device id, token hash) pairs, handed to the driver as plain tuples (the
+        export of a 100,000-unit batch updates every row)."""
         if not token_hashes:
             return
-        statement = (
-            update(t.devices)
-            .where(t.devices.c.id == bindparam("device_id"))
-            .values(token_hash=bindparam("new_hash"), token_issued_at=at)
-        )
-        self.connection.execute(
-            statement, [{"device_id": device_id, "new_hash": h} for device_id, h in token_hashes]
+        if self.connection.dialect.name == "postgresql":
+            sql, when = "UPDATE devices SET token_hash = %s, token_issued_at = %s WHERE id = %s", at
+        else:
+            sql, when = (
+                "UPDATE devices SET token_hash = ?, token_issued_at = ? WHERE id = ?",
+                _sqlite_time(at),
+            )
+        self.connection.exec_driver_sql(
+            sql, [(token_hash, when, device_id) for device_id, token_hash in token_hashes]
         )
 
     def clear_tokens_of_batch(self, batch_id: str) -> None:
