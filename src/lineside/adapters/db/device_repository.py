@@ -185,13 +185,10 @@ class SqlDeviceRepository(SqlRepository):
         export of a 100,000-unit batch updates every row)."""
         if not token_hashes:
             return
-        if self.connection.dialect.name == "postgresql":
-            sql, when = "UPDATE devices SET token_hash = %s, token_issued_at = %s WHERE id = %s", at
-        else:
-            sql, when = (
-                "UPDATE devices SET token_hash = ?, token_issued_at = ? WHERE id = ?",
-                _sqlite_time(at),
-            )
+        when: datetime | str | None = at
+        sql = "UPDATE devices SET token_hash = %s, token_issued_at = %s WHERE id = %s"
+        if self.connection.dialect.name != "postgresql":
+            sql, when = sql.replace("%s", "?"), _sqlite_time(at)
         self.connection.exec_driver_sql(
             sql, [(token_hash, when, device_id) for device_id, token_hash in token_hashes]
         )
