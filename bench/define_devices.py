@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 from unittest import mock
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
+from sqlalchemy import text
 
 from lineside.adapters.db.device_repository import SqlDeviceRepository
 from lineside.adapters.db.unit_of_work import SqlUnitOfWork
@@ -66,7 +66,6 @@ from lineside.services.organizations import authenticate_api_key, create_organiz
 from lineside.services.products import create_product
 from lineside.settings import Settings
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PHASES = ("lookup", "validate", "build", "insert", "commit")
 MIB = 1024 * 1024
 
@@ -119,21 +118,6 @@ def phase_timing(clock: PhaseClock) -> Iterator[None]:
         for owner, name, phase in targets:
             stack.enter_context(mock.patch.object(owner, name, clock.wrap(phase, getattr(owner, name))))
         yield
-
-
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database on the server at ``admin_url``, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"lineside_bench_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -237,16 +221,6 @@ def run_backend(backend: str, count: int, postgres_url: str, measure_memory: boo
             backend, count, wall, cpu, phases, peak, max_rss, server_version(app), load_before, load_after
         )
     return asdict(result)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_machine() -> None:

@@ -33,7 +33,6 @@ import asyncio
 import multiprocessing
 import os
 import random
-import secrets
 import shutil
 import signal
 import socket
@@ -51,8 +50,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
 
 from lineside.bootstrap import bootstrap
 from lineside.domain.device_specs import specs_from_serial_numbers
@@ -62,7 +60,6 @@ from lineside.services.organizations import authenticate_api_key, create_organiz
 from lineside.services.products import create_product
 from lineside.settings import Settings
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 HOST = "127.0.0.1"
 STARTUP_DEADLINE_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
@@ -79,21 +76,6 @@ class ClientResult:
 
 
 # -- setup --------------------------------------------------------------------------------
-
-
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database on the server at ``admin_url``, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"lineside_bench_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def seed(database_url: str, data_dir: Path, count: int) -> dict[str, str]:
@@ -390,13 +372,6 @@ def report(args: argparse.Namespace, m: Measurement) -> None:
     )
     # Independent of how busy the machine was: what one request costs the server's processes.
     print(f"Server CPU per request: {m.server_cpu / max(ok, 1) * 1000:.2f} ms (Lineside processes only)")
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def print_machine(args: argparse.Namespace) -> None:

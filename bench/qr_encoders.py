@@ -38,6 +38,8 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from scratch import cpu_model
+
 from lineside.adapters.labels import LabelRow, qr_png, write_zip
 
 PREFIX = "https://lineside.example.com/claim/lsc_"
@@ -59,12 +61,7 @@ def synthetic_rows(count: int) -> Iterator[LabelRow]:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    with open("/proc/cpuinfo", encoding="utf-8") as info:
-        for line in info:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     usable = len(os.sched_getaffinity(0))
     return f"{model}; {os.cpu_count()} logical cores, {usable} usable; Python {platform.python_version()}"
 

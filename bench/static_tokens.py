@@ -33,11 +33,11 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 from PIL import Image
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
 
 from lineside.adapters.labels import LabelRow, qr_png, write_zip
 from lineside.bootstrap import bootstrap
@@ -47,18 +47,12 @@ from lineside.services.products import create_product
 from lineside.services.static_tokens import TokenRow
 from lineside.settings import Settings
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ENCODER_SAMPLE = 2000
 DECODE_SAMPLE = 50
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}"
 
 
 def peak_rss_mib() -> float:
@@ -90,29 +84,13 @@ def check_archive(path: Path, count: int) -> None:
             assert [found.text for found in zxingcpp.read_barcodes(image)] == [row["claim_url"]]
 
 
-def database_url(backend: str, workdir: Path, postgres_url: str) -> tuple[str, str | None]:
-    if backend == "sqlite":
-        return f"sqlite:///{workdir / 'bench.db'}", None
-    name = f"lineside_bench_{secrets.token_hex(4)}"
-    with create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    return make_url(postgres_url).set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_database(postgres_url: str, name: str | None) -> None:
-    if name is not None:
-        with create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-
-
 def run(count: int, backend: str, postgres_url: str) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         workdir = Path(scratch)
-        url, created = database_url(backend, workdir, postgres_url)
-        try:
-            measure(count, backend, url, workdir)
-        finally:
-            drop_database(postgres_url, created)
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        if backend == "postgres":
+            url = stack.enter_context(postgres_database(postgres_url))
+        measure(count, backend, url, workdir)
 
 
 def measure(count: int, backend: str, url: str, workdir: Path) -> None:
