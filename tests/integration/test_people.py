@@ -183,6 +183,19 @@ def test_an_invited_person_joins_the_client_organization_and_claims_into_it(tena
     assert client_org.get(f"{API}/devices/{label['device_id']}").status_code == 200
     assert all("lsi_" not in str(event) for event in tenant.get(f"{API}/audit-events").json()["items"])
 
+    acting = {"Lineside-Organization": client_org.organization_id}
+    assert person.get(f"{API}/devices/{label['device_id']}", headers=acting).status_code == 200
+    assert_problem(person.get(f"{API}/devices/{label['device_id']}"), 404)  # as their personal org
+    unclaimed = person.delete(f"{API}/devices/{label['device_id']}/claim", headers=acting)
+    assert unclaimed.status_code == 200, unclaimed.text
+    assert tenant.get(f"{API}/devices/{label['device_id']}").json()["owner_organization_id"] is None
+
+
+def test_a_person_cannot_act_for_an_organization_they_do_not_belong_to(tenant: Tenant) -> None:
+    person = new_person(tenant.http)
+    response = person.get(f"{API}/devices", headers={"Lineside-Organization": tenant.organization_id})
+    assert_problem(response, 404)
+
 
 def test_an_invitation_is_accepted_once_and_an_unknown_one_never(tenant: Tenant) -> None:
     client_org = tenant.sub_tenant()

@@ -11,10 +11,11 @@ from lineside.services.organizations import authenticate_api_key
 from lineside.services.people import authenticate_user_token
 
 
-def authenticate_caller(ctx: ServiceContext, token: str) -> Principal:
-    """An API key (lsk_) or a signed-in person's token (lsu_)."""
+def authenticate_caller(ctx: ServiceContext, token: str, organization_id: str | None = None) -> Principal:
+    """An API key (lsk_) or a signed-in person's token (lsu_); a person may name one of
+    their organizations to act for (``organization_id``), an API key acts for its own."""
     if token.startswith(SecretKind.USER_TOKEN.value):
-        return authenticate_user_token(ctx, token)
+        return authenticate_user_token(ctx, token, organization_id)
     if token.startswith(SecretKind.API_KEY.value):
         return authenticate_api_key(ctx, token)
     raise Unauthenticated("The bearer token is neither a Lineside API key nor a sign-in token.")

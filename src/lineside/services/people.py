@@ -109,12 +109,17 @@ def sign_out(ctx: ServiceContext, token: str) -> None:
         uow.commit()
 
 
-def authenticate_user_token(ctx: ServiceContext, token: str) -> Principal:
+def authenticate_user_token(ctx: ServiceContext, token: str, organization_id: str | None = None) -> Principal:
+    """A signed-in person, acting for their personal organization or, when
+    ``organization_id`` names one, for an organization they were invited into."""
     with ctx.unit_of_work(write=False) as uow:
         user = uow.users.find_session_user(ctx.hasher.hash(token), ctx.clock())
-        organization = uow.organizations.get(user.personal_organization_id, within="/") if user else None
-    if user is None or organization is None:
-        raise Unauthenticated("The sign-in token is unknown, expired or signed out.")
+        if user is None:
+            raise Unauthenticated("The sign-in token is unknown, expired or signed out.")
+        wanted = organization_id or user.personal_organization_id
+        organization = next((org for org in uow.users.organizations_of(user.id) if org.id == wanted), None)
+    if organization is None:
+        raise not_found("organization you belong to", wanted)
     return user_principal(user, organization)
 
 

@@ -47,11 +47,16 @@ def recheck_credential(ctx: ServiceContext, header: str) -> None:
 api_key_scheme = HTTPBearer(auto_error=False, description="An API key (lsk_...) or a sign-in token (lsu_...)")
 
 
+ORGANIZATION_HEADER = "Lineside-Organization"
+
+
 def principal(
     request: Request,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Security(api_key_scheme)],
 ) -> Principal:
-    return authenticate_caller(services(request), bearer_token(request))
+    # People belong to several organizations (their own, clients' they were invited into).
+    acting_for = request.headers.get(ORGANIZATION_HEADER) or None
+    return authenticate_caller(services(request), bearer_token(request), acting_for)
 
 
 Services = Annotated[ServiceContext, Depends(services)]
