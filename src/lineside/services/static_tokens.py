@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -226,4 +226,4 @@ def regenerate_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -
         uow.static_batches.clear_exported(batch.id)
         uow.events.add(_batch_event(events.STATIC_TOKENS_REGENERATED, batch, principal.actor, now))
         uow.commit()
-    return StaticTokenBatch(**{**batch.__dict__, "exported_at": None})
+    return replace(batch, exported_at=None)
