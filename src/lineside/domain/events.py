@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from lineside.domain.identifiers import new_id
 
@@ -45,3 +45,25 @@ STATIC_TOKENS_REGENERATED = "static_tokens.regenerated"
 USER_SIGNED_UP = "user.signed_up"
 INVITATION_CREATED = "invitation.created"
 INVITATION_ACCEPTED = "invitation.accepted"
+
+
+class _AboutADevice(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def organization_id(self) -> str: ...
+
+
+def device_event(
+    event_type: str, device: _AboutADevice, *, actor: str, at: datetime, **data: Any
+) -> DomainEvent:
+    """An event about one device, filed under the organization that made it."""
+    return DomainEvent(
+        type=event_type,
+        organization_id=device.organization_id,
+        actor=actor,
+        occurred_at=at,
+        subject_type="device",
+        subject_id=device.id,
+        data=data,
+    )

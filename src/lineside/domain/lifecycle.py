@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from lineside.domain.errors import IllegalTransition
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, device_event
 
 
 class DeviceState(StrEnum):
@@ -111,16 +111,11 @@ def apply_transition(
     device.state = next_state(transition, previous)
     # A retest re-enters under_test: the latest entry wins.
     device.timeline[STATE_TIMESTAMP_FIELD[device.state]] = at
-    return DomainEvent(
-        type=event_type_for(transition),
-        organization_id=device.organization_id,
+    extra = {key: value for key, value in (data or {}).items() if key not in ("from", "to")}
+    return device_event(
+        event_type_for(transition),
+        device,
         actor=actor,
-        occurred_at=at,
-        subject_type="device",
-        subject_id=device.id,
-        data={
-            "from": previous.value,
-            "to": device.state.value,
-            **{key: value for key, value in (data or {}).items() if key not in ("from", "to")},
-        },
+        at=at,
+        **{"from": previous.value, "to": device.state.value, **extra},
     )

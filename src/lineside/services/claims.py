@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from lineside.domain import events
 from lineside.domain.errors import AlreadyExists, Conflict, Gone, NotFound, TooManyAttempts
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import device_event
 from lineside.domain.models import Device, Principal, Product, Scope
 from lineside.domain.secret_tokens import SecretKind
 from lineside.services.context import MAX_PAGE_SIZE, ServiceContext, not_found, require
@@ -145,15 +145,7 @@ def _record(
     uow: UnitOfWork, event_type: str, device: Device, actor: str, at: datetime, **data: str | None
 ) -> None:
     uow.events.add(
-        DomainEvent(
-            type=event_type,
-            organization_id=device.organization_id,
-            actor=actor,
-            occurred_at=at,
-            subject_type="device",
-            subject_id=device.id,
-            data={"serial_number": device.serial_number, **data},
-        )
+        device_event(event_type, device, actor=actor, at=at, serial_number=device.serial_number, **data)
     )
 
 

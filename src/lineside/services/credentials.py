@@ -12,7 +12,7 @@ from datetime import datetime
 
 from lineside.domain import events
 from lineside.domain.errors import Conflict, Unauthenticated
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, device_event
 from lineside.domain.identifiers import new_id
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Certificate, CredentialType, Device, Principal, Product, Scope
@@ -37,15 +37,8 @@ class IssuedCredential:
 def _credential_event(
     device: Device, actor: str, at: datetime, kind: CredentialType, rotated: bool, **data: str
 ) -> DomainEvent:
-    return DomainEvent(
-        type=events.CREDENTIALS_ROTATED if rotated else events.CREDENTIALS_ISSUED,
-        organization_id=device.organization_id,
-        actor=actor,
-        occurred_at=at,
-        subject_type="device",
-        subject_id=device.id,
-        data={"type": kind.value, **data},
-    )
+    event_type = events.CREDENTIALS_ROTATED if rotated else events.CREDENTIALS_ISSUED
+    return device_event(event_type, device, actor=actor, at=at, type=kind.value, **data)
 
 
 def issue_certificate_in(
@@ -126,16 +119,9 @@ def revoke_all_in(uow: UnitOfWork, principal: Principal, device: Device, now: da
     """Stop every credential of ``device`` inside the caller's unit of work."""
     uow.devices.clear_token(device.id)
     revoked = uow.certificates.revoke_active(device.id, now)
+    serials = [certificate.serial_hex for certificate in revoked]
     uow.events.add(
-        DomainEvent(
-            type=events.CREDENTIALS_REVOKED,
-            organization_id=device.organization_id,
-            actor=principal.actor,
-            occurred_at=now,
-            subject_type="device",
-            subject_id=device.id,
-            data={"certificates": [c.serial_hex for c in revoked]},
-        )
+        device_event(events.CREDENTIALS_REVOKED, device, actor=principal.actor, at=now, certificates=serials)
     )
 
 

@@ -17,7 +17,7 @@ from lineside.domain.device_specs import (
     spec_problems,
 )
 from lineside.domain.errors import AlreadyExists, BatchRejected, InvalidInput, RowError
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, device_event
 from lineside.domain.identifiers import new_id, new_ids
 from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
 from lineside.domain.models import CredentialType, Device, Principal, Product, Scope
@@ -83,14 +83,13 @@ def define_device(
         device = new_device(product, spec, now, None)
         uow.devices.add_many([NewDevice(device)])
         uow.events.add(
-            DomainEvent(
-                type=events.DEVICE_DEFINED,
-                organization_id=device.organization_id,
+            device_event(
+                events.DEVICE_DEFINED,
+                device,
                 actor=principal.actor,
-                occurred_at=now,
-                subject_type="device",
-                subject_id=device.id,
-                data={"product_id": product.id, "serial_number": device.serial_number},
+                at=now,
+                product_id=product.id,
+                serial_number=device.serial_number,
             )
         )
         uow.commit()
