@@ -9,14 +9,13 @@ import httpx
 import pytest
 
 from lineside.bootstrap import Application
-from lineside.entrypoints.api.app import create_app
 from tests.support.api import Tenant, new_tenant
-from tests.support.server import serving
+from tests.support.server import http_client_for
 
 
 @pytest.fixture(scope="session")
 def client(application: Application) -> Iterator[httpx.Client]:
-    with serving(create_app(application)) as url, httpx.Client(base_url=url, timeout=30.0) as http:
+    with http_client_for(application) as http:
         yield http
 
 

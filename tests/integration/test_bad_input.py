@@ -16,10 +16,9 @@ import httpx
 import pytest
 
 from lineside.bootstrap import Application, bootstrap
-from lineside.entrypoints.api.app import create_app
 from lineside.settings import Settings
 from tests.support.api import Tenant, assert_problem, new_tenant, unique
-from tests.support.server import serving
+from tests.support.server import http_client_for
 
 MISSING_ID = "01900000-0000-7000-8000-000000000000"
 NOT_A_UUID = "not-a-uuid"
@@ -563,7 +562,7 @@ def small_limit_app(settings: Settings) -> Iterator[Application]:
 
 @pytest.fixture(scope="module")
 def small_limit_http(small_limit_app: Application) -> Iterator[httpx.Client]:
-    with serving(create_app(small_limit_app)) as url, httpx.Client(base_url=url, timeout=30.0) as http:
+    with http_client_for(small_limit_app) as http:
         yield http
 
 

@@ -18,7 +18,6 @@ import pytest
 
 from lineside.bootstrap import Application, bootstrap
 from lineside.domain.secret_tokens import SecretKind, generate_secret
-from lineside.entrypoints.api.app import create_app
 from lineside.settings import Settings
 from tests.support.api import Tenant, assert_problem, new_tenant
 from tests.support.people import (
@@ -29,7 +28,7 @@ from tests.support.people import (
     static_batch,
     unique_address,
 )
-from tests.support.server import serving
+from tests.support.server import http_client_for
 
 API = "/api/v1"
 CONCURRENT_CLAIMANTS = 8
@@ -306,7 +305,7 @@ def strict_app(settings: Settings) -> Iterator[Application]:
 
 @pytest.fixture(scope="module")
 def strict_http(strict_app: Application) -> Iterator[httpx.Client]:
-    with serving(create_app(strict_app)) as url, httpx.Client(base_url=url, timeout=30.0) as http:
+    with http_client_for(strict_app) as http:
         yield http
 
 

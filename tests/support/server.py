@@ -8,8 +8,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from lineside.bootstrap import Application
+from lineside.entrypoints.api.app import create_app
 
 STARTUP_DEADLINE_SECONDS = 30.0
 
@@ -38,3 +42,10 @@ def serving(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def http_client_for(application: Application) -> Iterator[httpx.Client]:
+    """An HTTP client of ``application``'s API, served on a real socket for the duration."""
+    with serving(create_app(application)) as url, httpx.Client(base_url=url, timeout=30.0) as http:
+        yield http
