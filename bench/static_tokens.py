@@ -32,19 +32,17 @@ import secrets
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 from PIL import Image
 from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
 
-from lineside.adapters.labels import LabelRow, qr_png, write_zip
+from lineside.adapters.labels import label_rows, qr_png, write_zip
 from lineside.bootstrap import bootstrap
 from lineside.services import static_tokens
 from lineside.services.organizations import authenticate_api_key, create_organization
 from lineside.services.products import create_product
-from lineside.services.static_tokens import TokenRow
 from lineside.settings import Settings
 
 ENCODER_SAMPLE = 2000
@@ -65,11 +63,6 @@ def encoder_rate() -> float:
     for url in urls:
         qr_png(url)
     return ENCODER_SAMPLE / (time.perf_counter() - started)
-
-
-def label_rows(rows: Iterator[TokenRow]) -> Iterator[LabelRow]:
-    for row in rows:
-        yield LabelRow(row.device_id, row.serial_number, row.claim_url, row.metadata, row.device_token)
 
 
 def check_archive(path: Path, count: int) -> None:

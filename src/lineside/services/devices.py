@@ -41,6 +41,20 @@ class DefinedBatch:
     product: Product
     devices: list[DefinedDevice]
 
+    def credential_rows(self) -> Iterator[list[str]]:
+        """The credentials file a downstream manufacturing process receives: a header, then
+        one row per device (secrets included: shown once)."""
+        yield ["device_id", "serial_number", "token", "certificate", "private_key"]
+        for defined in self.devices:
+            credential = defined.credential or IssuedCredential(CredentialType.TOKEN)
+            yield [
+                defined.device.id,
+                defined.device.serial_number,
+                credential.secret or "",
+                credential.certificate_pem or "",
+                credential.private_key_pem or "",
+            ]
+
 
 def new_device(
     product: Product, spec: DeviceSpec, now: datetime, batch_id: str | None, device_id: str | None = None

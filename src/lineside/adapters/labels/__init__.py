@@ -16,12 +16,13 @@ from lineside.adapters.labels.archives import write_zip
 from lineside.adapters.labels.names import archive_name
 from lineside.adapters.labels.pdf import LABELS_PER_PAGE, write_labels_pdf
 from lineside.adapters.labels.qr import qr_png
-from lineside.adapters.labels.rows import LabelRow, neutralise_cell
+from lineside.adapters.labels.rows import LabelRow, label_rows, neutralise_cell
 
 __all__ = [
     "LABELS_PER_PAGE",
     "LabelRow",
     "archive_name",
+    "label_rows",
     "neutralise_cell",
     "qr_png",
     "write_labels_pdf",

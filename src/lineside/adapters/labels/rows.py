@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 # OWASP "CSV injection": a spreadsheet evaluates a cell that starts with one of these.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -16,6 +17,27 @@ class LabelRow:
     claim_url: str
     metadata: Mapping[str, object]
     device_token: str | None = None  # present only in the one-time export
+
+
+class ExportedUnit(Protocol):
+    """Anything with a label's fields, e.g. the static-token service's TokenRow."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def serial_number(self) -> str: ...
+    @property
+    def claim_url(self) -> str: ...
+    @property
+    def metadata(self) -> Mapping[str, object]: ...
+    @property
+    def device_token(self) -> str | None: ...
+
+
+def label_rows(units: Iterable[ExportedUnit]) -> Iterator[LabelRow]:
+    """Labels of the units, as lazily as they come."""
+    for unit in units:
+        yield LabelRow(unit.device_id, unit.serial_number, unit.claim_url, unit.metadata, unit.device_token)
 
 
 def neutralise_cell(value: str) -> str:

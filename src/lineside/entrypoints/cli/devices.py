@@ -83,16 +83,4 @@ def _write_credentials(out: Path, batch: DefinedBatch) -> None:
     # The mode of os.open applies only to a new file; --force over an old one must tighten it.
     os.fchmod(descriptor, 0o600)
     with os.fdopen(descriptor, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["device_id", "serial_number", "token", "certificate", "private_key"])
-        for defined in batch.devices:
-            credential = defined.credential
-            writer.writerow(
-                [
-                    defined.device.id,
-                    defined.device.serial_number,
-                    (credential.secret or "") if credential else "",
-                    (credential.certificate_pem or "") if credential else "",
-                    (credential.private_key_pem or "") if credential else "",
-                ]
-            )
+        csv.writer(handle).writerows(batch.credential_rows())

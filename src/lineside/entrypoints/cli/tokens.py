@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from lineside.adapters.labels import LabelRow, write_zip
+from lineside.adapters.labels import label_rows, write_zip
 from lineside.entrypoints.cli.common import opened_application, run_reporting_errors
 from lineside.services import static_tokens
 from lineside.services.organizations import operator_principal
@@ -79,17 +79,13 @@ def _arguments(count: int | None, csv_file: Path | None, mapping: str | None) ->
 def _write_export(out: Path, contents: BatchContents) -> None:
     descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(descriptor, 0o600)
-    rows = (
-        LabelRow(row.device_id, row.serial_number, row.claim_url, row.metadata, row.device_token)
-        for row in contents.rows
-    )
     bar: Any = click.progressbar(
         length=contents.batch.count, label="writing tokens and QR codes", file=sys.stderr
     )
     with os.fdopen(descriptor, "wb") as handle, bar:
         write_zip(
             handle,
-            rows,
+            label_rows(contents.rows),
             metadata_columns=contents.batch.metadata_columns,
             with_tokens=True,
             csv_name="tokens.csv",

@@ -16,6 +16,7 @@ from lineside.domain.device_specs import DeviceSpec, specs_from_serial_numbers
 from lineside.domain.errors import InvalidInput
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import CredentialType
+from lineside.entrypoints.api.bodies import csv_text, invalid, media_type
 from lineside.entrypoints.api.dependencies import Caller, Services
 from lineside.entrypoints.api.schemas import (
     BatchIn,
@@ -122,8 +123,7 @@ def _parse_json_batch(raw: bytes) -> BatchIn:
     try:
         return BatchIn.model_validate(document)
     except ValidationError as error:
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise InvalidInput(detail) from None
+        raise invalid(error) from None
 
 
 def _credential_type(text: str | None) -> CredentialType | None:
@@ -137,19 +137,7 @@ def _credential_type(text: str | None) -> CredentialType | None:
 
 def _batch_csv(batch: DefinedBatch) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["device_id", "serial_number", "token", "certificate", "private_key"])
-    for defined in batch.devices:
-        credential = defined.credential
-        writer.writerow(
-            [
-                defined.device.id,
-                defined.device.serial_number,
-                credential.secret if credential else "",
-                credential.certificate_pem if credential else "",
-                credential.private_key_pem if credential else "",
-            ]
-        )
+    csv.writer(out, lineterminator="\n").writerows(batch.credential_rows())
     return out.getvalue()
 
 
@@ -171,15 +159,11 @@ async def define_batch(
     Answers JSON, or the credentials file as CSV when the request says ``Accept: text/csv``.
     """
     raw = await request.body()
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type == "text/csv":
         if not product_id:
             raise InvalidInput("A CSV batch needs ?product_id=.")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput("The CSV must be UTF-8.") from None
-        kwargs: dict[str, Any] = {"product_id": product_id, "csv_text": text}
+        kwargs: dict[str, Any] = {"product_id": product_id, "csv_text": csv_text(raw)}
         kind = _credential_type(issue_credentials)
     elif content_type == "application/json":
         if product_id or issue_credentials:

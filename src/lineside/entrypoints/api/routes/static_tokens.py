@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,12 +17,13 @@ from pydantic import BaseModel, Field, StrictInt, ValidationError
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from lineside.adapters.labels import LabelRow, write_labels_pdf, write_zip
+from lineside.adapters.labels import label_rows, write_labels_pdf, write_zip
 from lineside.domain.errors import InvalidInput
+from lineside.entrypoints.api.bodies import csv_text, invalid, media_type
 from lineside.entrypoints.api.dependencies import Caller, Services, application
 from lineside.entrypoints.api.schemas import Request as RequestBody
 from lineside.services import static_tokens
-from lineside.services.static_tokens import BatchContents, TokenRow
+from lineside.services.static_tokens import BatchContents
 
 router = APIRouter(prefix="/api/v1", tags=["static tokens"])
 
@@ -89,25 +90,16 @@ def _mapping(text: str | None) -> dict[str, str]:
     return mapping
 
 
-def _utf8(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput("The CSV must be UTF-8.") from None
-
-
 async def _creation_arguments(request: Request) -> dict[str, Any]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type == "application/json":
         try:
             return {"count": CountIn.model_validate_json(await request.body()).count}
         except ValidationError as error:
-            raise InvalidInput(
-                "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
-            ) from None
+            raise invalid(error) from None
     if content_type == "text/csv":
         return {
-            "csv_text": _utf8(await request.body()),
+            "csv_text": csv_text(await request.body()),
             "mapping": _mapping(request.query_params.get("mapping")),
         }
     if content_type == "multipart/form-data":
@@ -119,7 +111,7 @@ async def _creation_arguments(request: Request) -> dict[str, Any]:
                 raise InvalidInput("The multipart upload needs a 'file' part holding the CSV.")
             mapping = form.get("mapping")
             return {
-                "csv_text": _utf8(await upload.read()),
+                "csv_text": csv_text(await upload.read()),
                 "mapping": _mapping(mapping if isinstance(mapping, str) else None),
             }
     raise InvalidInput('Send application/json ({"count": N}), text/csv or multipart/form-data.')
@@ -149,11 +141,6 @@ def regenerate(batch_id: str, request: Request, ctx: Services, caller: Caller) -
     return _batch_out(request, static_tokens.regenerate_batch(ctx, caller, batch_id))
 
 
-def _label_rows(rows: Iterator[TokenRow]) -> Iterator[LabelRow]:
-    for row in rows:
-        yield LabelRow(row.device_id, row.serial_number, row.claim_url, row.metadata, row.device_token)
-
-
 def _file_response(
     request: Request, write: Callable[[BinaryIO], object], name: str, media: str
 ) -> FileResponse:
@@ -173,7 +160,7 @@ def _zip_of(contents: BatchContents, with_tokens: bool) -> Callable[[BinaryIO], 
     csv_name = "tokens.csv" if with_tokens else "labels.csv"
     return lambda out: write_zip(
         out,
-        _label_rows(contents.rows),
+        label_rows(contents.rows),
         metadata_columns=contents.batch.metadata_columns,
         with_tokens=with_tokens,
         csv_name=csv_name,
@@ -202,7 +189,7 @@ async def labels_pdf(batch_id: str, request: Request, ctx: Services, caller: Cal
     contents = await run_in_threadpool(static_tokens.batch_labels, ctx, caller, batch_id)
 
     def write(out: BinaryIO) -> object:
-        return write_labels_pdf(out, _label_rows(contents.rows), product_name=contents.product.name)
+        return write_labels_pdf(out, label_rows(contents.rows), product_name=contents.product.name)
 
     return await run_in_threadpool(
         _file_response, request, write, f"labels-{batch_id}.pdf", "application/pdf"
