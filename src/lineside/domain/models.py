@@ -32,6 +32,25 @@ class GroupKind(StrEnum):
     PRODUCTION = "production"
 
 
+class EnrollmentPolicy(StrEnum):
+    """Which hardware a product's factory enrollment tokens admit as Devices Under Test."""
+
+    CREATE = "create"  # an unknown hardware id becomes a new device
+    PREDEFINED = "predefined"  # only devices defined beforehand (by serial and hardware id)
+
+
+class FirmwareKind(StrEnum):
+    FACTORY = "factory"  # runs on the line: tests the unit and blesses it
+    APPLICATION = "application"  # what the product does in its owner's hands
+
+
+class ApplicationFirmwareAfter(StrEnum):
+    """When a production group's members load application firmware (Electric Imp's setting)."""
+
+    BLESSING = "blessing"  # at once: the unit leaves the line running the application
+    ACTIVATION = "activation"  # only once activated: needed for factory activation
+
+
 class CredentialType(StrEnum):
     TOKEN = "token"
     X509 = "x509"
@@ -87,6 +106,7 @@ class Product:
     name: str
     metadata_fields: list[MetadataField]
     created_at: datetime
+    enrollment_policy: EnrollmentPolicy = EnrollmentPolicy.CREATE
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,8 @@ class DeviceGroup:
     name: str
     kind: GroupKind
     created_at: datetime
+    application_firmware_after: ApplicationFirmwareAfter = ApplicationFirmwareAfter.BLESSING
+    release_id: str | None = None  # the firmware release deployed to the group, if any
 
 
 @dataclass(slots=True)
@@ -117,6 +139,10 @@ class Device:
     claimed_at: datetime | None = None
     claim_generation: int = 0
     has_claim_code: bool = False
+    hardware_id: str | None = None  # MAC or chip id, as a factory fixture reads it
+    factory_token_id: str | None = None  # the factory enrollment it was enrolled with
+    firmware_version: str | None = None  # what the device last said it runs
+    firmware_reported_at: datetime | None = None
 
     @property
     def is_claimed(self) -> bool:

@@ -169,6 +169,26 @@ class EventOutbox(Protocol):
     ) -> Page[DomainEvent]: ...
 
 
+class FactoryTokenRepository(Protocol):
+    """Factory enrollment tokens (owned by the factory feature)."""
+
+
+class TestRunRepository(Protocol):
+    """Test results of Devices Under Test (owned by the factory feature)."""
+
+
+class ProductionTokenRepository(Protocol):
+    """Production enrollment tokens: plan id + token id (owned by the factory feature)."""
+
+
+class FirmwareRepository(Protocol):
+    """Firmware releases and their deployments to device groups (owned by the firmware feature)."""
+
+
+class WebhookRepository(Protocol):
+    """Webhook endpoints, deliveries and attempts (owned by the webhooks feature)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the ``with`` block without ``commit()`` rolls back."""
 
@@ -192,6 +212,16 @@ class UnitOfWork(Protocol):
     def static_batches(self) -> StaticTokenBatchRepository: ...
     @property
     def tombstones(self) -> TombstoneRepository: ...
+    @property
+    def factory_tokens(self) -> FactoryTokenRepository: ...
+    @property
+    def test_runs(self) -> TestRunRepository: ...
+    @property
+    def production_tokens(self) -> ProductionTokenRepository: ...
+    @property
+    def firmware(self) -> FirmwareRepository: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

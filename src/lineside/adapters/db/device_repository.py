@@ -36,6 +36,7 @@ _INSERT_COLUMNS = (
     "token_issued_at",
     "claim_code_hash",
     "created_at",
+    "hardware_id",
     *t.LIFECYCLE_COLUMNS,
 )
 
@@ -64,6 +65,10 @@ def _device(row: Row[Any]) -> Device:
         claimed_at=m["claimed_at"],
         claim_generation=m["claim_generation"],
         has_claim_code=m["claim_code_hash"] is not None,
+        hardware_id=m["hardware_id"],
+        factory_token_id=m["factory_token_id"],
+        firmware_version=m["firmware_version"],
+        firmware_reported_at=m["firmware_reported_at"],
     )
 
 
@@ -110,6 +115,7 @@ class SqlDeviceRepository(SqlRepository):
             to_time(device.token_issued_at),
             new.claim_code_hash,
             to_time(device.created_at),
+            device.hardware_id,
             *timeline,
         )
 
@@ -250,6 +256,7 @@ class SqlDeviceRepository(SqlRepository):
                 state=device.state.value,
                 group_id=device.group_id,
                 owner_organization_id=device.owner_organization_id,
+                factory_token_id=device.factory_token_id,
                 **{name: device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS},
             )
         )

@@ -14,7 +14,9 @@ from lineside.domain.events import DomainEvent
 from lineside.domain.metadata import FieldType, MetadataField
 from lineside.domain.models import (
     ApiKey,
+    ApplicationFirmwareAfter,
     DeviceGroup,
+    EnrollmentPolicy,
     GroupKind,
     Organization,
     OrganizationKind,
@@ -155,6 +157,7 @@ def _product(row: Row[Any]) -> Product:
             for f in m["metadata_fields"]
         ],
         created_at=m["created_at"],
+        enrollment_policy=EnrollmentPolicy(m["enrollment_policy"]),
     )
 
 
@@ -167,6 +170,7 @@ class SqlProductRepository(SqlRepository):
                 name=product.name,
                 metadata_fields=[field.as_dict() for field in product.metadata_fields],
                 created_at=product.created_at,
+                enrollment_policy=product.enrollment_policy.value,
             )
         )
 
@@ -198,6 +202,8 @@ def _group(row: Row[Any]) -> DeviceGroup:
         name=m["name"],
         kind=GroupKind(m["kind"]),
         created_at=m["created_at"],
+        application_firmware_after=ApplicationFirmwareAfter(m["application_firmware_after"]),
+        release_id=m["release_id"],
     )
 
 
@@ -211,6 +217,8 @@ class SqlDeviceGroupRepository(SqlRepository):
                 name=group.name,
                 kind=group.kind.value,
                 created_at=group.created_at,
+                application_firmware_after=group.application_firmware_after.value,
+                release_id=group.release_id,
             )
         )
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -101,6 +102,8 @@ products = Table(
     Column("name", String(200), nullable=False),
     Column("metadata_fields", JsonDocument, nullable=False),
     _created_at(),
+    # create | predefined: see domain.models.EnrollmentPolicy.
+    Column("enrollment_policy", String(20), nullable=False, server_default="create"),
     UniqueConstraint("organization_id", "name"),
 )
 
@@ -113,6 +116,10 @@ device_groups = Table(
     Column("name", String(200), nullable=False),
     Column("kind", String(20), nullable=False),
     _created_at(),
+    # blessing | activation: see domain.models.ApplicationFirmwareAfter.
+    Column("application_firmware_after", String(20), nullable=False, server_default="blessing"),
+    # The release deployed to the group; firmware_deployments keeps the history.
+    Column("release_id", Uuid, nullable=True),
     UniqueConstraint("product_id", "name"),
 )
 
@@ -125,6 +132,12 @@ LIFECYCLE_COLUMNS = (
     "activated_at",
     "revoked_at",
 )
+
+
+def _only_set_null(column: str) -> dict[str, Any]:
+    """A partial index over the rows where ``column`` is still NULL, on both backends."""
+    condition = text(f"{column} IS NULL")
+    return {"postgresql_where": condition, "sqlite_where": condition}
 
 
 def _only_set(column: str) -> dict[str, Any]:
@@ -160,7 +173,16 @@ devices = Table(
     Column("claimed_by", String(100), nullable=True),
     _created_at(),
     *(Column(name, UtcDateTime, nullable=True) for name in LIFECYCLE_COLUMNS),
+    # The MAC or chip id a factory fixture reads off the unit; unique within a product.
+    Column("hardware_id", String(64), nullable=True),
+    # The factory enrollment token a DUT enrolled with; blessing clears it.
+    Column("factory_token_id", Uuid, nullable=True),
+    Column("firmware_version", String(64), nullable=True),
+    Column("firmware_reported_at", UtcDateTime, nullable=True),
     UniqueConstraint("product_id", "serial_number"),
+    Index(
+        "ix_devices_product_hardware_id", "product_id", "hardware_id", unique=True, **_only_set("hardware_id")
+    ),
     Index("ix_devices_token_hash", "token_hash", unique=True, **_only_set("token_hash")),
     Index("ix_devices_claim_code_hash", "claim_code_hash", unique=True, **_only_set("claim_code_hash")),
     Index("ix_devices_batch_id", "batch_id", **_only_set("batch_id")),
@@ -204,7 +226,9 @@ events = Table(
     Column("subject_id", Uuid, nullable=False, index=True),
     Column("data", JsonDocument, nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
+    # Set once the webhook dispatcher has made this event's deliveries.
     Column("dispatched_at", UtcDateTime, nullable=True),
+    Index("ix_events_undispatched", "sequence", **_only_set_null("dispatched_at")),
 )
 
 idempotency_keys = Table(
@@ -292,4 +316,132 @@ rate_limits = Table(
     Column("bucket", String(200), primary_key=True),
     Column("window_start", UtcDateTime, nullable=False),
     Column("count", Integer, nullable=False),
+)
+
+
+# -- the connected factory ---------------------------------------------------------------
+
+# A factory line's enrollment token: admits DUTs of one product, and nothing else.
+factory_enrollment_tokens = Table(
+    "factory_enrollment_tokens",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("product_id", Uuid, ForeignKey("products.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", String(100), nullable=False),
+    _created_at(),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+test_runs = Table(
+    "test_runs",
+    metadata,
+    _id(),
+    Column("device_id", Uuid, nullable=False),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("measurements", JsonDocument, nullable=False),
+    Column("fixture", String(200), nullable=True),
+    Column("operator", String(200), nullable=True),
+    Column("recorded_by", String(100), nullable=False),
+    _created_at(),
+    Index("ix_test_runs_device_id_created_at", "device_id", "created_at"),
+)
+
+# Production enrollment tokens (Electric Imp's plan id + token id): short-lived, single-use.
+production_tokens = Table(
+    "production_tokens",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("product_id", Uuid, nullable=True),
+    Column("plan_id", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", String(100), nullable=False),
+    _created_at(),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("device_id", Uuid, nullable=True),
+)
+
+# -- firmware ----------------------------------------------------------------------------
+
+firmware_releases = Table(
+    "firmware_releases",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("product_id", Uuid, ForeignKey("products.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("notes", String(2000), nullable=True),
+    Column("created_by", String(100), nullable=False),
+    _created_at(),
+    UniqueConstraint("product_id", "kind", "version", name="uq_firmware_releases_product_kind_version"),
+)
+
+firmware_deployments = Table(
+    "firmware_deployments",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("group_id", Uuid, ForeignKey("device_groups.id"), nullable=False, index=True),
+    Column("release_id", Uuid, ForeignKey("firmware_releases.id"), nullable=False),
+    Column("deployed_by", String(100), nullable=False),
+    _created_at(),
+)
+
+# -- webhooks ----------------------------------------------------------------------------
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("url", String(2000), nullable=False),
+    Column("event_types", JsonDocument, nullable=False),
+    Column("description", String(500), nullable=True),
+    # The signing secret, sealed with AES-GCM under a key derived from the server key: the
+    # sender needs it back to sign, so a keyed hash cannot do here.
+    Column("sealed_secret", Text, nullable=False),
+    _created_at(),
+    Column("disabled_at", UtcDateTime, nullable=True),
+    Column("disabled_reason", String(500), nullable=True),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),  # also the webhook-id header: the same on every retry, so receivers can dedupe
+    Column("endpoint_id", Uuid, ForeignKey("webhook_endpoints.id"), nullable=False, index=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    # pending | succeeded | failed (gave up) | cancelled (endpoint disabled)
+    Column("status", String(20), nullable=False),
+    Column("attempt_count", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    # A worker's lease: until then no other worker sends this delivery.
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    _created_at(),
+    Column("completed_at", UtcDateTime, nullable=True),
+    Index("ix_webhook_deliveries_due", "next_attempt_at", **_only_set("next_attempt_at")),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    _id(),
+    Column("delivery_id", Uuid, ForeignKey("webhook_deliveries.id"), nullable=False, index=True),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
 )

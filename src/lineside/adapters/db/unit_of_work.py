@@ -10,6 +10,12 @@ from sqlalchemy.exc import IntegrityError
 
 from lineside.adapters.db.device_repository import SqlCertificateRepository, SqlDeviceRepository
 from lineside.adapters.db.engine import AUTOCOMMIT_OPTION, WRITE_OPTION
+from lineside.adapters.db.factory_repository import (
+    SqlFactoryTokenRepository,
+    SqlProductionTokenRepository,
+    SqlTestRunRepository,
+)
+from lineside.adapters.db.firmware_repository import SqlFirmwareRepository
 from lineside.adapters.db.people_repository import SqlUserRepository
 from lineside.adapters.db.repositories import (
     SqlApiKeyRepository,
@@ -19,6 +25,7 @@ from lineside.adapters.db.repositories import (
     SqlProductRepository,
 )
 from lineside.adapters.db.static_token_repository import SqlStaticTokenBatchRepository, SqlTombstoneRepository
+from lineside.adapters.db.webhook_repository import SqlWebhookRepository
 from lineside.domain.errors import Conflict
 
 
@@ -33,6 +40,11 @@ class SqlUnitOfWork:
     users: SqlUserRepository
     static_batches: SqlStaticTokenBatchRepository
     tombstones: SqlTombstoneRepository
+    factory_tokens: SqlFactoryTokenRepository
+    test_runs: SqlTestRunRepository
+    production_tokens: SqlProductionTokenRepository
+    firmware: SqlFirmwareRepository
+    webhooks: SqlWebhookRepository
 
     def __init__(self, engine: Engine, *, write: bool = True, snapshot: bool = True) -> None:
         self._engine = engine
@@ -60,6 +72,11 @@ class SqlUnitOfWork:
         self.users = SqlUserRepository(connection)
         self.static_batches = SqlStaticTokenBatchRepository(connection)
         self.tombstones = SqlTombstoneRepository(connection)
+        self.factory_tokens = SqlFactoryTokenRepository(connection)
+        self.test_runs = SqlTestRunRepository(connection)
+        self.production_tokens = SqlProductionTokenRepository(connection)
+        self.firmware = SqlFirmwareRepository(connection)
+        self.webhooks = SqlWebhookRepository(connection)
         return self
 
     def __exit__(
