@@ -45,6 +45,19 @@ STATIC_TOKENS_REGENERATED = "static_tokens.regenerated"
 USER_SIGNED_UP = "user.signed_up"
 INVITATION_CREATED = "invitation.created"
 INVITATION_ACCEPTED = "invitation.accepted"
+# The connected factory (device.enrolled, .retested, .blessed, .failed and .activated come
+# from the lifecycle table: see lifecycle.event_type_for).
+DEVICE_TESTED = "device.tested"
+FACTORY_TOKEN_CREATED = "factory_token.created"
+FACTORY_TOKEN_REVOKED = "factory_token.revoked"
+PRODUCTION_TOKEN_CREATED = "production_token.created"
+# Firmware
+FIRMWARE_RELEASED = "firmware.released"
+FIRMWARE_DEPLOYED = "firmware.deployed"
+DEVICE_FIRMWARE_REPORTED = "device.firmware_reported"
+# Webhooks
+WEBHOOK_CREATED = "webhook.created"
+WEBHOOK_DISABLED = "webhook.disabled"
 
 
 class _AboutADevice(Protocol):

@@ -181,3 +181,19 @@ class StaticTokenBatch:
     metadata_columns: list[str]
     created_at: datetime
     exported_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FirmwareRelease:
+    """An image uploaded for a product; the bytes live in the data dir under their SHA-256."""
+
+    id: str
+    organization_id: str
+    product_id: str
+    kind: FirmwareKind
+    version: str
+    sha256: str
+    size_bytes: int
+    created_at: datetime
+    created_by: str
+    notes: str | None = None

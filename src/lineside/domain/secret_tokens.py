@@ -24,6 +24,7 @@ class SecretKind(StrEnum):
     CLAIM_CODE = "lsc_"
     USER_TOKEN = "lsu_"
     INVITATION = "lsi_"
+    FACTORY_TOKEN = "lsf_"  # a factory line's enrollment token
 
 
 # 26 base64url characters carry 156 bits: short enough for a small QR code.
