@@ -19,10 +19,15 @@ from lineside.adapters.db.idempotency import SqlIdempotencyStore
 from lineside.adapters.db.migrate import upgrade_database
 from lineside.adapters.db.rate_limits import SqlRateLimiter
 from lineside.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from lineside.adapters.firmware_store import FileFirmwareStore
 from lineside.adapters.passwords import Argon2PasswordHasher
+from lineside.adapters.sealing import AesGcmSecretBox
+from lineside.adapters.webhooks import HttpxWebhookSender
 from lineside.adapters.x509_ca import FileCertificateAuthority
 from lineside.domain.secret_tokens import SecretHasher
+from lineside.domain.webhooks import DEFAULT_RETRY_SCHEDULE
 from lineside.services.context import ServiceConfig, ServiceContext
+from lineside.services.ports import WebhookAdapters
 from lineside.settings import Settings
 
 SERVER_KEY_FILE = "server.key"
@@ -76,6 +81,21 @@ def load_or_create_server_key(data_dir: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
+def webhook_adapters(settings: Settings, hasher: SecretHasher) -> WebhookAdapters:
+    sender = HttpxWebhookSender(
+        allow_private=settings.webhook_allow_private,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        clock=utc_now,
+    )
+    return WebhookAdapters(sender, AesGcmSecretBox.derived(hasher, "webhook-signing-secrets"))
+
+
+def webhook_lease(settings: Settings) -> timedelta:
+    # Longer than an attempt can take (its timeout covers it all), with room for recording
+    # it and for clocks of different hosts that disagree a little.
+    return timedelta(seconds=2 * settings.webhook_timeout_seconds + 5)
+
+
 def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> Application:
     settings = settings or Settings()
     engine = create_database_engine(settings.database_url)
@@ -95,7 +115,13 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> App
             session_lifetime=timedelta(days=settings.session_days),
             claim_attempts_per_window=settings.claim_attempts_per_window,
             claim_window=timedelta(seconds=settings.claim_window_seconds),
+            production_token_lifetime=timedelta(minutes=settings.production_token_minutes),
+            webhook_retry=DEFAULT_RETRY_SCHEDULE.scaled(settings.webhook_retry_scale),
+            webhook_lease=webhook_lease(settings),
+            webhook_batch_size=settings.webhook_batch_size,
         ),
+        firmware_store=FileFirmwareStore(settings.data_dir / "firmware"),
+        webhooks=webhook_adapters(settings, hasher),
     )
     return Application(
         settings=settings,

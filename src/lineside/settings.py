@@ -30,6 +30,21 @@ class Settings(BaseSettings):
     claim_attempts_per_window: int = Field(default=10, ge=1, description="Failed claims allowed per window.")
     claim_window_seconds: int = Field(default=900, ge=1)
     session_days: int = Field(default=30, ge=1, description="Lifetime of a signed-in person's token.")
+    production_token_minutes: int = Field(
+        default=10, ge=1, description="Lifetime of a production enrollment token (plan id + token id)."
+    )
+    webhook_worker: bool = Field(
+        default=True, description="Deliver webhooks inside `lineside serve`; 0: only `lineside worker` does."
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="Let webhooks go to private, loopback and link-local addresses."
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="One attempt, all in.")
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60, description="An idle worker's pause.")
+    webhook_batch_size: int = Field(default=100, ge=1, le=1000, description="Deliveries sent at once.")
+    webhook_retry_scale: float = Field(
+        default=1.0, gt=0, le=1, description="Shrinks the retry schedule (5 s ... 3 days); for tests."
+    )
     log_level: str = "info"
 
     @property

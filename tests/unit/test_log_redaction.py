@@ -28,3 +28,13 @@ def test_a_log_record_is_redacted_in_its_arguments_before_it_is_formatted() -> N
 
 def test_ordinary_text_is_left_alone() -> None:
     assert redact("GET /api/v1/devices?limit=10 lsx_notours") == "GET /api/v1/devices?limit=10 lsx_notours"
+
+
+def test_factory_enrollment_tokens_are_cut_to_their_prefix() -> None:
+    assert redact("enrolled with lsf_AbCdEfGhIjKlMnOp") == "enrolled with lsf_[redacted]"
+
+
+def test_a_production_token_id_in_a_claim_poll_path_is_redacted() -> None:
+    token_id = "0123456789abcdef" * 4
+    line = f'"GET /api/v1/enrollment-tokens/{token_id} HTTP/1.1" 200'
+    assert redact(line) == '"GET /api/v1/enrollment-tokens/[redacted] HTTP/1.1" 200'

@@ -8,12 +8,15 @@ from datetime import timedelta
 from lineside.domain.errors import NotFound, PermissionDenied
 from lineside.domain.models import Principal, Scope
 from lineside.domain.secret_tokens import SecretHasher
+from lineside.domain.webhooks import DEFAULT_RETRY_SCHEDULE, RetrySchedule
 from lineside.services.ports import (
     CertificateAuthority,
     Clock,
+    FirmwareStore,
     PasswordHasher,
     RateLimiter,
     UnitOfWorkFactory,
+    WebhookAdapters,
 )
 
 MAX_PAGE_SIZE = 1000
@@ -29,6 +32,11 @@ class ServiceConfig:
     invitation_lifetime: timedelta = timedelta(days=7)
     claim_attempts_per_window: int = 10
     claim_window: timedelta = timedelta(minutes=15)
+    production_token_lifetime: timedelta = timedelta(minutes=10)
+    webhook_retry: RetrySchedule = DEFAULT_RETRY_SCHEDULE
+    # How long a worker holds a delivery it is sending: longer than a whole attempt can take.
+    webhook_lease: timedelta = timedelta(seconds=25)
+    webhook_batch_size: int = 100
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class ServiceContext:
     passwords: PasswordHasher
     rate_limiter: RateLimiter
     config: ServiceConfig = field(default_factory=ServiceConfig)
+    firmware_store: FirmwareStore | None = None  # image bytes; bootstrap sets it
+    webhooks: WebhookAdapters | None = None  # sender and secret box; bootstrap sets them
 
 
 def require(principal: Principal, scope: Scope) -> None:

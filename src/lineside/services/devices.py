@@ -18,6 +18,7 @@ from lineside.domain.device_specs import (
 )
 from lineside.domain.errors import AlreadyExists, BatchRejected, InvalidInput, RowError
 from lineside.domain.events import DomainEvent, device_event
+from lineside.domain.factory import normalize_hardware_id
 from lineside.domain.identifiers import new_id, new_ids
 from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
 from lineside.domain.models import CredentialType, Device, Principal, Product, Scope
@@ -82,9 +83,11 @@ def define_device(
     serial_number: str,
     mac: str | None = None,
     metadata: dict[str, object] | None = None,
+    hardware_id: str | None = None,
 ) -> Device:
     require(principal, Scope.FACTORY)
     spec = DeviceSpec(serial_number=serial_number, mac=_mac(mac), metadata=dict(metadata or {}))
+    hardware_id = normalize_hardware_id(hardware_id) if hardware_id is not None else None
     with ctx.unit_of_work() as uow:
         product = load_product(uow, principal, product_id)
         problems = spec_problems(spec, product.metadata_fields)
@@ -92,9 +95,12 @@ def define_device(
             raise InvalidInput("; ".join(f"{p.column} {p.reason}" for p in problems))
         if uow.devices.existing_serial_numbers(product.id, [spec.serial_number]):
             raise AlreadyExists(f"Serial number '{spec.serial_number}' is already defined for this product.")
+        if hardware_id is not None and uow.devices.find_by_hardware_id(product.id, hardware_id):
+            raise AlreadyExists(f"Hardware id '{hardware_id}' is already defined for this product.")
         check_device_quota(ctx, uow, product.organization_id, 1)
         now = ctx.clock()
         device = new_device(product, spec, now, None)
+        device.hardware_id = hardware_id
         uow.devices.add_many([NewDevice(device)])
         uow.events.add(
             device_event(

@@ -7,24 +7,29 @@ sub-organizations, never a parent or a sibling.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, BinaryIO, Generic, Protocol, Self, TypeVar
 
 from lineside.domain.events import DomainEvent
+from lineside.domain.factory import FactoryToken, ProductionToken, TestRun
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import (
     ApiKey,
+    ApplicationFirmwareAfter,
     Certificate,
     Device,
     DeviceGroup,
+    FirmwareKind,
+    FirmwareRelease,
     Organization,
     Product,
     StaticTokenBatch,
     User,
 )
+from lineside.domain.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 T = TypeVar("T")
 
@@ -94,6 +99,9 @@ class DeviceGroupRepository(Protocol):
     def add(self, group: DeviceGroup) -> None: ...
     def list_for_product(self, product_id: str) -> list[DeviceGroup]: ...
     def name_taken(self, product_id: str, name: str) -> bool: ...
+    # Add ``group`` unless its product has a group of that name (committed, or being added
+    # by a concurrent transaction, which is waited for); True if it was added.
+    def add_unless_name_taken(self, group: DeviceGroup) -> bool: ...
 
 
 class DeviceRepository(Protocol):
@@ -115,6 +123,13 @@ class DeviceRepository(Protocol):
     def set_token(self, device_id: str, token_hash: str, at: datetime) -> None: ...
     def clear_token(self, device_id: str) -> None: ...
     def find_by_token_hash(self, token_hash: str) -> Device | None: ...
+    def add(self, device: Device) -> None: ...
+    def find_by_hardware_id(self, product_id: str, hardware_id: str) -> Device | None: ...
+    def find_by_serial_number(self, product_id: str, serial_number: str) -> Device | None: ...
+    def set_hardware_id(self, device_id: str, hardware_id: str) -> None: ...
+    # save_state only while the stored state is still ``previous``: one winner of a race.
+    def save_state_if(self, device: Device, previous: DeviceState) -> bool: ...
+    def set_firmware_version(self, device_id: str, version: str, at: datetime) -> None: ...
 
 
 class UserRepository(Protocol):
@@ -172,21 +187,210 @@ class EventOutbox(Protocol):
 class FactoryTokenRepository(Protocol):
     """Factory enrollment tokens (owned by the factory feature)."""
 
+    def add(self, token: FactoryToken, token_hash: str) -> None: ...
+    # The unrevoked token with this hash, and the product it admits DUTs of.
+    def find_active_by_hash(self, token_hash: str) -> tuple[FactoryToken, Product] | None: ...
+    def get(self, token_id: str, *, within: str) -> FactoryToken | None: ...
+    def list(self, *, within: str) -> list[FactoryToken]: ...
+    def revoke(self, token_id: str, at: datetime) -> None: ...
+
 
 class TestRunRepository(Protocol):
     """Test results of Devices Under Test (owned by the factory feature)."""
+
+    def add(self, run: TestRun) -> None: ...
+    # The newest run recorded at or after ``since`` (any run when None).
+    def latest_for_device(self, device_id: str, *, since: datetime | None) -> TestRun | None: ...
+    def list_for_device(self, device_id: str) -> list[TestRun]: ...  # newest first
 
 
 class ProductionTokenRepository(Protocol):
     """Production enrollment tokens: plan id + token id (owned by the factory feature)."""
 
+    def add(self, token: ProductionToken, token_hash: str) -> None: ...
+    def find_by_hash(self, token_hash: str, *, within: str) -> ProductionToken | None: ...
+    # Mark the token used by ``device_id``; False when it already was (one winner of a race).
+    def use_if_unused(self, token_id: str, device_id: str, at: datetime) -> bool: ...
+
+
+@dataclass(frozen=True)
+class FirmwareDeployment:
+    """One deployment of a release to a device group: the group's history, newest first."""
+
+    id: str
+    organization_id: str
+    group_id: str
+    release_id: str
+    deployed_by: str
+    created_at: datetime
+
 
 class FirmwareRepository(Protocol):
     """Firmware releases and their deployments to device groups (owned by the firmware feature)."""
 
+    def add_release(self, release: FirmwareRelease) -> None: ...
+    def get_release(self, release_id: str, *, within: str | None = None) -> FirmwareRelease | None:
+        """``within=None``: any organization's (only for a device, which is checked after)."""
+        ...
+
+    def list_releases(self, product_id: str, kind: FirmwareKind | None) -> list[FirmwareRelease]: ...
+    def version_taken(self, product_id: str, kind: FirmwareKind, version: str) -> bool: ...
+    def get_group(self, group_id: str, *, within: str | None = None) -> DeviceGroup | None: ...
+    def set_group_release(self, group_id: str, release_id: str) -> None: ...
+    def set_application_firmware_after(self, group_id: str, after: ApplicationFirmwareAfter) -> None: ...
+    def add_deployment(self, deployment: FirmwareDeployment) -> None: ...
+    def list_deployments(self, group_id: str) -> list[FirmwareDeployment]: ...
+    def count_group_members(self, group_id: str) -> int: ...
+    def factory_release_of_product(self, product_id: str) -> FirmwareRelease | None:
+        """The release deployed to the product's factory group (the newest deployed, if several)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    sha256: str
+    size_bytes: int
+
+
+class FirmwareStore(Protocol):
+    """Firmware image bytes, content-addressed: the same bytes are stored once."""
+
+    async def put(self, chunks: AsyncIterable[bytes]) -> StoredImage:
+        """Store the bytes as they arrive, hashing as it goes; nothing is kept for no bytes."""
+        ...
+
+    def open(self, sha256: str) -> BinaryIO | None:
+        """The stored bytes for reading, None when absent; the caller closes it."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    status: DeliveryStatus | None = None
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A delivery a worker has leased until ``leased_until``, with what sending it needs."""
+
+    delivery_id: str
+    endpoint_id: str
+    url: str
+    sealed_secret: str = field(repr=False)
+    event: DomainEvent
+    attempt_count: int
+    created_at: datetime
+    leased_until: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryChange:
+    """Where a delivery stands after an attempt."""
+
+    status: DeliveryStatus
+    next_attempt_at: datetime | None
+    completed_at: datetime | None
+
 
 class WebhookRepository(Protocol):
     """Webhook endpoints, deliveries and attempts (owned by the webhooks feature)."""
+
+    def add_endpoint(self, endpoint: WebhookEndpoint, sealed_secret: str) -> None: ...
+    def get_endpoint(
+        self, endpoint_id: str, *, within: str | None, lock: bool = False
+    ) -> WebhookEndpoint | None:
+        """``within=None``: any organization's (only for the worker). ``lock``: until the end
+        of the transaction; whoever changes an endpoint's deliveries as a whole (disable,
+        delete) locks the endpoint first, so two of them queue instead of deadlocking."""
+        ...
+
+    def list_endpoints(self, *, within: str, cursor: str | None, limit: int) -> Page[WebhookEndpoint]: ...
+    def save_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Store event types, description and the disabled state (never the URL or secret)."""
+        ...
+
+    def set_sealed_secret(self, endpoint_id: str, sealed_secret: str) -> None: ...
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        """The endpoint with its deliveries and their attempts."""
+        ...
+
+    def cancel_pending(self, endpoint_id: str, at: datetime) -> int: ...
+    # The outbox dispatcher
+    def any_undispatched(self) -> bool: ...
+    def take_undispatched(self, limit: int) -> list[DomainEvent]:
+        """The oldest events not yet dispatched, locked against other dispatchers (skipped
+        by them, not waited for, on PostgreSQL)."""
+        ...
+
+    def enabled_endpoints_of(self, organization_ids: Iterable[str]) -> list[WebhookEndpoint]: ...
+    def add_deliveries(self, deliveries: Sequence[WebhookDelivery]) -> None: ...
+    def mark_dispatched(self, event_ids: Sequence[str], at: datetime) -> None: ...
+    # The delivery loop
+    def any_due(self, now: datetime) -> bool: ...
+    def lease_due(self, now: datetime, until: datetime, limit: int) -> list[DueDelivery]:
+        """Take up to ``limit`` due pending deliveries of enabled endpoints: set their lease,
+        skipping (not waiting for) rows another worker is leasing right now."""
+        ...
+
+    def record_attempt(
+        self, attempt: WebhookAttempt, *, leased_until: datetime, change: DeliveryChange
+    ) -> bool:
+        """Keep the attempt; apply ``change`` only if our lease still holds (True if it did)."""
+        ...
+
+    # Reading and re-sending
+    def get_delivery(self, delivery_id: str, *, within: str) -> WebhookDelivery | None: ...
+    def list_deliveries(
+        self, endpoint_id: str, *, filters: DeliveryFilter, cursor: str | None, limit: int
+    ) -> Page[WebhookDelivery]: ...
+    def list_attempts(self, delivery_id: str) -> list[WebhookAttempt]: ...
+    def make_due(self, delivery_id: str, at: datetime) -> None:
+        """Pending again and due at ``at``, attempts and history kept."""
+        ...
+
+
+@dataclass(frozen=True)
+class WebhookMessage:
+    url: str
+    message_id: str  # the webhook-id header: the delivery id
+    body: bytes
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one attempt came to: a status code, or an error that kept it from getting one."""
+
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class WebhookSender(Protocol):
+    def check_target(self, url: str) -> None:
+        """Raise WebhookTargetRefused unless ``url`` may receive webhooks now."""
+        ...
+
+    async def send(self, message: WebhookMessage) -> SendResult:
+        """Sign and POST once, never following a redirect; never raises for the receiver's
+        faults (refused address, timeout, connection error): they come back as a result."""
+        ...
+
+
+class SecretBox(Protocol):
+    """Seals secrets the server must read back (a webhook signing secret), unlike the ones it
+    only compares, which are hashed. ``context`` binds a sealed value to its row."""
+
+    def seal(self, plaintext: str, context: str) -> str: ...
+    def open(self, sealed: str, context: str) -> str:
+        """Raises ValueError if ``sealed`` was not sealed with this key and context."""
+        ...
+
+
+@dataclass(frozen=True)
+class WebhookAdapters:
+    sender: WebhookSender
+    secret_box: SecretBox
 
 
 class UnitOfWork(Protocol):

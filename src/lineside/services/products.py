@@ -7,7 +7,7 @@ from lineside.domain.errors import AlreadyExists, InvalidInput
 from lineside.domain.events import DomainEvent
 from lineside.domain.identifiers import new_id
 from lineside.domain.metadata import MetadataField, check_field_definitions
-from lineside.domain.models import DeviceGroup, GroupKind, Principal, Product, Scope
+from lineside.domain.models import DeviceGroup, EnrollmentPolicy, GroupKind, Principal, Product, Scope
 from lineside.domain.text import clean_name
 from lineside.services.context import ServiceContext, page_size, require
 from lineside.services.lookups import load_product
@@ -17,7 +17,12 @@ MAX_FIELDS = 100
 
 
 def create_product(
-    ctx: ServiceContext, principal: Principal, *, name: str, fields: list[MetadataField]
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    name: str,
+    fields: list[MetadataField],
+    enrollment_policy: EnrollmentPolicy = EnrollmentPolicy.CREATE,
 ) -> Product:
     require(principal, Scope.ADMIN)
     if len(fields) > MAX_FIELDS:
@@ -29,6 +34,7 @@ def create_product(
         name=clean_name(name, "product"),
         metadata_fields=fields,
         created_at=ctx.clock(),
+        enrollment_policy=enrollment_policy,
     )
     with ctx.unit_of_work() as uow:
         if uow.products.name_taken(product.organization_id, product.name):
@@ -42,7 +48,7 @@ def create_product(
                 occurred_at=product.created_at,
                 subject_type="product",
                 subject_id=product.id,
-                data={"name": product.name},
+                data={"name": product.name, "enrollment_policy": product.enrollment_policy.value},
             )
         )
         uow.commit()

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, or_, select, update
+from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
@@ -268,12 +268,94 @@ class SqlDeviceRepository(SqlRepository):
             .values(token_hash=token_hash, token_issued_at=at)
         )
 
+    def set_firmware_version(self, device_id: str, version: str, at: datetime) -> None:
+        self.connection.execute(
+            update(t.devices)
+            .where(t.devices.c.id == device_id)
+            .values(firmware_version=version, firmware_reported_at=at)
+        )
+
     def clear_token(self, device_id: str) -> None:
         self.connection.execute(update(t.devices).where(t.devices.c.id == device_id).values(token_hash=None))
 
     def find_by_token_hash(self, token_hash: str) -> Device | None:
         row = self.connection.execute(_BY_TOKEN_HASH, {"token_hash": token_hash}).first()
         return _device(row) if row else None
+
+    # -- the connected factory ------------------------------------------------------------
+
+    def add(self, device: Device) -> None:
+        """One device, through SQLAlchemy rather than ``add_many``'s driver fast path, so a
+        concurrent insert of the same unit surfaces as IntegrityError (a Conflict)."""
+        self.connection.execute(
+            _INSERT_ONE,
+            {
+                "id": device.id,
+                "organization_id": device.organization_id,
+                "product_id": device.product_id,
+                "group_id": device.group_id,
+                "batch_id": device.batch_id,
+                "serial_number": device.serial_number,
+                "mac": device.mac,
+                "metadata": device.metadata,
+                "state": device.state.value,
+                "created_at": device.created_at,
+                "hardware_id": device.hardware_id,
+                "factory_token_id": device.factory_token_id,
+                **{name: device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS},
+            },
+        )
+
+    def find_by_hardware_id(self, product_id: str, hardware_id: str) -> Device | None:
+        row = self.connection.execute(_BY_HARDWARE_ID, {"product_id": product_id, "hardware_id": hardware_id})
+        found = row.first()
+        return _device(found) if found else None
+
+    def find_by_serial_number(self, product_id: str, serial_number: str) -> Device | None:
+        c = t.devices.c
+        row = self._first(
+            select(t.devices).where(c.product_id == product_id, c.serial_number == serial_number)
+        )
+        return _device(row) if row else None
+
+    def set_hardware_id(self, device_id: str, hardware_id: str) -> None:
+        self.connection.execute(
+            update(t.devices).where(t.devices.c.id == device_id).values(hardware_id=hardware_id)
+        )
+
+    def save_state_if(self, device: Device, previous: DeviceState) -> bool:
+        """``save_state`` only while the row is still in ``previous``: of concurrent
+        transitions of one device, exactly one matches (the others get False)."""
+        values = {f"new_{name}": device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS}
+        result = self.connection.execute(
+            _SAVE_STATE_IF,
+            {
+                "device_id": device.id,
+                "previous": previous.value,
+                "new_state": device.state.value,
+                "new_group_id": device.group_id,
+                "new_factory_token_id": device.factory_token_id,
+                **values,
+            },
+        )
+        return result.rowcount == 1
+
+
+# The factory line's statements, built once (see _BY_TOKEN_HASH).
+_INSERT_ONE = insert(t.devices)
+_BY_HARDWARE_ID = select(t.devices).where(
+    t.devices.c.product_id == bindparam("product_id"), t.devices.c.hardware_id == bindparam("hardware_id")
+)
+_SAVE_STATE_IF = (
+    update(t.devices)
+    .where(t.devices.c.id == bindparam("device_id"), t.devices.c.state == bindparam("previous"))
+    .values(
+        state=bindparam("new_state"),
+        group_id=bindparam("new_group_id"),
+        factory_token_id=bindparam("new_factory_token_id"),
+        **{name: bindparam(f"new_{name}") for name in t.LIFECYCLE_COLUMNS},
+    )
+)
 
 
 def _certificate(row: Row[Any]) -> Certificate:

@@ -2,8 +2,158 @@
 
 from __future__ import annotations
 
-from lineside.adapters.db.repositories import SqlRepository
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, update
+
+from lineside.adapters.db import tables as t
+from lineside.adapters.db.repositories import SqlRepository, owned_within
+from lineside.domain.models import (
+    ApplicationFirmwareAfter,
+    DeviceGroup,
+    FirmwareKind,
+    FirmwareRelease,
+    GroupKind,
+)
+from lineside.services.ports import FirmwareDeployment
+
+_releases = t.firmware_releases
+_deployments = t.firmware_deployments
+_groups = t.device_groups
+
+
+def _release(row: Row[Any]) -> FirmwareRelease:
+    m = row._mapping
+    return FirmwareRelease(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        product_id=m["product_id"],
+        kind=FirmwareKind(m["kind"]),
+        version=m["version"],
+        sha256=m["sha256"],
+        size_bytes=m["size_bytes"],
+        created_at=m["created_at"],
+        created_by=m["created_by"],
+        notes=m["notes"],
+    )
+
+
+def _group(row: Row[Any]) -> DeviceGroup:
+    m = row._mapping
+    return DeviceGroup(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        product_id=m["product_id"],
+        name=m["name"],
+        kind=GroupKind(m["kind"]),
+        created_at=m["created_at"],
+        application_firmware_after=ApplicationFirmwareAfter(m["application_firmware_after"]),
+        release_id=m["release_id"],
+    )
+
+
+def _deployment(row: Row[Any]) -> FirmwareDeployment:
+    m = row._mapping
+    return FirmwareDeployment(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        group_id=m["group_id"],
+        release_id=m["release_id"],
+        deployed_by=m["deployed_by"],
+        created_at=m["created_at"],
+    )
 
 
 class SqlFirmwareRepository(SqlRepository):
-    pass
+    def add_release(self, release: FirmwareRelease) -> None:
+        self.connection.execute(
+            insert(_releases).values(
+                id=release.id,
+                organization_id=release.organization_id,
+                product_id=release.product_id,
+                kind=release.kind.value,
+                version=release.version,
+                sha256=release.sha256,
+                size_bytes=release.size_bytes,
+                notes=release.notes,
+                created_by=release.created_by,
+                created_at=release.created_at,
+            )
+        )
+
+    def get_release(self, release_id: str, *, within: str | None = None) -> FirmwareRelease | None:
+        query = select(_releases).where(_releases.c.id == release_id)
+        if within is not None:
+            query = query.where(owned_within(_releases.c.organization_id, within))
+        row = self._first(query)
+        return _release(row) if row else None
+
+    def list_releases(self, product_id: str, kind: FirmwareKind | None) -> list[FirmwareRelease]:
+        query = select(_releases).where(_releases.c.product_id == product_id)
+        if kind is not None:
+            query = query.where(_releases.c.kind == kind.value)
+        query = query.order_by(_releases.c.created_at.desc(), _releases.c.id.desc())
+        return [_release(row) for row in self._all(query)]
+
+    def version_taken(self, product_id: str, kind: FirmwareKind, version: str) -> bool:
+        query = select(_releases.c.id).where(
+            _releases.c.product_id == product_id,
+            _releases.c.kind == kind.value,
+            _releases.c.version == version,
+        )
+        return self._first(query) is not None
+
+    def get_group(self, group_id: str, *, within: str | None = None) -> DeviceGroup | None:
+        query = select(_groups).where(_groups.c.id == group_id)
+        if within is not None:
+            query = query.where(owned_within(_groups.c.organization_id, within))
+        row = self._first(query)
+        return _group(row) if row else None
+
+    def set_group_release(self, group_id: str, release_id: str) -> None:
+        self.connection.execute(update(_groups).where(_groups.c.id == group_id).values(release_id=release_id))
+
+    def set_application_firmware_after(self, group_id: str, after: ApplicationFirmwareAfter) -> None:
+        self.connection.execute(
+            update(_groups).where(_groups.c.id == group_id).values(application_firmware_after=after.value)
+        )
+
+    def add_deployment(self, deployment: FirmwareDeployment) -> None:
+        self.connection.execute(
+            insert(_deployments).values(
+                id=deployment.id,
+                organization_id=deployment.organization_id,
+                group_id=deployment.group_id,
+                release_id=deployment.release_id,
+                deployed_by=deployment.deployed_by,
+                created_at=deployment.created_at,
+            )
+        )
+
+    def list_deployments(self, group_id: str) -> list[FirmwareDeployment]:
+        query = (
+            select(_deployments)
+            .where(_deployments.c.group_id == group_id)
+            .order_by(_deployments.c.created_at.desc(), _deployments.c.id.desc())
+        )
+        return [_deployment(row) for row in self._all(query)]
+
+    def count_group_members(self, group_id: str) -> int:
+        query = select(func.count()).select_from(t.devices).where(t.devices.c.group_id == group_id)
+        return int(self.connection.execute(query).scalar_one())
+
+    def factory_release_of_product(self, product_id: str) -> FirmwareRelease | None:
+        # The release a factory group runs now, from the latest deployment of it to such a group.
+        query = (
+            select(_releases)
+            .join(_groups, _groups.c.release_id == _releases.c.id)
+            .join(
+                _deployments,
+                (_deployments.c.group_id == _groups.c.id) & (_deployments.c.release_id == _releases.c.id),
+            )
+            .where(_groups.c.product_id == product_id, _groups.c.kind == GroupKind.FACTORY.value)
+            .order_by(_deployments.c.created_at.desc(), _deployments.c.id.desc())
+            .limit(1)
+        )
+        row = self._first(query)
+        return _release(row) if row else None

@@ -12,22 +12,19 @@ retry presenting the same credential can open it.
 
 from __future__ import annotations
 
-import base64
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.sealing import AesGcmSecretBox
 from lineside.domain.errors import Conflict, InvalidInput
 from lineside.domain.secret_tokens import SecretHasher
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
-NONCE_BYTES = 12
 
 
 @dataclass(frozen=True)
@@ -38,14 +35,10 @@ class IdempotencyScope:
     sealing_key: bytes = field(repr=False)
 
     def seal(self, body: str) -> str:
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = AESGCM(self.sealing_key).encrypt(nonce, body.encode(), self.row_key.encode())
-        return base64.b64encode(nonce + sealed).decode("ascii")
+        return AesGcmSecretBox(self.sealing_key).seal(body, self.row_key)
 
     def open(self, stored: str) -> str:
-        raw = base64.b64decode(stored)
-        nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
-        return AESGCM(self.sealing_key).decrypt(nonce, sealed, self.row_key.encode()).decode()
+        return AesGcmSecretBox(self.sealing_key).open(stored, self.row_key)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, RowMapping, Select, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
@@ -221,6 +223,23 @@ class SqlDeviceGroupRepository(SqlRepository):
                 release_id=group.release_id,
             )
         )
+
+    def add_unless_name_taken(self, group: DeviceGroup) -> bool:
+        # ON CONFLICT DO NOTHING: where two blessings make a product's first production group
+        # at once, the second waits for the first and then uses its group instead of failing.
+        dialect_insert = postgresql_insert if self.connection.dialect.name == "postgresql" else sqlite_insert
+        statement = dialect_insert(t.device_groups).values(
+            id=group.id,
+            organization_id=group.organization_id,
+            product_id=group.product_id,
+            name=group.name,
+            kind=group.kind.value,
+            created_at=group.created_at,
+            application_firmware_after=group.application_firmware_after.value,
+            release_id=group.release_id,
+        )
+        unless_taken = statement.on_conflict_do_nothing(index_elements=["product_id", "name"])
+        return self.connection.execute(unless_taken).rowcount == 1
 
     def list_for_product(self, product_id: str) -> list[DeviceGroup]:
         query = select(t.device_groups).where(t.device_groups.c.product_id == product_id)

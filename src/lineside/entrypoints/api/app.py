@@ -16,15 +16,22 @@ from lineside.entrypoints.api.problems import install_problem_handlers
 from lineside.entrypoints.api.routes import (
     audit,
     claims,
+    device_activation,
     device_api,
+    device_firmware,
     devices,
+    enrollment,
+    factory,
+    firmware,
     health,
     organizations,
     people,
     products,
     static_tokens,
+    webhooks,
 )
 from lineside.entrypoints.web import claim_pages
+from lineside.entrypoints.worker import worker_lifespan
 
 DESCRIPTION = """
 Lineside carries each connected device from the factory line to its owner's hands.
@@ -37,7 +44,12 @@ call to make a retry return the first answer instead of creating twice.
 
 def create_app(application: Application) -> FastAPI:
     app = FastAPI(
-        title="Lineside", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None
+        title="Lineside",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=worker_lifespan(application),
     )
     app.state.lineside = application
     install_problem_handlers(app)
@@ -46,6 +58,7 @@ def create_app(application: Application) -> FastAPI:
     # The device API first: devices call it far more often than people call the rest.
     for module in (
         device_api,
+        device_firmware,
         health,
         organizations,
         products,
@@ -54,6 +67,11 @@ def create_app(application: Application) -> FastAPI:
         people,
         claims,
         static_tokens,
+        firmware,
+        factory,
+        enrollment,
+        device_activation,
+        webhooks,
         claim_pages,
     ):
         app.include_router(module.router)

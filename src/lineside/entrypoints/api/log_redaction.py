@@ -1,16 +1,20 @@
 """Access logs print request paths, and a claim page's path holds a claim code: every
-Lineside secret in a log record is cut down to its prefix before it is written."""
+Lineside secret in a log record is cut down to its prefix before it is written.
+
+Production token ids are bare hex (Electric Imp's format, ADR 7), so they are recognised by
+where they sit: the fixture's claim poll puts one in its path."""
 
 from __future__ import annotations
 
 import logging
 import re
 
-SECRET = re.compile(r"\b(ls[kdcui]_)[A-Za-z0-9_\-]{8,}")
+SECRET = re.compile(r"\b(ls[kdcuif]_)[A-Za-z0-9_\-]{8,}")
+PRODUCTION_TOKEN_IN_PATH = re.compile(r"(/enrollment-tokens/)[0-9A-Fa-f]{16,}")
 
 
 def redact(text: str) -> str:
-    return SECRET.sub(r"\1[redacted]", text)
+    return PRODUCTION_TOKEN_IN_PATH.sub(r"\1[redacted]", SECRET.sub(r"\1[redacted]", text))
 
 
 class RedactSecrets(logging.Filter):

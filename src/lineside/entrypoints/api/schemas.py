@@ -12,10 +12,12 @@ from lineside.domain.lifecycle import STATE_TIMESTAMP_FIELD
 from lineside.domain.metadata import FieldType, MetadataField
 from lineside.domain.models import (
     ApiKey,
+    ApplicationFirmwareAfter,
     Certificate,
     CredentialType,
     Device,
     DeviceGroup,
+    EnrollmentPolicy,
     GroupKind,
     Organization,
     Product,
@@ -101,6 +103,11 @@ class MetadataFieldIn(Request):
 class ProductIn(Request):
     name: StrictStr = Field(min_length=1, max_length=200)
     metadata_fields: list[MetadataFieldIn] = Field(default_factory=list, max_length=100)
+    enrollment_policy: EnrollmentPolicy = Field(
+        default=EnrollmentPolicy.CREATE,
+        description="Which units the product's factory enrollment tokens admit: 'create' makes a device "
+        "for an unknown hardware id, 'predefined' admits only devices defined beforehand.",
+    )
 
     def fields(self) -> list[MetadataField]:
         return [MetadataField(f.name, f.type, f.required) for f in self.metadata_fields]
@@ -112,6 +119,7 @@ class ProductOut(BaseModel):
     name: str
     metadata_fields: list[dict[str, Any]]
     created_at: datetime
+    enrollment_policy: EnrollmentPolicy
 
     @classmethod
     def of(cls, product: Product) -> ProductOut:
@@ -121,6 +129,7 @@ class ProductOut(BaseModel):
             name=product.name,
             metadata_fields=[field.as_dict() for field in product.metadata_fields],
             created_at=product.created_at,
+            enrollment_policy=product.enrollment_policy,
         )
 
 
@@ -135,6 +144,8 @@ class GroupOut(BaseModel):
     name: str
     kind: GroupKind
     created_at: datetime
+    application_firmware_after: ApplicationFirmwareAfter
+    release_id: str | None  # the firmware release deployed to the group
 
     @classmethod
     def of(cls, group: DeviceGroup) -> GroupOut:
@@ -144,6 +155,8 @@ class GroupOut(BaseModel):
             name=group.name,
             kind=group.kind,
             created_at=group.created_at,
+            application_firmware_after=group.application_firmware_after,
+            release_id=group.release_id,
         )
 
 
@@ -154,6 +167,9 @@ class DeviceIn(Request):
     product_id: StrictStr
     serial_number: StrictStr
     mac: StrictStr | None = None
+    hardware_id: StrictStr | None = Field(
+        default=None, description="The MAC or chip id a fixture reads off the unit; unique per product."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -163,6 +179,7 @@ class DeviceOut(BaseModel):
     organization_id: str
     serial_number: str
     mac: str | None
+    hardware_id: str | None
     metadata: dict[str, Any]
     state: str
     group_id: str | None
@@ -182,6 +199,7 @@ class DeviceOut(BaseModel):
             organization_id=device.organization_id,
             serial_number=device.serial_number,
             mac=device.mac,
+            hardware_id=device.hardware_id,
             metadata=device.metadata,
             state=device.state.value,
             group_id=device.group_id,

@@ -6,10 +6,12 @@ import click
 
 from lineside import __version__
 from lineside.entrypoints.cli.devices import devices
+from lineside.entrypoints.cli.factory import factory
 from lineside.entrypoints.cli.firmware import firmware
 from lineside.entrypoints.cli.organizations import keys, org
 from lineside.entrypoints.cli.server import db, serve
 from lineside.entrypoints.cli.tokens import tokens
+from lineside.entrypoints.cli.worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +23,7 @@ def cli() -> None:
     """
 
 
-for command in (serve, db, org, keys, devices, tokens, firmware):
+for command in (serve, db, org, keys, devices, tokens, firmware, factory, worker):
     cli.add_command(command)
 
 

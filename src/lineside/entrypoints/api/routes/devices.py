@@ -56,6 +56,7 @@ def define_device(body: DeviceIn, ctx: Services, caller: Caller) -> DeviceOut:
         serial_number=body.serial_number,
         mac=body.mac,
         metadata=body.metadata,
+        hardware_id=body.hardware_id,
     )
     return DeviceOut.of(device)
 

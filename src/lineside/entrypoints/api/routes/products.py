@@ -14,7 +14,10 @@ PEM = "application/x-pem-file"
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_product(body: ProductIn, ctx: Services, caller: Caller) -> ProductOut:
-    return ProductOut.of(products.create_product(ctx, caller, name=body.name, fields=body.fields()))
+    product = products.create_product(
+        ctx, caller, name=body.name, fields=body.fields(), enrollment_policy=body.enrollment_policy
+    )
+    return ProductOut.of(product)
 
 
 @router.get("")

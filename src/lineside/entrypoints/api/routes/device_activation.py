@@ -1,0 +1,41 @@
+"""Activation: a blessed device presents a production enrollment token and gets its
+credentials and configuration. The token is the credential; there is no other."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from lineside.entrypoints.api.dependencies import Services
+from lineside.entrypoints.api.factory_schemas import (
+    ActivationIn,
+    ActivationOut,
+    DeviceConfigurationOut,
+    DeviceCredentialOut,
+)
+from lineside.entrypoints.api.schemas import DeviceIdentityOut
+from lineside.services import activation
+from lineside.services.firmware import release_view
+
+router = APIRouter(prefix="/device/v1", tags=["device"])
+
+
+@router.post("/activate")
+def activate(body: ActivationIn, ctx: Services) -> ActivationOut:
+    """Only a blessed device activates; the token must be unexpired and unused, and is spent."""
+    done = activation.activate_device(
+        ctx, plan_id=body.plan_id, token_id=body.token_id, device_id=body.device_id
+    )
+    device = done.device
+    return ActivationOut(
+        device=DeviceIdentityOut(
+            id=device.id,
+            product_id=device.product_id,
+            serial_number=device.serial_number,
+            state=device.state.value,
+        ),
+        credentials=DeviceCredentialOut(token=done.device_token),
+        configuration=DeviceConfigurationOut(
+            api_url=f"{ctx.config.public_url}/device/v1",
+            firmware=release_view(ctx, done.firmware) if done.firmware is not None else None,
+        ),
+    )

@@ -1,0 +1,117 @@
+"""The webhook worker: the dispatch-and-deliver loop, run inside ``lineside serve`` (a thread
+with its own event loop, started and stopped with the app) or alone as ``lineside worker``.
+
+Any number of workers may run against one database: leases keep them from sending one
+delivery at the same time (see ``services.webhook_delivery``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+
+from lineside.bootstrap import Application
+from lineside.services.context import ServiceContext
+from lineside.services.webhook_delivery import run_once
+
+log = logging.getLogger("lineside.worker")
+STOP_DEADLINE_SECONDS = 60.0
+MAX_PAUSE_SECONDS = 30.0
+
+
+class WebhookWorker:
+    def __init__(self, services: ServiceContext, *, poll_seconds: float) -> None:
+        self._services = services
+        self._poll_seconds = poll_seconds
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set; an attempt in flight is finished, not abandoned."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                handled = await run_once(self._services)
+                failures = 0
+            except Exception:
+                # A database that went away must not end the loop: log, wait longer each
+                # time (up to half a minute), try again.
+                failures += 1
+                log.exception("webhook worker: a round failed (%d in a row); trying again", failures)
+                handled = 0
+            if handled == 0:
+                pause = min(self._poll_seconds * 2 ** min(failures, 10), MAX_PAUSE_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(pause, self._poll_seconds))
+
+
+class BackgroundWorker:
+    """A WebhookWorker on a thread of its own, so a slow receiver or a busy database never
+    holds up the server's event loop."""
+
+    def __init__(self, services: ServiceContext, *, poll_seconds: float) -> None:
+        self._worker = WebhookWorker(services, poll_seconds=poll_seconds)
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="lineside-webhooks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = STOP_DEADLINE_SECONDS) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._ready.set()
+        await self._worker.run(self._stop)
+
+
+def worker_lifespan(application: Application) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the in-process worker, unless LINESIDE_WEBHOOK_WORKER=0."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        settings = application.settings
+        worker = None
+        if settings.webhook_worker:
+            worker = BackgroundWorker(application.services, poll_seconds=settings.webhook_poll_seconds)
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await asyncio.to_thread(worker.stop)
+
+    return lifespan
+
+
+def run_until_signalled(application: Application) -> None:
+    """Work in the foreground until SIGTERM or SIGINT, then finish what is in flight."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stop.set)
+        worker = WebhookWorker(application.services, poll_seconds=application.settings.webhook_poll_seconds)
+        await worker.run(stop)
+
+    asyncio.run(main())

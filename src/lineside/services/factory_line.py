@@ -1,0 +1,346 @@
+"""The factory line: a DUT enrolls, fixtures record test runs, and the unit is blessed.
+
+Electric Imp's Connected Factory, phase one::
+
+    fixture/DUT: POST factory/duts (factory token + hardware id) -> under_test, factory firmware
+    fixture:     POST devices/{id}/test-runs (passed, measurements)
+    fixture:     POST devices/{id}/bless
+                   last run passed -> blessed, production group, LED green
+                   last run failed -> failed (can be enrolled and tested again), LED red
+
+Blessing is permanent, and it clears the unit's factory enrollment so that it cannot be
+reused. Every state change is one conditional update, so two fixtures racing on one unit
+(a retry, a second station) never both move it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from lineside.domain import events
+from lineside.domain.device_specs import DeviceSpec, serial_number_problem, spec_problems
+from lineside.domain.errors import Conflict, InvalidInput, PermissionDenied
+from lineside.domain.events import DomainEvent, device_event
+from lineside.domain.factory import (
+    MAX_LABEL_LENGTH,
+    BlessingResult,
+    FactoryToken,
+    TestRun,
+    blessing_result,
+    check_measurements,
+    normalize_hardware_id,
+)
+from lineside.domain.identifiers import new_id
+from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
+from lineside.domain.models import (
+    Device,
+    DeviceGroup,
+    EnrollmentPolicy,
+    FirmwareRelease,
+    GroupKind,
+    Principal,
+    Product,
+    Scope,
+)
+from lineside.domain.text import has_control_characters
+from lineside.services.context import ServiceContext, require
+from lineside.services.devices import new_device
+from lineside.services.factory_tokens import authenticate_factory_token
+from lineside.services.firmware import assigned_release
+from lineside.services.lookups import load_device
+from lineside.services.ports import UnitOfWork
+from lineside.services.quotas import check_device_quota
+
+PRODUCTION_GROUP_NAME = "Production"
+# Units already off the line: nothing in the factory may touch them again.
+_OFF_THE_LINE = frozenset({DeviceState.BLESSED, DeviceState.ACTIVATED, DeviceState.REVOKED})
+
+
+def _moved_concurrently() -> Conflict:
+    return Conflict("The device changed state at the same time (another fixture?); read it and retry.")
+
+
+# -- enrollment -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnrolledDut:
+    device: Device
+    factory_firmware: FirmwareRelease | None
+    created: bool  # False: the unit was already under test (a fixture's retry), nothing changed
+
+
+def enroll_dut(
+    ctx: ServiceContext, enrollment_token: str, *, hardware_id: str, serial_number: str | None = None
+) -> EnrolledDut:
+    """Put the unit with ``hardware_id`` under test on the token's product line.
+
+    The product's enrollment policy decides about a hardware id it does not know: ``create``
+    defines a device for it (serial number = hardware id unless given), ``predefined``
+    refuses. A device defined by serial number alone gets its hardware id here.
+    """
+    hardware_id = normalize_hardware_id(hardware_id)
+    serial_problem = serial_number_problem(serial_number) if serial_number is not None else None
+    if serial_problem:
+        raise InvalidInput(f"serial_number {serial_problem}.")
+    with ctx.unit_of_work() as uow:
+        token, product = authenticate_factory_token(ctx, uow, enrollment_token)
+        actor = f"factory_token:{token.id}"
+        device = _find_unit(uow, product, hardware_id, serial_number)
+        if device is not None and device.state is DeviceState.UNDER_TEST:
+            return EnrolledDut(device, assigned_release(uow, device), created=False)
+        if device is None:
+            device = _define_unit(ctx, uow, product, hardware_id, serial_number, actor)
+            _put_under_test(ctx, uow, device, product, token, actor)
+            uow.devices.add(device)
+        else:
+            previous = device.state
+            _put_under_test(ctx, uow, device, product, token, actor)
+            if not uow.devices.save_state_if(device, previous):
+                raise _moved_concurrently()
+        firmware = assigned_release(uow, device)
+        uow.commit()
+    return EnrolledDut(device, firmware, created=True)
+
+
+def _find_unit(uow: UnitOfWork, product: Product, hardware_id: str, serial: str | None) -> Device | None:
+    device = uow.devices.find_by_hardware_id(product.id, hardware_id)
+    if device is not None:
+        if serial is not None and serial != device.serial_number:
+            raise Conflict(
+                f"Hardware id '{hardware_id}' belongs to the device with serial number "
+                f"'{device.serial_number}', not '{serial}'."
+            )
+        return device
+    if serial is None:
+        return None
+    device = uow.devices.find_by_serial_number(product.id, serial)
+    if device is None:
+        return None
+    if device.hardware_id is not None:
+        raise Conflict(
+            f"Serial number '{serial}' belongs to the device with hardware id '{device.hardware_id}', "
+            f"not '{hardware_id}'."
+        )
+    uow.devices.set_hardware_id(device.id, hardware_id)
+    device.hardware_id = hardware_id
+    return device
+
+
+def _define_unit(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    product: Product,
+    hardware_id: str,
+    serial: str | None,
+    actor: str,
+) -> Device:
+    """A new device for an unknown unit, not yet written: enrollment writes it under test."""
+    if product.enrollment_policy is EnrollmentPolicy.PREDEFINED:
+        raise PermissionDenied(
+            f"Product '{product.name}' admits only devices defined beforehand, and no device with "
+            f"hardware id '{hardware_id}' is defined: define it first (POST /api/v1/devices with "
+            "its hardware_id), or enroll it with the serial number of a device defined without one."
+        )
+    spec = DeviceSpec(serial_number=serial if serial is not None else hardware_id)
+    problems = spec_problems(spec, product.metadata_fields)
+    if problems:
+        detail = "; ".join(f"{p.column} {p.reason}" for p in problems)
+        raise InvalidInput(f"A device cannot be made for this unit: {detail}. Define it beforehand.")
+    check_device_quota(ctx, uow, product.organization_id, 1)
+    now = ctx.clock()
+    device = new_device(product, spec, now, None)
+    device.hardware_id = hardware_id
+    uow.events.add(
+        device_event(
+            events.DEVICE_DEFINED,
+            device,
+            actor=actor,
+            at=now,
+            product_id=product.id,
+            serial_number=device.serial_number,
+            hardware_id=hardware_id,
+        )
+    )
+    return device
+
+
+def _put_under_test(
+    ctx: ServiceContext, uow: UnitOfWork, device: Device, product: Product, token: FactoryToken, actor: str
+) -> None:
+    """Enroll (or, after a failure, retest) ``device`` in memory and record the event."""
+    if device.state in _OFF_THE_LINE:
+        raise Conflict(
+            f"The device is {device.state.value}: it has left the factory line and cannot be enrolled again."
+        )
+    transition = Transition.RETEST if device.state is DeviceState.FAILED else Transition.ENROLL
+    event = apply_transition(
+        device, transition, at=ctx.clock(), actor=actor, data={"factory_token_id": token.id}
+    )
+    factory_group = _first_group(uow, product.id, GroupKind.FACTORY)
+    if factory_group is not None:
+        device.group_id = factory_group.id
+    device.factory_token_id = token.id
+    uow.events.add(event)
+
+
+def _first_group(uow: UnitOfWork, product_id: str, kind: GroupKind) -> DeviceGroup | None:
+    # Groups are listed oldest first: with several of a kind, the first one made is the line's.
+    return next((group for group in uow.groups.list_for_product(product_id) if group.kind is kind), None)
+
+
+# -- test runs ------------------------------------------------------------------------------
+
+
+def _label(text: str | None, what: str) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) > MAX_LABEL_LENGTH or has_control_characters(text):
+        raise InvalidInput(f"{what} must be at most {MAX_LABEL_LENGTH} characters on one line.")
+    return text
+
+
+def record_test_run(
+    ctx: ServiceContext,
+    principal: Principal,
+    device_id: str,
+    *,
+    passed: bool,
+    measurements: dict[str, Any] | None = None,
+    fixture: str | None = None,
+    operator: str | None = None,
+) -> TestRun:
+    """One result for a unit under test; the last one decides its blessing."""
+    require(principal, Scope.FACTORY)
+    fixture, operator = _label(fixture, "fixture"), _label(operator, "operator")
+    measurements = check_measurements(measurements or {})
+    with ctx.unit_of_work() as uow:
+        device = load_device(uow, principal, device_id)
+        if device.state is not DeviceState.UNDER_TEST:
+            raise Conflict(
+                f"Only a device under test can be tested; this one is {device.state.value}."
+                + (" Enroll it again to retest it." if device.state is DeviceState.FAILED else "")
+            )
+        run = TestRun(
+            id=new_id(),
+            device_id=device.id,
+            organization_id=device.organization_id,
+            passed=passed,
+            measurements=measurements,
+            fixture=fixture,
+            operator=operator,
+            recorded_by=principal.actor,
+            created_at=ctx.clock(),
+        )
+        uow.test_runs.add(run)
+        # The measurements stay with the run: an event says what happened, not every reading.
+        uow.events.add(
+            device_event(
+                events.DEVICE_TESTED,
+                device,
+                actor=principal.actor,
+                at=run.created_at,
+                test_run_id=run.id,
+                passed=passed,
+                fixture=fixture,
+            )
+        )
+        uow.commit()
+    return run
+
+
+def list_test_runs(ctx: ServiceContext, principal: Principal, device_id: str) -> list[TestRun]:
+    """Newest first."""
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        device = load_device(uow, principal, device_id)
+        return uow.test_runs.list_for_device(device.id)
+
+
+# -- blessing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blessing:
+    result: BlessingResult
+    device: Device
+    application_firmware: FirmwareRelease | None
+
+    @property
+    def led(self) -> Literal["green", "red"]:
+        return self.result.led
+
+
+def bless_device(ctx: ServiceContext, principal: Principal, device_id: str) -> Blessing:
+    """Bless a unit whose last test run (since it last went under test) passed; fail it
+    otherwise. Blessed units join the product's production group, made on first need."""
+    require(principal, Scope.FACTORY)
+    with ctx.unit_of_work() as uow:
+        device = load_device(uow, principal, device_id)
+        if device.state is not DeviceState.UNDER_TEST:
+            raise Conflict(_not_blessable(device))
+        last_run = uow.test_runs.latest_for_device(device.id, since=device.timeline.get("under_test_at"))
+        if last_run is None:
+            raise Conflict("The device has no test run since it was enrolled: record a test run first.")
+        result = blessing_result(last_run)
+        now = ctx.clock()
+        if result is BlessingResult.BLESSED:
+            group_id = _production_group(uow, device, principal.actor, now).id
+            data = {"test_run_id": last_run.id, "group_id": group_id}
+            event = apply_transition(device, Transition.BLESS, at=now, actor=principal.actor, data=data)
+            device.group_id = group_id
+            device.factory_token_id = None  # the factory enrollment is spent
+        else:
+            data = {"test_run_id": last_run.id}
+            event = apply_transition(device, Transition.FAIL, at=now, actor=principal.actor, data=data)
+        if not uow.devices.save_state_if(device, DeviceState.UNDER_TEST):
+            raise _moved_concurrently()
+        uow.events.add(event)
+        firmware = assigned_release(uow, device) if result is BlessingResult.BLESSED else None
+        uow.commit()
+    return Blessing(result, device, firmware)
+
+
+def _not_blessable(device: Device) -> str:
+    if device.state in (DeviceState.BLESSED, DeviceState.ACTIVATED):
+        return f"The device is already {device.state.value}: blessing is permanent and happens once."
+    return f"Only a device under test can be blessed; this one is {device.state.value}."
+
+
+def _production_group(uow: UnitOfWork, device: Device, actor: str, now: datetime) -> DeviceGroup:
+    """The product's production group, made (and announced) by the first blessing that needs it."""
+    existing = _first_group(uow, device.product_id, GroupKind.PRODUCTION)
+    if existing is not None:
+        return existing
+    group = DeviceGroup(
+        id=new_id(),
+        organization_id=device.organization_id,
+        product_id=device.product_id,
+        name=PRODUCTION_GROUP_NAME,
+        kind=GroupKind.PRODUCTION,
+        created_at=now,
+    )
+    if not uow.groups.add_unless_name_taken(group):
+        # A concurrent blessing made it first, or a group of another kind bears the name.
+        existing = _first_group(uow, device.product_id, GroupKind.PRODUCTION)
+        if existing is not None:
+            return existing
+        group = replace(group, name=f"{PRODUCTION_GROUP_NAME} ({group.id[-8:]})")
+        uow.groups.add(group)
+    uow.events.add(
+        DomainEvent(
+            type=events.DEVICE_GROUP_CREATED,
+            organization_id=group.organization_id,
+            actor=actor,
+            occurred_at=now,
+            subject_type="device_group",
+            subject_id=group.id,
+            data={"name": group.name, "kind": group.kind.value, "product_id": group.product_id},
+        )
+    )
+    return group

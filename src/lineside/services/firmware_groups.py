@@ -1,0 +1,154 @@
+"""Device groups' firmware: deploy a release to a group, and when members load it.
+
+A deployment sets the group's current release (``device_groups.release_id``) and keeps a row
+of history; ``services.firmware.assigned_release`` reads the current release, so every member
+gets it at its next check without a row per device being touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lineside.domain import events
+from lineside.domain.errors import Conflict
+from lineside.domain.events import DomainEvent
+from lineside.domain.identifiers import is_uuid, new_id
+from lineside.domain.models import (
+    ApplicationFirmwareAfter,
+    DeviceGroup,
+    FirmwareKind,
+    FirmwareRelease,
+    GroupKind,
+    Principal,
+    Scope,
+)
+from lineside.services.context import ServiceContext, not_found, require
+from lineside.services.firmware import load_release
+from lineside.services.ports import FirmwareDeployment, UnitOfWork
+
+# Which kinds of group run which kind of firmware.
+_GROUP_KINDS_FOR = {
+    FirmwareKind.FACTORY: frozenset({GroupKind.FACTORY}),
+    FirmwareKind.APPLICATION: frozenset({GroupKind.PRODUCTION, GroupKind.DEVELOPMENT}),
+}
+
+
+@dataclass(frozen=True)
+class GroupFirmware:
+    group: DeviceGroup
+    release: FirmwareRelease | None
+
+
+def get_group(ctx: ServiceContext, principal: Principal, group_id: str) -> GroupFirmware:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        group = _load_group(uow, principal, group_id)
+        release = uow.firmware.get_release(group.release_id) if group.release_id else None
+    return GroupFirmware(group, release)
+
+
+def set_application_firmware_after(
+    ctx: ServiceContext, principal: Principal, group_id: str, after: ApplicationFirmwareAfter
+) -> GroupFirmware:
+    """When a production group's members load application firmware: after blessing or activation."""
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work() as uow:
+        group = _load_group(uow, principal, group_id)
+        if group.kind is not GroupKind.PRODUCTION and after is not ApplicationFirmwareAfter.BLESSING:
+            raise Conflict(
+                "Only a production group can wait for activation; "
+                f"'{group.name}' is a {group.kind.value} group."
+            )
+        uow.firmware.set_application_firmware_after(group.id, after)
+        uow.events.add(
+            DomainEvent(
+                type=events.DEVICE_GROUP_UPDATED,
+                organization_id=group.organization_id,
+                actor=principal.actor,
+                occurred_at=ctx.clock(),
+                subject_type="device_group",
+                subject_id=group.id,
+                data={"application_firmware_after": after.value},
+            )
+        )
+        uow.commit()
+    return get_group(ctx, principal, group_id)
+
+
+def deploy_release(
+    ctx: ServiceContext, principal: Principal, group_id: str, release_id: str
+) -> FirmwareDeployment:
+    """Make ``release_id`` the group's firmware: every member is told at its next check."""
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work() as uow:
+        group = _load_group(uow, principal, group_id)
+        release = load_release(uow, principal, release_id)
+        _check_release_fits(group, release)
+        deployment = FirmwareDeployment(
+            id=new_id(),
+            organization_id=group.organization_id,
+            group_id=group.id,
+            release_id=release.id,
+            deployed_by=principal.actor,
+            created_at=ctx.clock(),
+        )
+        uow.firmware.set_group_release(group.id, release.id)
+        uow.firmware.add_deployment(deployment)
+        uow.events.add(
+            _deployed_event(deployment, group, release, uow.firmware.count_group_members(group.id))
+        )
+        uow.commit()
+    return deployment
+
+
+def list_deployments(ctx: ServiceContext, principal: Principal, group_id: str) -> list[FirmwareDeployment]:
+    """The group's deployments, newest first."""
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        group = _load_group(uow, principal, group_id)
+        return uow.firmware.list_deployments(group.id)
+
+
+def _check_release_fits(group: DeviceGroup, release: FirmwareRelease) -> None:
+    if release.product_id != group.product_id:
+        raise Conflict(
+            f"Release {release.version} is firmware of another product; "
+            f"group '{group.name}' belongs to product {group.product_id}."
+        )
+    if group.kind not in _GROUP_KINDS_FOR[release.kind]:
+        fits = " or ".join(sorted(kind.value for kind in _GROUP_KINDS_FOR[release.kind]))
+        raise Conflict(
+            f"A {release.kind.value} release deploys only to {fits} groups; "
+            f"'{group.name}' is a {group.kind.value} group."
+        )
+
+
+def _deployed_event(
+    deployment: FirmwareDeployment, group: DeviceGroup, release: FirmwareRelease, members: int
+) -> DomainEvent:
+    return DomainEvent(
+        type=events.FIRMWARE_DEPLOYED,
+        organization_id=deployment.organization_id,
+        actor=deployment.deployed_by,
+        occurred_at=deployment.created_at,
+        subject_type="device_group",
+        subject_id=group.id,
+        data={
+            "deployment_id": deployment.id,
+            "group_id": group.id,
+            "group_name": group.name,
+            "release_id": release.id,
+            "kind": release.kind.value,
+            "version": release.version,
+            "member_count": members,
+        },
+    )
+
+
+def _load_group(uow: UnitOfWork, principal: Principal, group_id: str) -> DeviceGroup:
+    group = (
+        uow.firmware.get_group(group_id, within=principal.organization.path) if is_uuid(group_id) else None
+    )
+    if group is None:
+        raise not_found("device group", group_id)
+    return group
