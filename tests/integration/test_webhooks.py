@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from lineside.bootstrap import Application, bootstrap
 from lineside.entrypoints.worker import BackgroundWorker
 from lineside.services.webhook_delivery import dispatch_events, run_once
+from tests.support import factory
 from tests.support.api import Tenant, assert_problem, new_tenant
 from tests.support.server import http_client_for
 from tests.support.webhooks import (
@@ -459,3 +460,21 @@ def test_the_worker_keeps_going_after_a_round_fails_and_stops_when_told(
     assert not running.alive
     assert "a round failed" in caplog.text
     assert "the database went away" in caplog.text
+
+
+def test_the_factory_lines_events_reach_the_manufacturer(
+    tenant: Tenant, receiver: Receiver, worker: None
+) -> None:
+    types = ["device.tested", "device.blessed", "device.failed", "device.activated"]
+    endpoint = create_endpoint(tenant, receiver.url(), types)
+    line = factory.factory_token(tenant, tenant.product()["id"])
+    good = factory.line_unit(tenant, line, passed=True)["device"]
+    factory.line_unit(tenant, line, passed=False)
+    activated = factory.activate(tenant.http, factory.production_token(tenant), good["id"])
+    assert activated.status_code == 200, activated.text
+
+    wait_until(lambda: len(receiver.answered(200)) >= 5, "five webhooks")
+    received = sorted(str(verified(endpoint["secret"], r)["type"]) for r in receiver.answered(200))
+    assert received == sorted(
+        ["device.tested", "device.tested", "device.blessed", "device.failed", "device.activated"]
+    )

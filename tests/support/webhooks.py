@@ -7,6 +7,7 @@ these tests' deliveries.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -179,7 +180,9 @@ def isolated_database(like_url: str, scratch: Path) -> Iterator[str]:
         yield _migrated(f"sqlite:///{path}")
         return
     name = f"lineside_webhooks_{secrets.token_hex(4)}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    # The server's admin database, as tests/conftest.py finds it.
+    admin_url = os.environ.get("LINESIDE_TEST_POSTGRES_URL") or url.set(database="postgres")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -38,3 +38,7 @@ def test_a_production_token_id_in_a_claim_poll_path_is_redacted() -> None:
     token_id = "0123456789abcdef" * 4
     line = f'"GET /api/v1/enrollment-tokens/{token_id} HTTP/1.1" 200'
     assert redact(line) == '"GET /api/v1/enrollment-tokens/[redacted] HTTP/1.1" 200'
+
+
+def test_a_webhook_signing_secret_is_cut_to_its_prefix() -> None:
+    assert redact("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") == "secret whsec_[redacted]"

@@ -59,6 +59,9 @@ DEVICE_FIRMWARE_REPORTED = "device.firmware_reported"
 # Webhooks
 WEBHOOK_CREATED = "webhook.created"
 WEBHOOK_DISABLED = "webhook.disabled"
+WEBHOOK_UPDATED = "webhook.updated"
+WEBHOOK_DELETED = "webhook.deleted"
+WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
 
 
 class _AboutADevice(Protocol):

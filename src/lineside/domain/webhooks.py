@@ -39,11 +39,6 @@ MAX_URL_LENGTH = 2000
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32  # Standard Webhooks asks for 24 to 64 random bytes
 
-# Events about endpoints themselves, beside webhook.created and webhook.disabled (events.py).
-WEBHOOK_UPDATED = "webhook.updated"
-WEBHOOK_DELETED = "webhook.deleted"
-WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
-
 
 class UnknownEventType(DomainError):
     """An event type no Lineside event has (HTTP 400)."""
@@ -69,9 +64,7 @@ def _event_types_of(module: Any) -> set[str]:
 
 
 KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
-    _event_types_of(events)
-    | {event_type_for(transition) for transition in Transition}
-    | {WEBHOOK_UPDATED, WEBHOOK_DELETED, WEBHOOK_SECRET_ROTATED}
+    _event_types_of(events) | {event_type_for(transition) for transition in Transition}
 )
 
 

@@ -13,14 +13,16 @@ from typing import Any
 
 from lineside.domain import events
 from lineside.domain.errors import Conflict
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import (
+    WEBHOOK_DELETED,
+    WEBHOOK_SECRET_ROTATED,
+    WEBHOOK_UPDATED,
+    DomainEvent,
+)
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import Principal, Scope
 from lineside.domain.webhooks import (
     KNOWN_EVENT_TYPES,
-    WEBHOOK_DELETED,
-    WEBHOOK_SECRET_ROTATED,
-    WEBHOOK_UPDATED,
     DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
-SECRET = re.compile(r"\b(ls[kdcuif]_)[A-Za-z0-9_\-]{8,}")
+SECRET = re.compile(r"\b(ls[kdcuif]_|whsec_)[A-Za-z0-9_\-+/=]{8,}")
 PRODUCTION_TOKEN_IN_PATH = re.compile(r"(/enrollment-tokens/)[0-9A-Fa-f]{16,}")
 
 
