@@ -33,6 +33,8 @@ format: $(STAMP)
 bench: $(STAMP) ## Print throughput, latency and memory figures (see README).
 	$(BIN)/python bench/define_devices.py
 	$(BIN)/python bench/device_auth.py
+	$(BIN)/python bench/static_tokens.py
+	$(BIN)/python bench/factory_line.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
