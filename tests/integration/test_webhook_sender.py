@@ -3,7 +3,6 @@ redirects, one deadline, and private targets refused at connect time too."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import threading
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from lineside.adapters.webhooks import HttpxWebhookSender
 from lineside.adapters.webhooks.addresses import IPAddress, checked
 from lineside.domain.webhooks import WebhookTargetRefused, generate_signing_secret
 from lineside.services.ports import SendResult, WebhookMessage
+from tests.support.event_loops import run_coroutine
 from tests.support.webhooks import Answer, Receiver
 
 BODY = b'{"data":{},"timestamp":"2025-01-01T00:00:00.000000Z","type":"product.created"}'
@@ -29,7 +29,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def send(sender: HttpxWebhookSender, url: str) -> SendResult:
-    return asyncio.run(sender.send(WebhookMessage(url, "msg_1", BODY, SECRET)))
+    return run_coroutine(sender.send(WebhookMessage(url, "msg_1", BODY, SECRET)))
 
 
 def sender(*, allow_private: bool = True, timeout: float = 5.0, **kwargs: object) -> HttpxWebhookSender:

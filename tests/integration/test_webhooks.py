@@ -7,7 +7,6 @@ Tests that step through delivery by hand (give up, 410, cancel) run without it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from lineside.entrypoints.worker import BackgroundWorker
 from lineside.services.webhook_delivery import dispatch_events, run_once
 from tests.support import factory
 from tests.support.api import Tenant, assert_problem, new_tenant
+from tests.support.event_loops import run_coroutine
 from tests.support.server import http_client_for
 from tests.support.webhooks import (
     API,
@@ -306,7 +306,7 @@ def test_a_410_disables_the_endpoint_and_cancels_its_pending_deliveries(
             tenant.device(product["id"])
         dispatch_events(hooks_app.services)
         assert len(deliveries(tenant, endpoint["id"], "pending")) == 3
-        asyncio.run(run_once(hooks_app.services))
+        run_coroutine(run_once(hooks_app.services))
 
     shown = tenant.get(f"{API}/webhooks/{endpoint['id']}").json()
     assert shown["enabled"] is False
@@ -328,7 +328,7 @@ def test_a_delivery_is_given_up_three_days_after_it_was_made(hooks_app: Applicat
         dispatch_events(services)
         window = services.config.webhook_retry.give_up_after
         later = replace(services, clock=lambda: datetime.now(UTC) + window + timedelta(seconds=1))
-        asyncio.run(run_once(later))
+        run_coroutine(run_once(later))
     [given_up] = deliveries(tenant, endpoint["id"])
     assert given_up["status"] == "failed"
     assert given_up["last_status_code"] == 503
