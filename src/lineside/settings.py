@@ -40,7 +40,9 @@ class Settings(BaseSettings):
         default=False, description="Let webhooks go to private, loopback and link-local addresses."
     )
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="One attempt, all in.")
-    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60, description="An idle worker's pause.")
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="A worker's pause between rounds that did not fill a batch."
+    )
     webhook_batch_size: int = Field(default=100, ge=1, le=1000, description="Deliveries sent at once.")
     webhook_retry_scale: float = Field(
         default=1.0, gt=0, le=1, description="Shrinks the retry schedule (5 s ... 3 days); for tests."

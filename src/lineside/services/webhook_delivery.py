@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from lineside.domain.events import DomainEvent
@@ -159,16 +160,24 @@ async def deliver(ctx: ServiceContext, due: DueDelivery) -> SendResult:
     return result
 
 
-async def run_once(ctx: ServiceContext) -> int:
-    """Dispatch what the outbox holds, then send every due delivery side by side: the number
-    of events and deliveries handled (0: nothing to do, the caller may wait)."""
+@dataclass(frozen=True)
+class Round:
+    """What one round of the worker did."""
+
+    handled: int  # events dispatched plus deliveries attempted
+    full: bool  # a batch was filled, so more may be waiting: go again without a pause
+
+
+async def run_once(ctx: ServiceContext) -> Round:
+    """Dispatch what the outbox holds, then send every due delivery side by side."""
     undispatched, due = await asyncio.to_thread(pending_work, ctx)
-    handled = await asyncio.to_thread(dispatch_events, ctx) if undispatched else 0
-    if not (due or handled):
-        return handled
+    dispatched = await asyncio.to_thread(dispatch_events, ctx) if undispatched else 0
+    if not (due or dispatched):
+        return Round(handled=0, full=False)
     leased = await asyncio.to_thread(lease_due, ctx)
     outcomes = await asyncio.gather(*(deliver(ctx, job) for job in leased), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return handled + len(leased)
+    full = dispatched >= DISPATCH_BATCH or len(leased) >= ctx.config.webhook_batch_size
+    return Round(handled=dispatched + len(leased), full=full)

@@ -72,7 +72,7 @@ def _device(row: Row[Any]) -> Device:
     )
 
 
-def _visible(within: str) -> ColumnElement[bool]:
+def _visible(within: str | ColumnElement[str]) -> ColumnElement[bool]:
     """Made by an organization of the subtree, or claimed into one."""
     c = t.devices.c
     return or_(owned_within(c.organization_id, within), owned_within(c.owner_organization_id, within))
@@ -144,8 +144,8 @@ class SqlDeviceRepository(SqlRepository):
                 copy.write_row(self._row(new, to_time))
 
     def get(self, device_id: str, *, within: str, include_owned: bool = False) -> Device | None:
-        visible = _visible(within) if include_owned else owned_within(t.devices.c.organization_id, within)
-        row = self._first(select(t.devices).where(t.devices.c.id == device_id, visible))
+        query = _VISIBLE_BY_ID if include_owned else _OWNED_BY_ID
+        row = self.connection.execute(query, {"device_id": device_id, "within": within}).first()
         return _device(row) if row else None
 
     def find_by_claim_hash(self, claim_code_hash: str) -> Device | None:
@@ -343,6 +343,9 @@ class SqlDeviceRepository(SqlRepository):
 
 # The factory line's statements, built once (see _BY_TOKEN_HASH).
 _INSERT_ONE = insert(t.devices)
+_BY_ID = select(t.devices).where(t.devices.c.id == bindparam("device_id"))
+_OWNED_BY_ID = _BY_ID.where(owned_within(t.devices.c.organization_id, bindparam("within")))
+_VISIBLE_BY_ID = _BY_ID.where(_visible(bindparam("within")))
 _BY_HARDWARE_ID = select(t.devices).where(
     t.devices.c.product_id == bindparam("product_id"), t.devices.c.hardware_id == bindparam("hardware_id")
 )

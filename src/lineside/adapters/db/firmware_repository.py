@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository, owned_within
@@ -20,6 +20,7 @@ from lineside.services.ports import FirmwareDeployment
 _releases = t.firmware_releases
 _deployments = t.firmware_deployments
 _groups = t.device_groups
+_GROUP_BY_ID = select(_groups).where(_groups.c.id == bindparam("group_id"))
 
 
 def _release(row: Row[Any]) -> FirmwareRelease:
@@ -104,10 +105,11 @@ class SqlFirmwareRepository(SqlRepository):
         return self._first(query) is not None
 
     def get_group(self, group_id: str, *, within: str | None = None) -> DeviceGroup | None:
+        if within is None:  # every blessing asks this: a statement built once
+            row = self.connection.execute(_GROUP_BY_ID, {"group_id": group_id}).first()
+            return _group(row) if row else None
         query = select(_groups).where(_groups.c.id == group_id)
-        if within is not None:
-            query = query.where(owned_within(_groups.c.organization_id, within))
-        row = self._first(query)
+        row = self._first(query.where(owned_within(_groups.c.organization_id, within)))
         return _group(row) if row else None
 
     def set_group_release(self, group_id: str, release_id: str) -> None:

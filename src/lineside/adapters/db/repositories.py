@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, RowMapping, Select, insert, select, update
+from sqlalchemy import Connection, Row, RowMapping, Select, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
@@ -28,12 +28,13 @@ from lineside.domain.models import (
 from lineside.services.ports import EventFilter, Page
 
 
-def organization_ids_within(path: str) -> Select[Any]:
-    """The ids of the organization at ``path`` and every organization below it."""
+def organization_ids_within(path: str | ColumnElement[str]) -> Select[Any]:
+    """The ids of the organization at ``path`` and every organization below it (``path`` may
+    be a bound parameter, for statements built once)."""
     return select(t.organizations.c.id).where(t.organizations.c.path.startswith(path))
 
 
-def owned_within(column: ColumnElement[Any], path: str) -> ColumnElement[bool]:
+def owned_within(column: ColumnElement[Any], path: str | ColumnElement[str]) -> ColumnElement[bool]:
     return column.in_(organization_ids_within(path))
 
 
@@ -105,6 +106,16 @@ def _api_key(m: RowMapping | dict[str, Any]) -> ApiKey:
     )
 
 
+# Every API-key request runs this: built once, it skips the statement construction and
+# cache-key work that cost as much as the query (see bench/README.md, factory_line.py).
+_API_KEY_COLUMNS = tuple(column.name for column in t.api_keys.c)
+_ACTIVE_KEY_WITH_ORGANIZATION: Select[Any] = (
+    select(*(t.api_keys.c[name].label(f"key_{name}") for name in _API_KEY_COLUMNS), t.organizations)
+    .join(t.organizations, t.organizations.c.id == t.api_keys.c.organization_id)
+    .where(t.api_keys.c.key_hash == bindparam("key_hash"), t.api_keys.c.revoked_at.is_(None))
+)
+
+
 class SqlApiKeyRepository(SqlRepository):
     def add(self, key: ApiKey, key_hash: str) -> None:
         self.connection.execute(
@@ -120,16 +131,10 @@ class SqlApiKeyRepository(SqlRepository):
         )
 
     def find_active_by_hash(self, key_hash: str) -> tuple[ApiKey, Organization] | None:
-        key_columns = [column.label(f"key_{column.name}") for column in t.api_keys.c]
-        query = (
-            select(*key_columns, t.organizations)
-            .join(t.organizations, t.organizations.c.id == t.api_keys.c.organization_id)
-            .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
-        )
-        row = self._first(query)
+        row = self.connection.execute(_ACTIVE_KEY_WITH_ORGANIZATION, {"key_hash": key_hash}).first()
         if row is None:
             return None
-        key_row = {column.name: row._mapping[f"key_{column.name}"] for column in t.api_keys.c}
+        key_row = {name: row._mapping[f"key_{name}"] for name in _API_KEY_COLUMNS}
         return _api_key(key_row), organization_from_row(row)
 
     def get(self, key_id: str, *, within: str) -> ApiKey | None:
@@ -209,6 +214,14 @@ def _group(row: Row[Any]) -> DeviceGroup:
     )
 
 
+# Enrollment and blessing each look for the product's line groups: built once.
+_GROUPS_OF_PRODUCT = (
+    select(t.device_groups)
+    .where(t.device_groups.c.product_id == bindparam("product_id"))
+    .order_by(t.device_groups.c.id)
+)
+
+
 class SqlDeviceGroupRepository(SqlRepository):
     def add(self, group: DeviceGroup) -> None:
         self.connection.execute(
@@ -242,8 +255,8 @@ class SqlDeviceGroupRepository(SqlRepository):
         return self.connection.execute(unless_taken).rowcount == 1
 
     def list_for_product(self, product_id: str) -> list[DeviceGroup]:
-        query = select(t.device_groups).where(t.device_groups.c.product_id == product_id)
-        return [_group(row) for row in self._all(query.order_by(t.device_groups.c.id))]
+        rows = self.connection.execute(_GROUPS_OF_PRODUCT, {"product_id": product_id})
+        return [_group(row) for row in rows]
 
     def name_taken(self, product_id: str, name: str) -> bool:
         query = select(t.device_groups.c.id).where(
@@ -279,9 +292,14 @@ def event_row(event: DomainEvent) -> dict[str, Any]:
     }
 
 
+# Built once: the factory line writes four events per unit, and building the statement
+# with ``.values()`` each time cost more than executing it.
+_INSERT_EVENT = insert(t.events)
+
+
 class SqlEventOutbox(SqlRepository):
     def add(self, event: DomainEvent) -> None:
-        self.connection.execute(insert(t.events).values(**event_row(event)))
+        self.connection.execute(_INSERT_EVENT, event_row(event))
 
     def list(self, *, within: str, filters: EventFilter, cursor: str | None, limit: int) -> Page[DomainEvent]:
         query = select(t.events).where(owned_within(t.events.c.organization_id, within))

@@ -9,7 +9,12 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from lineside.adapters.db.device_repository import SqlCertificateRepository, SqlDeviceRepository
-from lineside.adapters.db.engine import AUTOCOMMIT_OPTION, WRITE_OPTION
+from lineside.adapters.db.engine import (
+    AUTOCOMMIT_OPTION,
+    SQLITE_BUSY_TIMEOUT_MS,
+    WRITE_OPTION,
+    sqlite_writer_lock,
+)
 from lineside.adapters.db.factory_repository import (
     SqlFactoryTokenRepository,
     SqlProductionTokenRepository,
@@ -53,14 +58,27 @@ class SqlUnitOfWork:
         # round trips on PostgreSQL, which is most of the cost of authenticating a device.
         self._autocommit = not write and not snapshot
         self._connection: Connection | None = None
+        self._writer_lock = sqlite_writer_lock(engine) if write else None
+        self._holds_writer_lock = False
 
     def __enter__(self) -> Self:
         options: dict[str, object] = {WRITE_OPTION: self._write, AUTOCOMMIT_OPTION: self._autocommit}
         if self._autocommit and self._engine.dialect.name != "sqlite":
             # SQLite's driver already runs in autocommit here (engine.py sends BEGIN itself).
             options["isolation_level"] = "AUTOCOMMIT"
-        connection = self._engine.connect().execution_options(**options)
-        connection.begin()
+        if self._writer_lock is not None:
+            # Bounded as SQLite's own wait is: past it, go on and let SQLite answer (busy).
+            self._holds_writer_lock = self._writer_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            connection = self._engine.connect().execution_options(**options)
+            try:
+                connection.begin()
+            except BaseException:
+                connection.close()
+                raise
+        except BaseException:
+            self._release_writer_lock()
+            raise
         self._connection = connection
         self.organizations = SqlOrganizationRepository(connection)
         self.api_keys = SqlApiKeyRepository(connection)
@@ -89,12 +107,21 @@ class SqlUnitOfWork:
         try:
             self._connection.rollback()
         finally:
-            self._connection.close()
-            self._connection = None
+            try:
+                self._connection.close()
+            finally:
+                self._connection = None
+                self._release_writer_lock()
         if isinstance(exc, IntegrityError):
             # A unique constraint caught what a concurrent request did between our check and
             # our write: the same answer the check would have given.
             raise Conflict("The change conflicts with another one made at the same time.") from exc
+
+    def _release_writer_lock(self) -> None:
+        if self._holds_writer_lock:
+            assert self._writer_lock is not None
+            self._holds_writer_lock = False
+            self._writer_lock.release()
 
     def commit(self) -> None:
         assert self._connection is not None

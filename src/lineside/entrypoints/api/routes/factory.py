@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from functools import partial
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from lineside.domain.models import FirmwareRelease
-from lineside.entrypoints.api.dependencies import Caller, Services
+from lineside.entrypoints.api.dependencies import (
+    Caller,
+    CallerCredentials,
+    CredentialsFirst,
+    Services,
+    as_caller,
+    services,
+)
 from lineside.entrypoints.api.factory_schemas import (
     BlessIn,
     BlessingOut,
@@ -23,7 +33,7 @@ from lineside.services import factory_line, factory_tokens
 from lineside.services.context import ServiceContext
 from lineside.services.firmware import release_view
 
-router = APIRouter(prefix="/api/v1", tags=["factory"])
+router = APIRouter(prefix="/api/v1", tags=["factory"], route_class=CredentialsFirst)
 
 
 def _view(ctx: ServiceContext, release: FirmwareRelease | None) -> FirmwareView | None:
@@ -53,11 +63,17 @@ def revoke_factory_token(token_id: str, ctx: Services, caller: Caller) -> Factor
     status_code=status.HTTP_201_CREATED,
     responses={200: {"description": "The unit was already under test: the same device, unchanged."}},
 )
-def enroll_dut(body: DutIn, ctx: Services, response: Response) -> DutOut:
+async def enroll_dut(body: DutIn, request: Request, response: Response) -> DutOut:
     """A Device Under Test (or its fixture) enrolls with the factory enrollment token itself:
     no API key. The answer names the factory firmware the unit should run."""
-    enrolled = factory_line.enroll_dut(
-        ctx, body.enrollment_token, hardware_id=body.hardware_id, serial_number=body.serial_number
+    # The line's three routes are async with one threadpool hop each (see as_caller).
+    ctx = services(request)
+    enrolled = await run_in_threadpool(
+        factory_line.enroll_dut,
+        ctx,
+        body.enrollment_token,
+        hardware_id=body.hardware_id,
+        serial_number=body.serial_number,
     )
     if not enrolled.created:
         response.status_code = status.HTTP_200_OK
@@ -67,17 +83,18 @@ def enroll_dut(body: DutIn, ctx: Services, response: Response) -> DutOut:
 
 
 @router.post("/devices/{device_id}/test-runs", status_code=status.HTTP_201_CREATED)
-def record_test_run(device_id: str, body: TestRunIn, ctx: Services, caller: Caller) -> TestRunOut:
-    run = factory_line.record_test_run(
-        ctx,
-        caller,
-        device_id,
+async def record_test_run(
+    device_id: str, body: TestRunIn, request: Request, credentials: CallerCredentials
+) -> TestRunOut:
+    work = partial(
+        factory_line.record_test_run,
+        device_id=device_id,
         passed=body.passed,
         measurements=body.measurements,
         fixture=body.fixture,
         operator=body.operator,
     )
-    return TestRunOut.of(run)
+    return TestRunOut.of(await as_caller(request, credentials, work))
 
 
 @router.get("/devices/{device_id}/test-runs")
@@ -87,12 +104,14 @@ def list_test_runs(device_id: str, ctx: Services, caller: Caller) -> list[TestRu
 
 
 @router.post("/devices/{device_id}/bless")
-def bless_device(device_id: str, ctx: Services, caller: Caller, body: BlessIn | None = None) -> BlessingOut:
+async def bless_device(
+    device_id: str, request: Request, credentials: CallerCredentials, body: BlessIn | None = None
+) -> BlessingOut:
     """Bless a unit whose last test passed (green), or fail one whose last test failed (red)."""
-    blessing = factory_line.bless_device(ctx, caller, device_id)
+    blessing = await as_caller(request, credentials, partial(factory_line.bless_device, device_id=device_id))
     return BlessingOut(
         result=blessing.result,
         led=blessing.led,
         device=DeviceOut.of(blessing.device),
-        application_firmware=_view(ctx, blessing.application_firmware),
+        application_firmware=_view(services(request), blessing.application_firmware),
     )
