@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, insert, select, update
 
 from lineside.adapters.db import tables as t
-from lineside.adapters.db.repositories import SqlRepository, owned_within
-from lineside.adapters.db.repositories import _product as product_from_row  # one reader of product rows
+from lineside.adapters.db.repositories import SqlRepository, owned_within, product_from_row
 from lineside.domain.factory import FactoryToken, ProductionToken, TestRun
 from lineside.domain.models import Product
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from lineside.adapters.db import tables as t
-from lineside.adapters.db.repositories import SqlRepository, owned_within
+from lineside.adapters.db.repositories import SqlRepository, group_from_row, owned_within
 from lineside.domain.models import (
     ApplicationFirmwareAfter,
     DeviceGroup,
@@ -36,20 +36,6 @@ def _release(row: Row[Any]) -> FirmwareRelease:
         created_at=m["created_at"],
         created_by=m["created_by"],
         notes=m["notes"],
-    )
-
-
-def _group(row: Row[Any]) -> DeviceGroup:
-    m = row._mapping
-    return DeviceGroup(
-        id=m["id"],
-        organization_id=m["organization_id"],
-        product_id=m["product_id"],
-        name=m["name"],
-        kind=GroupKind(m["kind"]),
-        created_at=m["created_at"],
-        application_firmware_after=ApplicationFirmwareAfter(m["application_firmware_after"]),
-        release_id=m["release_id"],
     )
 
 
@@ -107,10 +93,10 @@ class SqlFirmwareRepository(SqlRepository):
     def get_group(self, group_id: str, *, within: str | None = None) -> DeviceGroup | None:
         if within is None:  # every blessing asks this: a statement built once
             row = self.connection.execute(_GROUP_BY_ID, {"group_id": group_id}).first()
-            return _group(row) if row else None
+            return group_from_row(row) if row else None
         query = select(_groups).where(_groups.c.id == group_id)
         row = self._first(query.where(owned_within(_groups.c.organization_id, within)))
-        return _group(row) if row else None
+        return group_from_row(row) if row else None
 
     def set_group_release(self, group_id: str, release_id: str) -> None:
         self.connection.execute(update(_groups).where(_groups.c.id == group_id).values(release_id=release_id))

@@ -153,7 +153,7 @@ class SqlApiKeyRepository(SqlRepository):
         self.connection.execute(update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=at))
 
 
-def _product(row: Row[Any]) -> Product:
+def product_from_row(row: Row[Any]) -> Product:
     m = row._mapping
     return Product(
         id=m["id"],
@@ -187,11 +187,11 @@ class SqlProductRepository(SqlRepository):
                 t.products.c.id == product_id, owned_within(t.products.c.organization_id, within)
             )
         )
-        return _product(row) if row else None
+        return product_from_row(row) if row else None
 
     def list(self, *, within: str, cursor: str | None, limit: int) -> Page[Product]:
         query = select(t.products).where(owned_within(t.products.c.organization_id, within))
-        return paged(query, t.products.c.id, cursor, limit, self._all, _product)
+        return paged(query, t.products.c.id, cursor, limit, self._all, product_from_row)
 
     def name_taken(self, organization_id: str, name: str) -> bool:
         query = select(t.products.c.id).where(
@@ -200,7 +200,7 @@ class SqlProductRepository(SqlRepository):
         return self._first(query) is not None
 
 
-def _group(row: Row[Any]) -> DeviceGroup:
+def group_from_row(row: Row[Any]) -> DeviceGroup:
     m = row._mapping
     return DeviceGroup(
         id=m["id"],
@@ -256,7 +256,7 @@ class SqlDeviceGroupRepository(SqlRepository):
 
     def list_for_product(self, product_id: str) -> list[DeviceGroup]:
         rows = self.connection.execute(_GROUPS_OF_PRODUCT, {"product_id": product_id})
-        return [_group(row) for row in rows]
+        return [group_from_row(row) for row in rows]
 
     def name_taken(self, product_id: str, name: str) -> bool:
         query = select(t.device_groups.c.id).where(
