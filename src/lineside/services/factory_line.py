@@ -22,7 +22,7 @@ from typing import Any, Literal
 from lineside.domain import events
 from lineside.domain.device_specs import DeviceSpec, serial_number_problem, spec_problems
 from lineside.domain.errors import Conflict, InvalidInput, PermissionDenied
-from lineside.domain.events import DomainEvent, device_event
+from lineside.domain.events import device_event
 from lineside.domain.factory import (
     MAX_LABEL_LENGTH,
     BlessingResult,
@@ -51,6 +51,7 @@ from lineside.services.factory_tokens import authenticate_factory_token
 from lineside.services.firmware import assigned_release
 from lineside.services.lookups import load_device
 from lineside.services.ports import UnitOfWork
+from lineside.services.products import group_created_event
 from lineside.services.quotas import check_device_quota
 
 PRODUCTION_GROUP_NAME = "Production"
@@ -332,15 +333,5 @@ def _production_group(uow: UnitOfWork, device: Device, actor: str, now: datetime
             return existing
         group = replace(group, name=f"{PRODUCTION_GROUP_NAME} ({group.id[-8:]})")
         uow.groups.add(group)
-    uow.events.add(
-        DomainEvent(
-            type=events.DEVICE_GROUP_CREATED,
-            organization_id=group.organization_id,
-            actor=actor,
-            occurred_at=now,
-            subject_type="device_group",
-            subject_id=group.id,
-            data={"name": group.name, "kind": group.kind.value, "product_id": group.product_id},
-        )
-    )
+    uow.events.add(group_created_event(group, actor))
     return group

@@ -86,19 +86,21 @@ def create_group(
         if uow.groups.name_taken(product.id, group.name):
             raise AlreadyExists(f"The product already has a device group named '{group.name}'.")
         uow.groups.add(group)
-        uow.events.add(
-            DomainEvent(
-                type=events.DEVICE_GROUP_CREATED,
-                organization_id=group.organization_id,
-                actor=principal.actor,
-                occurred_at=group.created_at,
-                subject_type="device_group",
-                subject_id=group.id,
-                data={"name": group.name, "kind": kind.value, "product_id": product.id},
-            )
-        )
+        uow.events.add(group_created_event(group, principal.actor))
         uow.commit()
     return group
+
+
+def group_created_event(group: DeviceGroup, actor: str) -> DomainEvent:
+    return DomainEvent(
+        type=events.DEVICE_GROUP_CREATED,
+        organization_id=group.organization_id,
+        actor=actor,
+        occurred_at=group.created_at,
+        subject_type="device_group",
+        subject_id=group.id,
+        data={"name": group.name, "kind": group.kind.value, "product_id": group.product_id},
+    )
 
 
 def list_groups(ctx: ServiceContext, principal: Principal, product_id: str) -> list[DeviceGroup]:
