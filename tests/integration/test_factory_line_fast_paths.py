@@ -13,13 +13,13 @@ import pytest
 
 from lineside.adapters.db.engine import create_database_engine, sqlite_writer_lock
 from lineside.adapters.db.unit_of_work import SqlUnitOfWorkFactory
-from lineside.bootstrap import Application, bootstrap
+from lineside.bootstrap import Application
 from lineside.services.webhook_delivery import dispatch_events, run_once
 from tests.support.api import Tenant, assert_problem, new_tenant
 from tests.support.event_loops import run_coroutine
 from tests.support.factory import enrolled, factory_token
 from tests.support.server import http_client_for
-from tests.support.webhooks import API, Receiver, create_endpoint, isolated_database, webhook_settings
+from tests.support.webhooks import API, Receiver, create_endpoint, isolated_application
 
 BAD_BODIES = {"test-runs": {"passed": "yes"}, "bless": {"unexpected": 1}}
 
@@ -107,10 +107,10 @@ def small_batches(
     database_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Application]:
     """A database of its own (no other test's events) and a worker that sends two at a time."""
-    with isolated_database(database_url, tmp_path_factory.mktemp("rounds")) as url:
-        application = bootstrap(webhook_settings(url, data_dir, webhook_batch_size=2))
+    with isolated_application(
+        database_url, data_dir, tmp_path_factory.mktemp("rounds"), webhook_batch_size=2
+    ) as application:
         yield application
-        application.close()
 
 
 def test_only_a_round_that_fills_a_batch_asks_to_go_again_at_once(small_batches: Application) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import Tenant, assert_problem
+from tests.support.api import Tenant, assert_problem, ok
 from tests.support.factory import (
     API,
     activate,
@@ -67,11 +67,6 @@ def line_of(owner: Tenant) -> Line:
         blessed_id=blessed["id"],
         production_token=production_token(owner, product_id=product_id),
     )
-
-
-def ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def owners_view(line: Line) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import Tenant, assert_problem, unique
+from tests.support.api import Tenant, assert_problem, ok, unique
 
 API = "/api/v1"
 
@@ -71,11 +71,6 @@ def call(caller: Tenant, method: str, path: str, body: dict[str, Any] | str | No
         headers = {**caller.headers, "Content-Type": "text/csv"}
         return caller.http.request(method, path, headers=headers, content=body.encode())
     return caller.http.request(method, path, headers=caller.headers, json=body)
-
-
-def ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def owners_view(h: Holdings) -> dict[str, Any]:

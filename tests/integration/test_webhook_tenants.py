@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lineside.bootstrap import Application, bootstrap
+from lineside.bootstrap import Application
 from lineside.services.webhook_delivery import dispatch_events
 from tests.support.api import Tenant, assert_problem, new_tenant
 from tests.support.people import label_rows, new_person, static_batch
@@ -23,8 +23,7 @@ from tests.support.webhooks import (
     create_endpoint,
     deliveries,
     delivery,
-    isolated_database,
-    webhook_settings,
+    isolated_application,
 )
 
 
@@ -32,10 +31,10 @@ from tests.support.webhooks import (
 def hooks_app(
     database_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Application]:
-    with isolated_database(database_url, tmp_path_factory.mktemp("webhook-tenants")) as url:
-        application = bootstrap(webhook_settings(url, data_dir))
+    with isolated_application(
+        database_url, data_dir, tmp_path_factory.mktemp("webhook-tenants")
+    ) as application:
         yield application
-        application.close()
 
 
 @pytest.fixture(scope="module")

@@ -36,9 +36,8 @@ from tests.support.webhooks import (
     delivery,
     events_of,
     fail_first,
-    isolated_database,
+    isolated_application,
     wait_until,
-    webhook_settings,
 )
 
 
@@ -46,10 +45,8 @@ from tests.support.webhooks import (
 def hooks_app(
     database_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Application]:
-    with isolated_database(database_url, tmp_path_factory.mktemp("webhooks")) as url:
-        application = bootstrap(webhook_settings(url, data_dir))
+    with isolated_application(database_url, data_dir, tmp_path_factory.mktemp("webhooks")) as application:
         yield application
-        application.close()
 
 
 @pytest.fixture(scope="module")

@@ -73,3 +73,9 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert body["status"] == status
     assert body["detail"]
     return body
+
+
+def ok(response: httpx.Response) -> Any:
+    """The JSON of a 200 answer (and a readable failure for anything else)."""
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from lineside.adapters.db.engine import create_database_engine
 from lineside.adapters.db.migrate import upgrade_database
+from lineside.bootstrap import Application, bootstrap
 from lineside.settings import Settings
 
 DEADLINE_SECONDS = 60.0
@@ -219,6 +220,18 @@ def webhook_settings(
         **extra,
     }
     return Settings(**values, _env_file=None)
+
+
+@contextmanager
+def isolated_application(like_url: str, data_dir: Path, scratch: Path, **extra: Any) -> Iterator[Application]:
+    """An application on a database of its own (no other test's events or running worker),
+    with ``webhook_settings`` (plus ``extra``)."""
+    with isolated_database(like_url, scratch) as url:
+        application = bootstrap(webhook_settings(url, data_dir, **extra))
+        try:
+            yield application
+        finally:
+            application.close()
 
 
 def create_endpoint(tenant: Any, url: str, event_types: list[str] | None = None) -> dict[str, Any]:
