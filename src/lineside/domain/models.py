@@ -54,6 +54,7 @@ class ApplicationFirmwareAfter(StrEnum):
 class CredentialType(StrEnum):
     TOKEN = "token"
     X509 = "x509"
+    MQTT_PASSWORD = "mqtt_password"  # the MQTT CONNECT password (client id = username = device id)
 
 
 class OrganizationKind(StrEnum):
@@ -107,6 +108,8 @@ class Product:
     metadata_fields: list[MetadataField]
     created_at: datetime
     enrollment_policy: EnrollmentPolicy = EnrollmentPolicy.CREATE
+    requires_blessing: bool = False  # a defined (unblessed) device does not activate
+    provision_key: str | None = None  # MQTT provisioning; its secret is kept hashed elsewhere
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,10 @@ class Device:
     factory_token_id: str | None = None  # the factory enrollment it was enrolled with
     firmware_version: str | None = None  # what the device last said it runs
     firmware_reported_at: datetime | None = None
+    mqtt_password_issued_at: datetime | None = None
+    online: bool = False  # connected to the MQTT broker, as presence last recorded it
+    last_seen_at: datetime | None = None
+    provisioned_at: datetime | None = None  # credentials handed out by MQTT provisioning
 
     @property
     def is_claimed(self) -> bool:

@@ -25,6 +25,8 @@ class SecretKind(StrEnum):
     USER_TOKEN = "lsu_"
     INVITATION = "lsi_"
     FACTORY_TOKEN = "lsf_"  # a factory line's enrollment token
+    MQTT_PASSWORD = "lsm_"  # a device's MQTT CONNECT password
+    PROVISION_SECRET = "lsp_"  # a product's MQTT provisioning secret
 
 
 # 26 base64url characters carry 156 bits: short enough for a small QR code.

@@ -16,6 +16,8 @@ from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.device_rows import DeviceMqttQueries
+from lineside.adapters.db.device_rows import device_from_row as _device
 from lineside.adapters.db.paging import paged
 from lineside.adapters.db.repositories import SqlRepository, owned_within
 from lineside.domain.lifecycle import DeviceState
@@ -46,32 +48,6 @@ _INSERT_COLUMNS = (
 _BY_TOKEN_HASH = select(t.devices).where(t.devices.c.token_hash == bindparam("token_hash"))
 
 
-def _device(row: Row[Any]) -> Device:
-    m = row._mapping
-    return Device(
-        id=m["id"],
-        organization_id=m["organization_id"],
-        product_id=m["product_id"],
-        group_id=m["group_id"],
-        batch_id=m["batch_id"],
-        serial_number=m["serial_number"],
-        mac=m["mac"],
-        metadata=m["metadata"],
-        state=DeviceState(m["state"]),
-        owner_organization_id=m["owner_organization_id"],
-        token_issued_at=m["token_issued_at"],
-        created_at=m["created_at"],
-        timeline={name: m[name] for name in t.LIFECYCLE_COLUMNS},
-        claimed_at=m["claimed_at"],
-        claim_generation=m["claim_generation"],
-        has_claim_code=m["claim_code_hash"] is not None,
-        hardware_id=m["hardware_id"],
-        factory_token_id=m["factory_token_id"],
-        firmware_version=m["firmware_version"],
-        firmware_reported_at=m["firmware_reported_at"],
-    )
-
-
 def _visible(within: str | ColumnElement[str]) -> ColumnElement[bool]:
     """Made by an organization of the subtree, or claimed into one."""
     c = t.devices.c
@@ -89,7 +65,7 @@ def _sqlite_time(value: datetime | None) -> str | None:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-class SqlDeviceRepository(SqlRepository):
+class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
     def add_many(self, devices: Iterable[NewDevice]) -> None:
         """Insert the devices as the iterable yields them (it is consumed once)."""
         if self.connection.dialect.name == "postgresql":

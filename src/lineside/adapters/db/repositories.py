@@ -165,6 +165,8 @@ def product_from_row(row: Row[Any]) -> Product:
         ],
         created_at=m["created_at"],
         enrollment_policy=EnrollmentPolicy(m["enrollment_policy"]),
+        requires_blessing=bool(m["requires_blessing"]),
+        provision_key=m["provision_key"],
     )
 
 

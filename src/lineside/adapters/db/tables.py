@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -104,6 +105,12 @@ products = Table(
     _created_at(),
     # create | predefined: see domain.models.EnrollmentPolicy.
     Column("enrollment_policy", String(20), nullable=False, server_default="create"),
+    # When set, only a blessed device activates: a merely defined one may connect but stays defined.
+    Column("requires_blessing", Boolean, nullable=False, server_default=false()),
+    # MQTT provisioning (ThingsBoard's provisionDeviceKey / provisionDeviceSecret): the key is
+    # public and names the product, the secret is kept as a keyed hash only.
+    Column("provision_key", String(64), nullable=True, unique=True),
+    Column("provision_secret_hash", String(64), nullable=True),
     UniqueConstraint("organization_id", "name"),
 )
 
@@ -179,11 +186,22 @@ devices = Table(
     Column("factory_token_id", Uuid, nullable=True),
     Column("firmware_version", String(64), nullable=True),
     Column("firmware_reported_at", UtcDateTime, nullable=True),
+    # The keyed hash of the device's MQTT password (an alternative to its device token).
+    Column("mqtt_password_hash", String(64), nullable=True),
+    Column("mqtt_password_issued_at", UtcDateTime, nullable=True),
+    # Presence, written in batches by the broker side (see services.presence).
+    Column("online", Boolean, nullable=False, server_default=false()),
+    Column("last_seen_at", UtcDateTime, nullable=True),
+    # When MQTT provisioning handed out its credentials; a pre-defined device provisions once.
+    Column("provisioned_at", UtcDateTime, nullable=True),
     UniqueConstraint("product_id", "serial_number"),
     Index(
         "ix_devices_product_hardware_id", "product_id", "hardware_id", unique=True, **_only_set("hardware_id")
     ),
     Index("ix_devices_token_hash", "token_hash", unique=True, **_only_set("token_hash")),
+    Index(
+        "ix_devices_mqtt_password_hash", "mqtt_password_hash", unique=True, **_only_set("mqtt_password_hash")
+    ),
     Index("ix_devices_claim_code_hash", "claim_code_hash", unique=True, **_only_set("claim_code_hash")),
     Index("ix_devices_batch_id", "batch_id", **_only_set("batch_id")),
     Index("ix_devices_owner_organization_id", "owner_organization_id", **_only_set("owner_organization_id")),

@@ -1,0 +1,99 @@
+"""Reading device rows, and the device queries of the MQTT side (credentials by hash,
+presence, provisioning), kept apart from the batch and lifecycle queries of
+``device_repository``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select, update
+
+from lineside.adapters.db import tables as t
+from lineside.adapters.db.repositories import SqlRepository
+from lineside.domain.lifecycle import DeviceState
+from lineside.domain.models import Device
+
+_BY_MQTT_PASSWORD_HASH = select(t.devices).where(t.devices.c.mqtt_password_hash == bindparam("password_hash"))
+_BY_ACTIVE_CERTIFICATE = (
+    select(t.devices)
+    .join(t.certificates, t.certificates.c.device_id == t.devices.c.id)
+    .where(
+        t.certificates.c.fingerprint_sha256 == bindparam("fingerprint"),
+        t.certificates.c.revoked_at.is_(None),
+    )
+)
+
+
+def device_from_row(row: Row[Any]) -> Device:
+    m = row._mapping
+    return Device(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        product_id=m["product_id"],
+        group_id=m["group_id"],
+        batch_id=m["batch_id"],
+        serial_number=m["serial_number"],
+        mac=m["mac"],
+        metadata=m["metadata"],
+        state=DeviceState(m["state"]),
+        owner_organization_id=m["owner_organization_id"],
+        token_issued_at=m["token_issued_at"],
+        created_at=m["created_at"],
+        timeline={name: m[name] for name in t.LIFECYCLE_COLUMNS},
+        claimed_at=m["claimed_at"],
+        claim_generation=m["claim_generation"],
+        has_claim_code=m["claim_code_hash"] is not None,
+        hardware_id=m["hardware_id"],
+        factory_token_id=m["factory_token_id"],
+        firmware_version=m["firmware_version"],
+        firmware_reported_at=m["firmware_reported_at"],
+        mqtt_password_issued_at=m["mqtt_password_issued_at"],
+        online=bool(m["online"]),
+        last_seen_at=m["last_seen_at"],
+        provisioned_at=m["provisioned_at"],
+    )
+
+
+class DeviceMqttQueries(SqlRepository):
+    def find_by_mqtt_password_hash(self, password_hash: str) -> Device | None:
+        row = self.connection.execute(_BY_MQTT_PASSWORD_HASH, {"password_hash": password_hash}).first()
+        return device_from_row(row) if row else None
+
+    def find_by_active_certificate(self, fingerprint_sha256: str) -> Device | None:
+        row = self.connection.execute(_BY_ACTIVE_CERTIFICATE, {"fingerprint": fingerprint_sha256}).first()
+        return device_from_row(row) if row else None
+
+    def credential_proofs(self, device_ids: Sequence[str]) -> dict[str, set[str]]:
+        if not device_ids:
+            return {}
+        d, c = t.devices.c, t.certificates.c
+        proofs: dict[str, set[str]] = {}
+        rows = self.connection.execute(
+            select(d.id, d.token_hash, d.mqtt_password_hash).where(
+                d.id.in_(device_ids), d.state != DeviceState.REVOKED.value
+            )
+        )
+        for device_id, token_hash, password_hash in rows:
+            proofs[device_id] = {proof for proof in (token_hash, password_hash) if proof}
+        certificates = self.connection.execute(
+            select(c.device_id, c.fingerprint_sha256).where(
+                c.device_id.in_(list(proofs)), c.revoked_at.is_(None)
+            )
+        )
+        for device_id, fingerprint in certificates:
+            proofs[device_id].add(fingerprint)
+        return proofs
+
+    def set_mqtt_password(self, device_id: str, password_hash: str, at: datetime) -> None:
+        self._set(device_id, mqtt_password_hash=password_hash, mqtt_password_issued_at=at)
+
+    def clear_mqtt_password(self, device_id: str) -> None:
+        self._set(device_id, mqtt_password_hash=None)
+
+    def set_provisioned(self, device_id: str, at: datetime | None) -> None:
+        self._set(device_id, provisioned_at=at)
+
+    def _set(self, device_id: str, **values: Any) -> None:
+        self.connection.execute(update(t.devices).where(t.devices.c.id == device_id).values(**values))
