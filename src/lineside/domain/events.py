@@ -17,6 +17,7 @@ CREDENTIALS_ISSUED = "credentials.issued"
 CREDENTIALS_ROTATED = "credentials.rotated"
 CREDENTIALS_REVOKED = "credentials.revoked"
 PRODUCT_CREATED = "product.created"
+PRODUCT_UPDATED = "product.updated"
 DEVICE_GROUP_CREATED = "device_group.created"
 DEVICE_GROUP_UPDATED = "device_group.updated"
 ORGANIZATION_CREATED = "organization.created"
@@ -56,6 +57,13 @@ PRODUCTION_TOKEN_CREATED = "production_token.created"
 FIRMWARE_RELEASED = "firmware.released"
 FIRMWARE_DEPLOYED = "firmware.deployed"
 DEVICE_FIRMWARE_REPORTED = "device.firmware_reported"
+# MQTT provisioning (ThingsBoard-compatible): a device got its credentials over MQTT; a
+# manufacturer re-opened a pre-defined device for one more provisioning; a product's
+# provisioning was configured (secret issued or rotated) or disabled.
+DEVICE_PROVISIONED = "device.provisioned"
+DEVICE_REPROVISIONING_ALLOWED = "device.reprovisioning_allowed"
+PRODUCT_PROVISIONING_CONFIGURED = "product.provisioning_configured"
+PRODUCT_PROVISIONING_DISABLED = "product.provisioning_disabled"
 # Webhooks
 WEBHOOK_CREATED = "webhook.created"
 WEBHOOK_DISABLED = "webhook.disabled"

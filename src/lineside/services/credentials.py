@@ -1,8 +1,11 @@
-"""Credentials unique to each device: a bearer token, or an X.509 certificate.
+"""Credentials unique to each device: a bearer token, an MQTT password, or an X.509
+certificate.
 
 Issuing a credential replaces the previous one of the same type at once (Xively's
-regenerate semantics): the old token stops authenticating and old certificates go on the
-product's CRL.
+regenerate semantics): the old token or MQTT password stops authenticating and old
+certificates go on the product's CRL. The token and the MQTT password are independent: a
+device may connect to MQTT with either (the password suits firmware that keeps its HTTP
+token out of its MQTT stack, or a broker configuration that wants distinct secrets).
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ def issue_credential(
             rotated = device.token_issued_at is not None
             uow.devices.set_token(device.id, ctx.hasher.hash(issued.secret), now)
             event = _credential_event(device, principal.actor, now, kind, rotated)
+        elif kind is CredentialType.MQTT_PASSWORD:
+            issued, event = _issue_mqtt_password(ctx, uow, principal, device, now)
         else:
             product = load_product(uow, principal, device.product_id)
             replaced = uow.certificates.revoke_active(device.id, now)
@@ -115,9 +120,22 @@ def issue_credential(
     return issued
 
 
+def _issue_mqtt_password(
+    ctx: ServiceContext, uow: UnitOfWork, principal: Principal, device: Device, now: datetime
+) -> tuple[IssuedCredential, DomainEvent]:
+    secret = generate_secret(SecretKind.MQTT_PASSWORD)
+    # Rotated when a password was ever issued: a cleared one (revocation) cannot come back.
+    rotated = device.mqtt_password_issued_at is not None
+    uow.devices.set_mqtt_password(device.id, ctx.hasher.hash(secret), now)
+    return IssuedCredential(CredentialType.MQTT_PASSWORD, secret=secret), _credential_event(
+        device, principal.actor, now, CredentialType.MQTT_PASSWORD, rotated
+    )
+
+
 def revoke_all_in(uow: UnitOfWork, principal: Principal, device: Device, now: datetime) -> None:
     """Stop every credential of ``device`` inside the caller's unit of work."""
     uow.devices.clear_token(device.id)
+    uow.devices.clear_mqtt_password(device.id)
     revoked = uow.certificates.revoke_active(device.id, now)
     serials = [certificate.serial_hex for certificate in revoked]
     uow.events.add(

@@ -45,7 +45,9 @@ class DefinedBatch:
     def credential_rows(self) -> Iterator[list[str]]:
         """The credentials file a downstream manufacturing process receives: a header, then
         one row per device (secrets included: shown once)."""
-        yield ["device_id", "serial_number", "token", "certificate", "private_key"]
+        mqtt = any(d.credential and d.credential.type is CredentialType.MQTT_PASSWORD for d in self.devices)
+        secret_column = "mqtt_password" if mqtt else "token"
+        yield ["device_id", "serial_number", secret_column, "certificate", "private_key"]
         for defined in self.devices:
             credential = defined.credential or IssuedCredential(CredentialType.TOKEN)
             yield [
@@ -177,18 +179,32 @@ def _new_rows(
 ) -> Iterator[NewDevice]:
     """The rows of a batch, one by one, noting each device (and its token) in ``defined``."""
     ids = new_ids(len(specs))
-    with_tokens = issue_credentials is CredentialType.TOKEN
-    secrets = generate_secrets(SecretKind.DEVICE_TOKEN, len(specs)) if with_tokens else [None] * len(specs)
+    kind = _BATCH_SECRETS.get(issue_credentials) if issue_credentials else None
+    secrets = generate_secrets(kind, len(specs)) if kind else [None] * len(specs)
     hash_secret = ctx.hasher.hash
     for spec, device_id, secret in zip(specs, ids, secrets, strict=True):
         device = new_device(product, spec, now, batch_id, device_id)
-        if secret is None:
+        if secret is None or issue_credentials is None:
             defined.append(DefinedDevice(device))
             yield NewDevice(device)
             continue
-        device.token_issued_at = now
-        defined.append(DefinedDevice(device, IssuedCredential(CredentialType.TOKEN, secret=secret)))
-        yield NewDevice(device, hash_secret(secret))
+        defined.append(DefinedDevice(device, IssuedCredential(issue_credentials, secret=secret)))
+        yield _with_secret(device, issue_credentials, hash_secret(secret), now)
+
+
+# The credentials a batch issues as secrets, generated in bulk (certificates are signed after).
+_BATCH_SECRETS = {
+    CredentialType.TOKEN: SecretKind.DEVICE_TOKEN,
+    CredentialType.MQTT_PASSWORD: SecretKind.MQTT_PASSWORD,
+}
+
+
+def _with_secret(device: Device, kind: CredentialType, secret_hash: str, now: datetime) -> NewDevice:
+    if kind is CredentialType.MQTT_PASSWORD:
+        device.mqtt_password_issued_at = now
+        return NewDevice(device, mqtt_password_hash=secret_hash)
+    device.token_issued_at = now
+    return NewDevice(device, secret_hash)
 
 
 def _write_batch(

@@ -66,11 +66,12 @@ class BatchUnit:
 
 @dataclass(frozen=True, slots=True)
 class NewDevice:
-    """A device to insert, with the keyed hash of its token if one was issued."""
+    """A device to insert, with the keyed hash of its token (or MQTT password) if one was issued."""
 
     device: Device
     token_hash: str | None = None
     claim_code_hash: str | None = None
+    mqtt_password_hash: str | None = None
 
 
 class OrganizationRepository(Protocol):
@@ -93,6 +94,15 @@ class ProductRepository(Protocol):
     def get(self, product_id: str, *, within: str) -> Product | None: ...
     def list(self, *, within: str, cursor: str | None, limit: int) -> Page[Product]: ...
     def name_taken(self, organization_id: str, name: str) -> bool: ...
+    def set_requires_blessing(self, product_id: str, requires_blessing: bool) -> None: ...
+    # MQTT provisioning: the key is public, only the keyed hash of the secret is kept.
+    def find_by_provision_key(self, provision_key: str) -> tuple[Product, str | None] | None:
+        """The product with this key and its secret's hash (None: provisioning disabled)."""
+        ...
+
+    def set_provisioning(
+        self, product_id: str, provision_key: str | None, secret_hash: str | None
+    ) -> None: ...
 
 
 class DeviceGroupRepository(Protocol):
@@ -141,6 +151,20 @@ class DeviceRepository(Protocol):
     def set_mqtt_password(self, device_id: str, password_hash: str, at: datetime) -> None: ...
     def clear_mqtt_password(self, device_id: str) -> None: ...
     def set_provisioned(self, device_id: str, at: datetime | None) -> None: ...
+    def set_provisioned_if_not(self, device_id: str, at: datetime) -> bool:
+        """Mark a device provisioned unless it already is: of two concurrent attempts, one wins."""
+        ...
+
+    def activation_candidates(self, device_ids: Sequence[str]) -> Sequence[tuple[Device, bool]]:
+        """The defined or blessed devices among ``device_ids``, each with its product's
+        ``requires_blessing``."""
+        ...
+
+    def record_presence(self, updates: Sequence[tuple[str, bool, datetime]]) -> int:
+        """(device id, online, at) for many devices in one executemany; a revoked device, or
+        one whose stored last_seen_at is newer, is left alone. The rows written (where the
+        driver reports it; else 0)."""
+        ...
 
 
 class UserRepository(Protocol):
@@ -255,6 +279,16 @@ class FirmwareRepository(Protocol):
     def factory_release_of_product(self, product_id: str) -> FirmwareRelease | None:
         """The release deployed to the product's factory group (the newest deployed, if several)."""
         ...
+
+    def latest_event_sequence(self) -> int:
+        """The sequence number of the newest event of any kind (0 when none): a cursor."""
+        ...
+
+    def deployed_events_after(self, sequence: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """``firmware.deployed`` events after ``sequence``, oldest first: (sequence, data)."""
+        ...
+
+    def group_member_ids(self, group_id: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lineside.domain import events
 from lineside.domain.errors import AlreadyExists, InvalidInput
 from lineside.domain.events import DomainEvent
@@ -23,6 +25,7 @@ def create_product(
     name: str,
     fields: list[MetadataField],
     enrollment_policy: EnrollmentPolicy = EnrollmentPolicy.CREATE,
+    requires_blessing: bool = False,
 ) -> Product:
     require(principal, Scope.ADMIN)
     if len(fields) > MAX_FIELDS:
@@ -35,6 +38,7 @@ def create_product(
         metadata_fields=fields,
         created_at=ctx.clock(),
         enrollment_policy=enrollment_policy,
+        requires_blessing=requires_blessing,
     )
     with ctx.unit_of_work() as uow:
         if uow.products.name_taken(product.organization_id, product.name):
@@ -48,7 +52,11 @@ def create_product(
                 occurred_at=product.created_at,
                 subject_type="product",
                 subject_id=product.id,
-                data={"name": product.name, "enrollment_policy": product.enrollment_policy.value},
+                data={
+                    "name": product.name,
+                    "enrollment_policy": product.enrollment_policy.value,
+                    "requires_blessing": product.requires_blessing,
+                },
             )
         )
         uow.commit()
@@ -59,6 +67,32 @@ def get_product(ctx: ServiceContext, principal: Principal, product_id: str) -> P
     require(principal, Scope.READ)
     with ctx.unit_of_work(write=False) as uow:
         return load_product(uow, principal, product_id)
+
+
+def update_product(
+    ctx: ServiceContext, principal: Principal, product_id: str, *, requires_blessing: bool | None = None
+) -> Product:
+    """Change what may change after creation. ``requires_blessing``: whether a defined
+    (never blessed) device of the product may still activate at its first connection."""
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work() as uow:
+        product = load_product(uow, principal, product_id)
+        if requires_blessing is not None and requires_blessing != product.requires_blessing:
+            uow.products.set_requires_blessing(product.id, requires_blessing)
+            product = replace(product, requires_blessing=requires_blessing)
+            uow.events.add(
+                DomainEvent(
+                    type=events.PRODUCT_UPDATED,
+                    organization_id=product.organization_id,
+                    actor=principal.actor,
+                    occurred_at=ctx.clock(),
+                    subject_type="product",
+                    subject_id=product.id,
+                    data={"requires_blessing": requires_blessing},
+                )
+            )
+        uow.commit()
+    return product
 
 
 def list_products(

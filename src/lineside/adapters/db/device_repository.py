@@ -39,6 +39,8 @@ _INSERT_COLUMNS = (
     "claim_code_hash",
     "created_at",
     "hardware_id",
+    "mqtt_password_hash",
+    "mqtt_password_issued_at",
     *t.LIFECYCLE_COLUMNS,
 )
 
@@ -92,6 +94,8 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
             new.claim_code_hash,
             to_time(device.created_at),
             device.hardware_id,
+            new.mqtt_password_hash,
+            to_time(device.mqtt_password_issued_at),
             *timeline,
         )
 

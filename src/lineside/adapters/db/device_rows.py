@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, or_, select, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository
@@ -24,6 +24,20 @@ _BY_ACTIVE_CERTIFICATE = (
         t.certificates.c.revoked_at.is_(None),
     )
 )
+# Presence: a row only moves forward in time (a late flush from another process does not undo
+# a newer one) and a revoked device keeps the state it was revoked in.
+_RECORD_PRESENCE = (
+    update(t.devices)
+    .where(
+        t.devices.c.id == bindparam("device_id"),
+        t.devices.c.state != DeviceState.REVOKED.value,
+        or_(t.devices.c.last_seen_at.is_(None), t.devices.c.last_seen_at <= bindparam("seen_at")),
+    )
+    .values(online=bindparam("is_online"), last_seen_at=bindparam("seen_at"))
+)
+_ACTIVATABLE = (DeviceState.DEFINED.value, DeviceState.BLESSED.value)
+# Bound parameters per IN list: well under every driver's limit.
+_IDS_PER_QUERY = 1000
 
 
 def device_from_row(row: Row[Any]) -> Device:
@@ -92,8 +106,37 @@ class DeviceMqttQueries(SqlRepository):
     def clear_mqtt_password(self, device_id: str) -> None:
         self._set(device_id, mqtt_password_hash=None)
 
+    def activation_candidates(self, device_ids: Sequence[str]) -> list[tuple[Device, bool]]:
+        """The devices of ``device_ids`` that are defined or blessed, each with its product's
+        ``requires_blessing``."""
+        d, p = t.devices.c, t.products.c
+        found: list[tuple[Device, bool]] = []
+        for start in range(0, len(device_ids), _IDS_PER_QUERY):
+            query = (
+                select(t.devices, p.requires_blessing.label("product_requires_blessing"))
+                .join(t.products, p.id == d.product_id)
+                .where(d.id.in_(device_ids[start : start + _IDS_PER_QUERY]), d.state.in_(_ACTIVATABLE))
+            )
+            for row in self.connection.execute(query):
+                found.append((device_from_row(row), bool(row._mapping["product_requires_blessing"])))
+        return found
+
+    def record_presence(self, updates: Sequence[tuple[str, bool, datetime]]) -> int:
+        if not updates:
+            return 0
+        params = [{"device_id": i, "is_online": online, "seen_at": at} for i, online, at in updates]
+        result = self.connection.execute(_RECORD_PRESENCE, params)
+        return max(result.rowcount, 0)
+
     def set_provisioned(self, device_id: str, at: datetime | None) -> None:
         self._set(device_id, provisioned_at=at)
+
+    def set_provisioned_if_not(self, device_id: str, at: datetime) -> bool:
+        d = t.devices.c
+        result = self.connection.execute(
+            update(t.devices).where(d.id == device_id, d.provisioned_at.is_(None)).values(provisioned_at=at)
+        )
+        return result.rowcount == 1
 
     def _set(self, device_id: str, **values: Any) -> None:
         self.connection.execute(update(t.devices).where(t.devices.c.id == device_id).values(**values))

@@ -8,6 +8,7 @@ from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository, group_from_row, owned_within
+from lineside.domain import events
 from lineside.domain.models import (
     ApplicationFirmwareAfter,
     DeviceGroup,
@@ -129,6 +130,24 @@ class SqlFirmwareRepository(SqlRepository):
     def count_group_members(self, group_id: str) -> int:
         query = select(func.count()).select_from(t.devices).where(t.devices.c.group_id == group_id)
         return int(self.connection.execute(query).scalar_one())
+
+    def latest_event_sequence(self) -> int:
+        return int(
+            self.connection.execute(select(func.coalesce(func.max(t.events.c.sequence), 0))).scalar_one()
+        )
+
+    def deployed_events_after(self, sequence: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        query = (
+            select(t.events.c.sequence, t.events.c.data)
+            .where(t.events.c.type == events.FIRMWARE_DEPLOYED, t.events.c.sequence > sequence)
+            .order_by(t.events.c.sequence)
+            .limit(limit)
+        )
+        return [(int(row.sequence), dict(row.data)) for row in self._all(query)]
+
+    def group_member_ids(self, group_id: str) -> list[str]:
+        query = select(t.devices.c.id).where(t.devices.c.group_id == group_id).order_by(t.devices.c.id)
+        return [str(row.id) for row in self._all(query)]
 
     def factory_release_of_product(self, product_id: str) -> FirmwareRelease | None:
         # The release a factory group runs now, from the latest deployment of it to such a group.

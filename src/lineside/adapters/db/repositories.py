@@ -180,7 +180,15 @@ class SqlProductRepository(SqlRepository):
                 metadata_fields=[field.as_dict() for field in product.metadata_fields],
                 created_at=product.created_at,
                 enrollment_policy=product.enrollment_policy.value,
+                requires_blessing=product.requires_blessing,
             )
+        )
+
+    def set_requires_blessing(self, product_id: str, requires_blessing: bool) -> None:
+        self.connection.execute(
+            update(t.products)
+            .where(t.products.c.id == product_id)
+            .values(requires_blessing=requires_blessing)
         )
 
     def get(self, product_id: str, *, within: str) -> Product | None:
@@ -200,6 +208,17 @@ class SqlProductRepository(SqlRepository):
             t.products.c.organization_id == organization_id, t.products.c.name == name
         )
         return self._first(query) is not None
+
+    def find_by_provision_key(self, provision_key: str) -> tuple[Product, str | None] | None:
+        row = self._first(select(t.products).where(t.products.c.provision_key == provision_key))
+        return (product_from_row(row), row._mapping["provision_secret_hash"]) if row else None
+
+    def set_provisioning(self, product_id: str, provision_key: str | None, secret_hash: str | None) -> None:
+        self.connection.execute(
+            update(t.products)
+            .where(t.products.c.id == product_id)
+            .values(provision_key=provision_key, provision_secret_hash=secret_hash)
+        )
 
 
 def group_from_row(row: Row[Any]) -> DeviceGroup:

@@ -9,11 +9,18 @@ from __future__ import annotations
 import logging
 import re
 
-SECRET = re.compile(r"\b(ls[kdcuif]_|whsec_)[A-Za-z0-9_\-+/=]{8,}")
+from lineside.domain.secret_tokens import SecretKind
+
+# Every prefix SecretKind knows (a new kind is covered without touching this), and webhooks'.
+_PREFIXES = "|".join(re.escape(kind.value) for kind in SecretKind)
+SECRET = re.compile(rf"\b({_PREFIXES}|whsec_)[A-Za-z0-9_\-+/=]{{8,}}")
 PRODUCTION_TOKEN_IN_PATH = re.compile(r"(/enrollment-tokens/)[0-9A-Fa-f]{16,}")
+# Brokers configured with GET put the MQTT password, and VerneMQ the hook secret, in the query.
+SECRET_IN_QUERY = re.compile(r"([?&](?:password|secret)=)[^&\s\"]+")
 
 
 def redact(text: str) -> str:
+    text = SECRET_IN_QUERY.sub(r"\1[redacted]", text)
     return PRODUCTION_TOKEN_IN_PATH.sub(r"\1[redacted]", SECRET.sub(r"\1[redacted]", text))
 
 

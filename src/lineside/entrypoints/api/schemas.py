@@ -100,6 +100,12 @@ class MetadataFieldIn(Request):
     required: StrictBool = False
 
 
+_REQUIRES_BLESSING = (
+    "Whether only blessed devices activate at their first MQTT connection; when false, a device "
+    "defined without the factory line (a batch, static tokens) activates too."
+)
+
+
 class ProductIn(Request):
     name: StrictStr = Field(min_length=1, max_length=200)
     metadata_fields: list[MetadataFieldIn] = Field(default_factory=list, max_length=100)
@@ -108,6 +114,7 @@ class ProductIn(Request):
         description="Which units the product's factory enrollment tokens admit: 'create' makes a device "
         "for an unknown hardware id, 'predefined' admits only devices defined beforehand.",
     )
+    requires_blessing: StrictBool = Field(default=False, description=_REQUIRES_BLESSING)
 
     def fields(self) -> list[MetadataField]:
         return [MetadataField(f.name, f.type, f.required) for f in self.metadata_fields]
@@ -120,6 +127,7 @@ class ProductOut(BaseModel):
     metadata_fields: list[dict[str, Any]]
     created_at: datetime
     enrollment_policy: EnrollmentPolicy
+    requires_blessing: bool
 
     @classmethod
     def of(cls, product: Product) -> ProductOut:
@@ -130,7 +138,12 @@ class ProductOut(BaseModel):
             metadata_fields=[field.as_dict() for field in product.metadata_fields],
             created_at=product.created_at,
             enrollment_policy=product.enrollment_policy,
+            requires_blessing=product.requires_blessing,
         )
+
+
+class ProductPatchIn(Request):
+    requires_blessing: StrictBool | None = Field(default=None, description=_REQUIRES_BLESSING)
 
 
 class GroupIn(Request):
@@ -190,6 +203,10 @@ class DeviceOut(BaseModel):
     lifecycle: dict[str, datetime | None] = Field(
         description="When the device entered each state (the latest entry on a retest)."
     )
+    online: bool = Field(description="Connected to MQTT, as the last presence flush recorded it.")
+    last_seen_at: datetime | None
+    provisioned_at: datetime | None = Field(description="When MQTT provisioning gave it credentials.")
+    mqtt_password_issued_at: datetime | None
 
     @classmethod
     def of(cls, device: Device) -> DeviceOut:
@@ -208,6 +225,10 @@ class DeviceOut(BaseModel):
             token_issued_at=device.token_issued_at,
             created_at=device.created_at,
             lifecycle={field: device.timeline.get(field) for field in STATE_TIMESTAMP_FIELD.values()},
+            online=device.online,
+            last_seen_at=device.last_seen_at,
+            provisioned_at=device.provisioned_at,
+            mqtt_password_issued_at=device.mqtt_password_issued_at,
         )
 
 

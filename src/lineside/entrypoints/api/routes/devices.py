@@ -42,7 +42,7 @@ _BATCH_BODY = {
             "text/csv": {"schema": {"type": "string"}},
         },
         "description": "JSON, or a CSV whose header names serial_number, mac and metadata "
-        "fields (with ?product_id= and optional ?issue_credentials=token|x509).",
+        "fields (with ?product_id= and optional ?issue_credentials=token|mqtt_password|x509).",
     }
 }
 
@@ -90,8 +90,9 @@ def revoke_device(device_id: str, ctx: Services, caller: Caller) -> DeviceOut:
 
 @router.post("/devices/{device_id}/credentials", status_code=status.HTTP_201_CREATED)
 def issue_credential(device_id: str, body: CredentialIn, ctx: Services, caller: Caller) -> CredentialOut:
-    """A new token or certificate; the previous one of the same type stops working at once."""
-    if body.type is CredentialType.TOKEN and body.csr is not None:
+    """A new token, MQTT password or certificate; the previous one of the same type stops
+    working at once. A token or MQTT password is in ``secret``, shown this once."""
+    if body.type is not CredentialType.X509 and body.csr is not None:
         raise InvalidInput("A CSR only goes with type 'x509'.")
     issued = credentials.issue_credential(ctx, caller, device_id, body.type, body.csr)
     return credential_out(issued)
@@ -133,7 +134,7 @@ def _credential_type(text: str | None) -> CredentialType | None:
     try:
         return CredentialType(text)
     except ValueError:
-        raise InvalidInput("issue_credentials must be 'token' or 'x509'.") from None
+        raise InvalidInput("issue_credentials must be 'token', 'mqtt_password' or 'x509'.") from None
 
 
 def _batch_csv(batch: DefinedBatch) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response, status
 
 from lineside.entrypoints.api.dependencies import Caller, Services
-from lineside.entrypoints.api.schemas import GroupIn, GroupOut, PageOut, ProductIn, ProductOut
+from lineside.entrypoints.api.schemas import (
+    GroupIn,
+    GroupOut,
+    PageOut,
+    ProductIn,
+    ProductOut,
+    ProductPatchIn,
+)
 from lineside.services import credentials, products
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
@@ -15,7 +22,12 @@ PEM = "application/x-pem-file"
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_product(body: ProductIn, ctx: Services, caller: Caller) -> ProductOut:
     product = products.create_product(
-        ctx, caller, name=body.name, fields=body.fields(), enrollment_policy=body.enrollment_policy
+        ctx,
+        caller,
+        name=body.name,
+        fields=body.fields(),
+        enrollment_policy=body.enrollment_policy,
+        requires_blessing=body.requires_blessing,
     )
     return ProductOut.of(product)
 
@@ -34,6 +46,12 @@ def list_products(
 @router.get("/{product_id}")
 def get_product(product_id: str, ctx: Services, caller: Caller) -> ProductOut:
     return ProductOut.of(products.get_product(ctx, caller, product_id))
+
+
+@router.patch("/{product_id}")
+def update_product(product_id: str, body: ProductPatchIn, ctx: Services, caller: Caller) -> ProductOut:
+    product = products.update_product(ctx, caller, product_id, requires_blessing=body.requires_blessing)
+    return ProductOut.of(product)
 
 
 @router.post("/{product_id}/groups", status_code=status.HTTP_201_CREATED)
