@@ -104,14 +104,17 @@ def free_port() -> int:
 # -- the server -----------------------------------------------------------------------------
 
 
-def server_environment(database_url: str, data_dir: Path) -> dict[str, str]:
+def server_environment(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("LINESIDE_")}
     env.update(
         LINESIDE_DATABASE_URL=database_url,
         LINESIDE_DATA_DIR=str(data_dir),
         LINESIDE_LOG_LEVEL="warning",
         LINESIDE_HOST=HOST,
+        # No embedded MQTT broker unless a bench asks for one (1883 may belong to another).
+        LINESIDE_MQTT_ENABLED="0",
     )
+    env.update(extra)
     return env
 
 
@@ -144,7 +147,9 @@ def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log: Pat
 
 
 @contextmanager
-def running_server(database_url: str, workdir: Path, workers: int, port: int) -> Iterator[int]:
+def running_server(
+    database_url: str, workdir: Path, workers: int, port: int, **extra_env: str
+) -> Iterator[int]:
     """``lineside serve`` in its own session; yields its pid, stops its whole group after."""
     log = workdir / "server.log"
     command = [sys.executable, "-m", "lineside", "serve", "--no-migrate"]
@@ -152,7 +157,7 @@ def running_server(database_url: str, workdir: Path, workers: int, port: int) ->
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
-            env=server_environment(database_url, workdir / "data"),
+            env=server_environment(database_url, workdir / "data", **extra_env),
             cwd=workdir,  # no stray .env file from the caller's directory
             stdout=sink,
             stderr=subprocess.STDOUT,

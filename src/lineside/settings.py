@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,32 @@ class Settings(BaseSettings):
     webhook_batch_size: int = Field(default=100, ge=1, le=1000, description="Deliveries sent at once.")
     webhook_retry_scale: float = Field(
         default=1.0, gt=0, le=1, description="Shrinks the retry schedule (5 s ... 3 days); for tests."
+    )
+    mqtt_enabled: bool = Field(
+        default=True, description="Run the embedded MQTT broker inside `lineside serve`; 0 turns it off."
+    )
+    mqtt_host: str = Field(default="127.0.0.1", description="Interface the embedded MQTT broker listens on.")
+    mqtt_port: int = Field(
+        default=1883, ge=1, le=65535, description="Plain MQTT port of the embedded broker."
+    )
+    mqtt_tls_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="MQTT over TLS port (e.g. 8883; off when unset). Certificate in DATA_DIR/mqtt/.",
+    )
+    mqtt_recheck_seconds: float = Field(
+        default=2.0, gt=0, le=300, description="How often connected devices' credentials are checked again."
+    )
+    presence_flush_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="How often online status and activations are written."
+    )
+    broker_hook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Shared secret of production brokers' event hooks (connected/disconnected), sent as "
+            "'Authorization: Bearer <secret>' or '?secret='; unset: those hooks are refused."
+        ),
     )
     log_level: str = "info"
 

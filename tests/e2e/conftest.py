@@ -35,7 +35,13 @@ def wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> 
 
 
 @pytest.fixture(scope="session")
-def server_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mqtt_port() -> int:
+    """The embedded broker's port in the served process (1883 may be taken on this machine)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def server_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory, mqtt_port: int) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "serve.log"
     env = {
@@ -43,6 +49,7 @@ def server_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         "LINESIDE_DATABASE_URL": settings.database_url,
         "LINESIDE_DATA_DIR": str(settings.data_dir),
         "LINESIDE_PORT": str(port),
+        "LINESIDE_MQTT_PORT": str(mqtt_port),
         "LINESIDE_LOG_LEVEL": "warning",
     }
     with log.open("wb") as output:

@@ -62,6 +62,7 @@ def environment(application: Application, **extra: str) -> dict[str, str]:
         "LINESIDE_WEBHOOK_TIMEOUT_SECONDS": str(settings.webhook_timeout_seconds),
         "LINESIDE_WEBHOOK_POLL_SECONDS": "0.05",
         "LINESIDE_LOG_LEVEL": "warning",
+        "LINESIDE_MQTT_ENABLED": "0",  # no embedded broker: 1883 may be taken here
         **extra,
     }
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 from sqlalchemy.engine import make_url
 
 from lineside.adapters.db.engine import create_database_engine
 from lineside.adapters.db.migrate import upgrade_database
+from lineside.bootstrap import Application
 from lineside.entrypoints.cli.common import opened_application
 from lineside.settings import Settings
 
@@ -17,7 +21,7 @@ from lineside.settings import Settings
 @click.option("--workers", type=int, help="Worker processes [default: LINESIDE_WORKERS or 1].")
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
 def serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
-    """Serve the HTTP API (and /docs)."""
+    """Serve the HTTP API (and /docs), and the embedded MQTT broker unless LINESIDE_MQTT_ENABLED=0."""
     # Imported here so every other command starts without loading the web stack.
     import uvicorn  # noqa: PLC0415
 
@@ -32,18 +36,34 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         upgrade_database(engine)
         engine.dispose()
     click.echo(f"Lineside on http://{host}:{port} (docs at /docs), database {_safe(settings)}")
-    if workers > 1:
-        uvicorn.run(
-            "lineside.entrypoints.asgi:create_app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=settings.log_level,
-        )
-        return
-    with opened_application(migrate=False) as application:
-        uvicorn.run(create_app(application), host=host, port=port, log_level=settings.log_level)
+    # The broker runs here, once: with several workers, in this supervising process.
+    with opened_application(migrate=False) as application, _mqtt(application):
+        if workers > 1:
+            uvicorn.run(
+                "lineside.entrypoints.asgi:create_app_from_environment",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level=settings.log_level,
+            )
+        else:
+            uvicorn.run(create_app(application), host=host, port=port, log_level=settings.log_level)
+
+
+@contextmanager
+def _mqtt(application: Application) -> Iterator[None]:
+    from lineside.entrypoints.mqtt import BrokerStartError, running_broker  # noqa: PLC0415
+
+    try:
+        with running_broker(application) as broker:
+            if broker is not None:
+                click.echo(f"MQTT on {broker.urls}")
+            yield
+    except BrokerStartError as error:
+        raise click.ClickException(
+            f"{error} (set LINESIDE_MQTT_PORT to a free port, or LINESIDE_MQTT_ENABLED=0 to turn MQTT off)"
+        ) from None
 
 
 def _safe(settings: Settings) -> str:

@@ -1,0 +1,1 @@
+"""The embedded MQTT broker (amqtt) and its TLS listener."""

@@ -1,0 +1,199 @@
+"""The embedded MQTT broker inside ``lineside serve``: an ``AmqttBroker`` on a thread with its
+own event loop, plus three loops beside it:
+
+- the revocation watcher: every ``LINESIDE_MQTT_RECHECK_SECONDS`` it asks which connected
+  devices' credentials stopped holding (revoked, deleted, credential replaced) and
+  disconnects them;
+- presence: connections are recorded as they happen and written every
+  ``LINESIDE_PRESENCE_FLUSH_SECONDS`` (and once more at stop);
+- firmware notices: deployments of a release to a group are announced on each member's
+  ``devices/{id}/firmware`` topic.
+
+One runs per ``lineside serve``, in the serving (or supervising) process only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+from amqtt.errors import BrokerError
+
+from lineside.adapters.mqtt.broker import AmqttBroker, Listeners
+from lineside.adapters.mqtt.tls import TlsListener, tls_listener
+from lineside.bootstrap import Application
+from lineside.services import firmware_notices
+from lineside.services.mqtt_access import no_longer_valid
+from lineside.services.presence import PresenceRecorder
+
+log = logging.getLogger("lineside.mqtt")
+STOP_DEADLINE_SECONDS = 30.0
+START_DEADLINE_SECONDS = 30.0
+RECHECK_CHUNK = 500
+
+
+class BrokerStartError(RuntimeError):
+    """The broker could not listen (most often: the port is taken)."""
+
+
+class EmbeddedBroker:
+    """``start()`` returns once the broker listens (or raises BrokerStartError); ``stop()``
+    closes every connection and writes presence one last time."""
+
+    def __init__(
+        self,
+        application: Application,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        tls_port: int | None = None,
+        recheck_seconds: float | None = None,
+        presence: PresenceRecorder | None = None,
+    ) -> None:
+        settings = application.settings
+        self._application = application
+        self.host = host or settings.mqtt_host
+        self.port = port or settings.mqtt_port
+        self.tls_port = tls_port or settings.mqtt_tls_port
+        self._recheck_seconds = recheck_seconds or settings.mqtt_recheck_seconds
+        self._flush_seconds = settings.presence_flush_seconds
+        self.presence = presence or PresenceRecorder()
+        self.tls: TlsListener | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="lineside-mqtt", daemon=True)
+
+    def start(self) -> None:
+        # Checked here first: amqtt would log a traceback for a taken port.
+        for port in (self.port, self.tls_port):
+            if port is not None:
+                _check_free(self.host, port)
+        if self.tls_port is not None:
+            self.tls = tls_listener(self._application.settings.data_dir, self.tls_port, self.host)
+        self._thread.start()
+        if not self._ready.wait(START_DEADLINE_SECONDS):
+            raise BrokerStartError("the MQTT broker did not start in time")
+        if self._failure is not None:
+            self._thread.join()
+            reason = getattr(self._failure, "strerror", None) or str(self._failure)
+            raise BrokerStartError(f"cannot listen for MQTT on {self.urls}: {reason}") from self._failure
+
+    @property
+    def urls(self) -> str:
+        plain = f"mqtt://{self.host}:{self.port}"
+        return plain if self.tls_port is None else f"{plain} and mqtts://{self.host}:{self.tls_port}"
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = STOP_DEADLINE_SECONDS) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        listeners = Listeners(self.host, self.port, self.tls)
+        try:
+            broker = AmqttBroker(self._application.services, self.presence, listeners)
+            await broker.start()
+        except Exception as error:  # amqtt's BrokerError wraps the OSError of a taken port
+            self._failure = error.__cause__ if isinstance(error, BrokerError) and error.__cause__ else error
+            self._ready.set()
+            return
+        cursor = await self._firmware_cursor()
+        self._ready.set()
+        loops = [
+            asyncio.create_task(self._every(self._recheck_seconds, lambda: self._revoke(broker))),
+            asyncio.create_task(self._every(self._flush_seconds, self._flush)),
+            asyncio.create_task(self._announce_firmware(broker, cursor)),
+        ]
+        await self._stop.wait()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await broker.shutdown()
+        try:
+            await self._flush()  # what the last connections and disconnections changed
+        except Exception:
+            log.exception("MQTT: the last presence flush failed")
+
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
+        assert self._stop is not None
+        while not self._stop.is_set():
+            try:
+                await step()
+            except Exception:  # a database that went away must not end the loop
+                log.exception("MQTT: a background step failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _revoke(self, broker: AmqttBroker) -> None:
+        identities = broker.connected_identities()
+        # In chunks: one IN (...) list per query stays within every database's parameter limit.
+        for start in range(0, len(identities), RECHECK_CHUNK):
+            chunk = identities[start : start + RECHECK_CHUNK]
+            gone = await asyncio.to_thread(no_longer_valid, self._application.services, chunk)
+            if gone:
+                await broker.disconnect_stale(identity for identity in chunk if identity.device_id in gone)
+
+    async def _flush(self) -> None:
+        await asyncio.to_thread(self.presence.flush, self._application.services)
+
+    async def _firmware_cursor(self) -> int | None:
+        """The newest event now: deployments from here on are announced, none replayed."""
+        try:
+            return await asyncio.to_thread(firmware_notices.latest_cursor, self._application.services)
+        except Exception:
+            log.exception("MQTT: cannot read the event cursor yet; firmware notices start later")
+            return None
+
+    async def _announce_firmware(self, broker: AmqttBroker, cursor: int | None) -> None:
+        services = self._application.services
+
+        async def step() -> None:
+            nonlocal cursor
+            if cursor is None:
+                cursor = await asyncio.to_thread(firmware_notices.latest_cursor, services)
+                return
+            cursor, notices = await asyncio.to_thread(firmware_notices.notices_after, services, cursor)
+            for notice in notices:
+                await broker.announce(notice.topic, json.dumps(notice.payload).encode())
+
+        await self._every(self._recheck_seconds, step)
+
+
+def _check_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise BrokerStartError(f"cannot listen for MQTT on {host}:{port}: {error.strerror}") from None
+
+
+@contextmanager
+def running_broker(application: Application) -> Iterator[EmbeddedBroker | None]:
+    """The embedded broker for the block, unless LINESIDE_MQTT_ENABLED=0 (then None)."""
+    if not application.settings.mqtt_enabled:
+        yield None
+        return
+    broker = EmbeddedBroker(application)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
