@@ -1,0 +1,75 @@
+"""``lineside provisioning``: a product's MQTT provisioning key and secret, and re-opening a
+provisioned device (see docs/mqtt-provisioning.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from lineside.entrypoints.cli.common import echo_json, opened_application, run_reporting_errors
+from lineside.services import product_provisioning
+from lineside.services.organizations import operator_principal
+from lineside.services.product_provisioning import ProvisioningSettings
+
+
+@click.group()
+def provisioning() -> None:
+    """MQTT provisioning (ThingsBoard-compatible) of a product's devices."""
+
+
+def _shown(settings: ProvisioningSettings) -> dict[str, Any]:
+    shown = asdict(settings)
+    shown["policy"] = settings.policy.value
+    if settings.provision_secret is None:
+        del shown["provision_secret"]
+    return shown
+
+
+@provisioning.command("enable")
+@click.argument("product_id")
+def provisioning_enable(product_id: str) -> None:
+    """Enable provisioning with a new secret, or rotate it; prints the secret once."""
+    with opened_application() as app:
+        ctx = app.services
+        settings = run_reporting_errors(
+            lambda: product_provisioning.configure_provisioning(ctx, operator_principal(ctx), product_id)
+        )
+    echo_json(_shown(settings))
+
+
+@provisioning.command("show")
+@click.argument("product_id")
+def provisioning_show(product_id: str) -> None:
+    """The product's provision key, whether provisioning is enabled, and its policy."""
+    with opened_application() as app:
+        ctx = app.services
+        settings = run_reporting_errors(
+            lambda: product_provisioning.get_provisioning(ctx, operator_principal(ctx), product_id)
+        )
+    echo_json(_shown(settings))
+
+
+@provisioning.command("disable")
+@click.argument("product_id")
+def provisioning_disable(product_id: str) -> None:
+    """Forget the secret: every request with it fails from now on."""
+    with opened_application() as app:
+        ctx = app.services
+        run_reporting_errors(
+            lambda: product_provisioning.disable_provisioning(ctx, operator_principal(ctx), product_id)
+        )
+    click.echo(f"Provisioning of product {product_id} is disabled.")
+
+
+@provisioning.command("reprovision")
+@click.argument("device_id")
+def provisioning_reprovision(device_id: str) -> None:
+    """Let a provisioned device provision once more; revokes every credential it holds."""
+    with opened_application() as app:
+        ctx = app.services
+        run_reporting_errors(
+            lambda: product_provisioning.allow_reprovisioning(ctx, operator_principal(ctx), device_id)
+        )
+    click.echo(f"Device {device_id} may provision once more; its credentials are revoked.")

@@ -1,0 +1,206 @@
+"""ThingsBoard's own device SDK (``tb-mqtt-client`` from PyPI) provisions devices against the
+embedded broker: it runs in a virtualenv of its own (it ships its own paho), as a subprocess,
+exactly as a device's firmware would call it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lineside.bootstrap import Application
+from lineside.domain.mqtt import PROVISION_REQUEST_TOPIC, PROVISION_RESPONSE_TOPIC, PROVISION_USERNAME
+from lineside.services.mqtt_access import authenticate_connection
+from tests.support.api import Tenant, ok, unique
+from tests.support.mqtt import embedded_broker, mqtt_client
+from tests.support.provisioning import API, provisioned_product
+
+TB_MQTT_CLIENT = "tb-mqtt-client==1.13.14"
+INSTALL_TIMEOUT_SECONDS = 300
+# The SDK polls for its answer once a second and gives up after 60 s.
+PROVISION_TIMEOUT_SECONDS = 90
+
+# Run inside the SDK's virtualenv. ``provision()`` returns the answer on SUCCESS and None
+# otherwise, logging the failure: the answers it received are taken from its log.
+DEVICE_SCRIPT = """
+import json, logging, sys
+from tb_device_mqtt import TBDeviceMqttClient
+
+PREFIX = "[Provisioning client] Received data from ThingsBoard: "
+
+class Answers(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.payloads = []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message.startswith(PREFIX):
+            self.payloads.append(json.loads(message[len(PREFIX):]))
+
+answers = Answers()
+logger = logging.getLogger("tb_connection")
+logger.addHandler(answers)
+logger.setLevel(logging.INFO)
+credentials = TBDeviceMqttClient.provision(**json.loads(sys.argv[1]))
+print(json.dumps({"credentials": credentials, "answers": answers.payloads}))
+"""
+
+
+@pytest.fixture(scope="session")
+def tb_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with tb-mqtt-client, built once per test session (needs PyPI: fails, not
+    skips, without it)."""
+    venv = tmp_path_factory.mktemp("tb-mqtt-client") / "venv"
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            TB_MQTT_CLIENT,
+        ],
+    ]
+    for step in steps:
+        done = subprocess.run(
+            step, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS, check=False
+        )
+        if done.returncode != 0:
+            pytest.fail(f"could not build the tb-mqtt-client virtualenv ({' '.join(step)}):\n{done.stderr}")
+    return venv / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def broker(application: Application) -> Iterator[tuple[str, int]]:
+    with embedded_broker(application) as address:
+        yield address
+
+
+def tb_provision(tb_python: Path, broker: tuple[str, int], **arguments: Any) -> dict[str, Any]:
+    """What ``TBDeviceMqttClient.provision(...)`` returned and every answer the SDK heard."""
+    host, port = broker
+    done = subprocess.run(
+        # -I: the SDK's own site-packages only (no PYTHONPATH pointing at another paho).
+        [str(tb_python), "-I", "-c", DEVICE_SCRIPT, json.dumps({"host": host, "port": port, **arguments})],
+        capture_output=True,
+        text=True,
+        timeout=PROVISION_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(result["answers"]) == 1, result
+    return result
+
+
+def keys(settings: dict[str, Any]) -> dict[str, str]:
+    return {
+        "provision_device_key": settings["provision_key"],
+        "provision_device_secret": settings["provision_secret"],
+    }
+
+
+def test_the_sdk_provisions_a_device_whose_token_then_connects(
+    application: Application, tenant: Tenant, tb_python: Path, broker: tuple[str, int]
+) -> None:
+    settings = provisioned_product(tenant)
+    name = unique("SN")
+
+    result = tb_provision(tb_python, broker, device_name=name, **keys(settings))
+
+    credentials = result["credentials"]
+    assert credentials["status"] == "SUCCESS"
+    assert credentials["credentialsType"] == "ACCESS_TOKEN"
+    device_id, token = credentials["deviceId"], credentials["credentialsValue"]
+    assert ok(tenant.get(f"{API}/devices/{device_id}"))["serial_number"] == name
+    identity = authenticate_connection(
+        application.services, client_id=device_id, username=device_id, password=token
+    )
+    assert identity.device_id == device_id
+    with mqtt_client(*broker, device_id, password=token) as device:
+        assert device.connack_rc == 0
+
+
+def test_the_sdk_gets_mqtt_basic_credentials_that_connect(
+    tenant: Tenant, tb_python: Path, broker: tuple[str, int]
+) -> None:
+    settings = provisioned_product(tenant)
+
+    # The SDK asks for MQTT_BASIC only when given some of the values; Lineside chooses them all.
+    result = tb_provision(tb_python, broker, device_name=unique("SN"), password="chosen", **keys(settings))
+
+    credentials = result["credentials"]
+    assert credentials["credentialsType"] == "MQTT_BASIC"
+    value = credentials["credentialsValue"]
+    assert value["clientId"] == value["userName"] == credentials["deviceId"]
+    with mqtt_client(
+        *broker, value["clientId"], username=value["userName"], password=value["password"]
+    ) as device:
+        assert device.connack_rc == 0
+
+
+def test_a_wrong_secret_gets_a_failure(tenant: Tenant, tb_python: Path, broker: tuple[str, int]) -> None:
+    settings = provisioned_product(tenant)
+
+    result = tb_provision(
+        tb_python,
+        broker,
+        device_name=unique("SN"),
+        **{**keys(settings), "provision_device_secret": "lsp_wrong"},
+    )
+
+    assert result["credentials"] is None
+    assert result["answers"][0]["status"] == "FAILURE"
+    assert "wrong provision secret" in result["answers"][0]["errorMsg"]
+
+
+def test_a_predefined_device_provisions_once(
+    tenant: Tenant, tb_python: Path, broker: tuple[str, int]
+) -> None:
+    settings = provisioned_product(tenant, "predefined")
+    device = tenant.device(settings["product_id"])
+
+    first = tb_provision(tb_python, broker, device_name=device["serial_number"], **keys(settings))
+    second = tb_provision(tb_python, broker, device_name=device["serial_number"], **keys(settings))
+
+    assert first["credentials"]["deviceId"] == device["id"]
+    assert second["credentials"] is None
+    assert "already provisioned" in second["answers"][0]["errorMsg"]
+
+
+def test_the_sdk_x509_request_is_told_to_send_a_csr(
+    tenant: Tenant, tb_python: Path, broker: tuple[str, int]
+) -> None:
+    settings = provisioned_product(tenant)
+
+    result = tb_provision(
+        tb_python, broker, device_name=unique("SN"), hash="-----BEGIN CERTIFICATE-----", **keys(settings)
+    )
+
+    assert result["credentials"] is None
+    assert "CSR" in result["answers"][0]["errorMsg"]
+
+
+def test_an_answer_reaches_only_the_connection_that_asked(
+    tenant: Tenant, tb_python: Path, broker: tuple[str, int]
+) -> None:
+    settings = provisioned_product(tenant)
+    with mqtt_client(*broker, unique("eavesdropper"), username=PROVISION_USERNAME) as eavesdropper:
+        assert eavesdropper.connack_rc == 0
+        assert eavesdropper.subscribe(PROVISION_RESPONSE_TOPIC) == 1
+
+        result = tb_provision(tb_python, broker, device_name=unique("SN"), **keys(settings))
+        # Its own request comes after the SDK's answer was sent: a leaked answer would be first.
+        eavesdropper.publish(PROVISION_REQUEST_TOPIC, b"not json")
+        first = eavesdropper.wait_for_message()
+
+    assert result["credentials"]["status"] == "SUCCESS"
+    assert json.loads(first.payload) == {"status": "FAILURE", "errorMsg": "The request is not JSON."}
