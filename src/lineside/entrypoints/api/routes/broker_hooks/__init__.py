@@ -1,0 +1,23 @@
+"""Production MQTT brokers ask Lineside who may connect and to which topics, and tell it who
+connected and left, through HTTP hooks in each broker's own contract::
+
+    /broker/emqx/authenticate | authorize | events        EMQX 5 (authn, authz, webhook)
+    /broker/mosquitto/user | superuser | acl              mosquitto-go-auth HTTP backend
+    /broker/vernemq[/<hook>]                              VerneMQ webhooks
+    /broker/rabbitmq/user | vhost | resource | topic      RabbitMQ HTTP auth backend
+
+Every decision comes from ``services.mqtt_access``, the same authority as the embedded
+broker's; connections and disconnections go to a presence recorder that the app's lifespan
+flushes (``presence``). Configuration for each broker: docs/brokers.md.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from lineside.entrypoints.api.routes.broker_hooks import emqx, mosquitto, rabbitmq, vernemq
+from lineside.entrypoints.api.routes.broker_hooks.presence import flushing_presence
+
+router = APIRouter(prefix="/broker", tags=["brokers"], lifespan=flushing_presence)
+for _broker in (emqx, mosquitto, vernemq, rabbitmq):
+    router.include_router(_broker.router)

@@ -1,0 +1,159 @@
+"""What every broker's hooks share: reading what the broker sent (JSON, a form or a query
+string, whatever the operator configured), asking ``mqtt_access`` off the event loop,
+telling the presence recorder, and the shared secret of the event hooks.
+
+A hook never answers 500 for odd input: a body that does not parse is just a request with
+no fields, and no fields means no credentials, which means "deny".
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from lineside.bootstrap import Application
+from lineside.domain.errors import PermissionDenied, Unauthenticated
+from lineside.domain.mqtt import PROVISION_USERNAME, TopicAccess
+from lineside.entrypoints.api.routes.broker_hooks.presence import recorder_of
+from lineside.services.mqtt_access import (
+    PROVISIONER,
+    MqttCredential,
+    MqttIdentity,
+    authenticate_connection,
+    may_access,
+)
+from lineside.services.presence import PresenceRecorder
+
+Endpoint = Callable[..., Awaitable[Response]]
+
+log = logging.getLogger("lineside.broker_hooks")
+
+Params = dict[str, Any]
+SECRET_QUERY_PARAMETER = "secret"
+
+
+async def hook_params(request: Request) -> Params:
+    """The query string and the body's fields in one dict (the body wins)."""
+    params: Params = dict(request.query_params)
+    body = await request.body()
+    if body:
+        params.update(_body_fields(body, request.headers.get("content-type", "")))
+    return params
+
+
+def _body_fields(body: bytes, content_type: str) -> Params:
+    if "form" not in content_type:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+        if "json" in content_type:
+            return {}
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+    except ValueError:
+        return {}
+
+
+def any_method(router: APIRouter, path: str, also: tuple[str, ...]) -> Callable[[Endpoint], Endpoint]:
+    """Route POST to ``path``, and the other methods a broker may be configured with too
+    (kept out of the OpenAPI document, which would otherwise list one operation twice)."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.post(path)(endpoint)
+        router.api_route(path, methods=list(also), include_in_schema=False)(endpoint)
+        return endpoint
+
+    return register
+
+
+def text(params: Params, name: str) -> str | None:
+    """A field as text: strings as they are, numbers spelt out, anything else absent."""
+    value = params.get(name)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def application_of(request: Request) -> Application:
+    application: Application = request.app.state.lineside
+    return application
+
+
+def presence_of(request: Request) -> PresenceRecorder:
+    return recorder_of(request.app)
+
+
+async def authenticated(
+    request: Request, *, client_id: str | None, username: str | None, password: str | None
+) -> MqttIdentity | None:
+    """The identity behind a CONNECT, or None when ``mqtt_access`` refuses it. A device that
+    authenticates counts as connected (for presence and its activation)."""
+    services = application_of(request).services
+    try:
+        identity = await run_in_threadpool(
+            authenticate_connection, services, client_id=client_id, username=username, password=password
+        )
+    except Unauthenticated:
+        return None
+    if identity.device_id is not None:
+        presence_of(request).connected(identity.device_id)
+    return identity
+
+
+def connected_as(client_id: str | None, username: str | None) -> MqttIdentity | None:
+    """Who an already authenticated connection is, from what the broker says about it.
+
+    Authorisation hooks carry no password: the broker vouches that ``username`` passed
+    authentication, and Lineside authenticated devices only as client id = username.
+    """
+    if username == PROVISION_USERNAME:
+        return PROVISIONER
+    if not username or (client_id is not None and client_id != username):
+        return None
+    return MqttIdentity(MqttCredential.TOKEN, device_id=username)
+
+
+def allowed(request: Request, identity: MqttIdentity | None, topic: str | None, access: TopicAccess) -> bool:
+    """Whether ``identity`` may use ``topic``; a device allowed to publish was seen just now."""
+    if identity is None or not topic or not may_access(identity, topic, access):
+        return False
+    if access is TopicAccess.PUBLISH and identity.device_id is not None:
+        presence_of(request).seen(identity.device_id)
+    return True
+
+
+def require_hook_secret(request: Request) -> None:
+    """Event hooks mark devices online and offline: only a broker that knows the shared
+    secret (``LINESIDE_BROKER_HOOK_SECRET``) may call them."""
+    configured = application_of(request).settings.broker_hook_secret
+    if configured is None or not configured.get_secret_value():
+        raise PermissionDenied(
+            "Broker event hooks are off: set LINESIDE_BROKER_HOOK_SECRET and configure the broker to send it."
+        )
+    presented = _presented_secret(request)
+    expected = configured.get_secret_value().encode()
+    if presented is None or not hmac.compare_digest(presented.encode(), expected):
+        log.warning("broker event hook %s refused: missing or wrong secret", request.url.path)
+        raise Unauthenticated("Send the broker hook secret: 'Authorization: Bearer <secret>' or '?secret='.")
+
+
+def _presented_secret(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.query_params.get(SECRET_QUERY_PARAMETER)

@@ -1,0 +1,103 @@
+"""mosquitto-go-auth's HTTP backend: ``/user``, ``/superuser`` and ``/acl``.
+
+The plugin sends ``{"username", "password", "clientid"}`` to ``/user``, ``{"username"}`` to
+``/superuser`` and ``{"username", "clientid", "topic", "acc"}`` to ``/acl`` (JSON or a form,
+``auth_opt_http_params_mode``; POST, GET or PUT, ``auth_opt_http_method``). ``acc`` is 1 read
+(a message delivered to a subscriber), 2 write (publish), 3 read and write, 4 subscribe.
+
+One answer serves both the ``status`` and ``json`` response modes: the status says it (200
+or 403) and the body says it too, ``{"ok": true, "error": ""}``. The ``text`` mode wants the
+body "ok": point the plugin at ``/broker/mosquitto/text/...`` instead. Nobody is a superuser.
+The plugin has no connection events: a device counts as connected when it authenticates.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from lineside.domain.mqtt import TopicAccess
+from lineside.entrypoints.api.routes.broker_hooks.common import (
+    Params,
+    allowed,
+    any_method,
+    authenticated,
+    connected_as,
+    hook_params,
+    text,
+)
+
+router = APIRouter(prefix="/mosquitto")
+
+OTHER_METHODS = ("GET", "PUT")  # besides POST
+READ, WRITE, READ_WRITE, SUBSCRIBE = 1, 2, 3, 4
+_ACCESSES = {
+    READ: (TopicAccess.SUBSCRIBE,),
+    WRITE: (TopicAccess.PUBLISH,),
+    READ_WRITE: (TopicAccess.SUBSCRIBE, TopicAccess.PUBLISH),
+    SUBSCRIBE: (TopicAccess.SUBSCRIBE,),
+}
+_REFUSED = {"user": "Bad MQTT credentials.", "superuser": "No superusers.", "acl": "Topic not allowed."}
+
+
+async def _user(request: Request) -> bool:
+    params = await hook_params(request)
+    identity = await authenticated(
+        request,
+        client_id=text(params, "clientid"),
+        username=text(params, "username"),
+        password=text(params, "password"),
+    )
+    return identity is not None
+
+
+async def _acl(request: Request) -> bool:
+    params = await hook_params(request)
+    identity = connected_as(text(params, "clientid"), text(params, "username"))
+    accesses = _ACCESSES.get(_access_level(params), ())
+    topic = text(params, "topic")
+    return bool(accesses) and all(allowed(request, identity, topic, access) for access in accesses)
+
+
+def _access_level(params: Params) -> int:
+    level = text(params, "acc") or ""
+    return int(level) if level.isdigit() else 0
+
+
+def _answer(ok: bool, check: str) -> JSONResponse:
+    error = "" if ok else _REFUSED[check]
+    return JSONResponse({"ok": ok, "error": error}, status_code=200 if ok else 403)
+
+
+def _text_answer(ok: bool, check: str) -> PlainTextResponse:
+    return PlainTextResponse("ok" if ok else _REFUSED[check], status_code=200 if ok else 403)
+
+
+@any_method(router, "/user", OTHER_METHODS)
+async def user(request: Request) -> Response:
+    return _answer(await _user(request), "user")
+
+
+@any_method(router, "/superuser", OTHER_METHODS)
+async def superuser(request: Request) -> Response:
+    return _answer(False, "superuser")
+
+
+@any_method(router, "/acl", OTHER_METHODS)
+async def acl(request: Request) -> Response:
+    return _answer(await _acl(request), "acl")
+
+
+@any_method(router, "/text/user", OTHER_METHODS)
+async def user_text(request: Request) -> Response:
+    return _text_answer(await _user(request), "user")
+
+
+@any_method(router, "/text/superuser", OTHER_METHODS)
+async def superuser_text(request: Request) -> Response:
+    return _text_answer(False, "superuser")
+
+
+@any_method(router, "/text/acl", OTHER_METHODS)
+async def acl_text(request: Request) -> Response:
+    return _text_answer(await _acl(request), "acl")
