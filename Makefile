@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench install clean
+.PHONY: run test test-fast lint format bench install clean demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP) ## Migrate and serve on http://127.0.0.1:8080 (SQLite in ./linesid
 
 test: $(STAMP) ## The whole suite, on SQLite and (when a server answers) PostgreSQL.
 	$(BIN)/python -m pytest
+
+demo: $(STAMP) ## The whole story, factory line to owner, on a private server (see docs/demo.md).
+	$(BIN)/lineside demo
 
 lint: $(STAMP) ## ruff, mypy and the layer contracts.
 	$(BIN)/ruff check src tests bench

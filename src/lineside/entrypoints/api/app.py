@@ -15,6 +15,7 @@ from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, 
 from lineside.entrypoints.api.problems import install_problem_handlers
 from lineside.entrypoints.api.routes import (
     audit,
+    broker_hooks,
     claims,
     device_activation,
     device_api,
@@ -27,6 +28,7 @@ from lineside.entrypoints.api.routes import (
     organizations,
     people,
     products,
+    provisioning,
     static_tokens,
     webhooks,
 )
@@ -59,6 +61,8 @@ def create_app(application: Application) -> FastAPI:
     # often than people call the rest, and FastAPI tries routes in order, one by one.
     for module in (
         device_api,
+        # Production brokers ask on every connection and (uncached) every publish.
+        broker_hooks,
         factory,
         device_activation,
         enrollment,
@@ -66,6 +70,7 @@ def create_app(application: Application) -> FastAPI:
         health,
         organizations,
         products,
+        provisioning,
         devices,
         audit,
         people,

@@ -10,6 +10,7 @@ import click
 
 from lineside.domain.models import CredentialType
 from lineside.entrypoints.cli.common import opened_application, run_reporting_errors
+from lineside.entrypoints.cli.simulate import simulate
 from lineside.services import devices as service
 from lineside.services.devices import DefinedBatch
 from lineside.services.organizations import operator_principal
@@ -20,6 +21,9 @@ CREDENTIAL_TYPES = click.Choice([kind.value for kind in CredentialType])
 @click.group()
 def devices() -> None:
     """Devices."""
+
+
+devices.add_command(simulate)
 
 
 @devices.command("import")

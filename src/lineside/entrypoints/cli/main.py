@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from lineside import __version__
+from lineside.entrypoints.cli.demo import demo
 from lineside.entrypoints.cli.devices import devices
 from lineside.entrypoints.cli.factory import factory
 from lineside.entrypoints.cli.firmware import firmware
 from lineside.entrypoints.cli.organizations import keys, org
+from lineside.entrypoints.cli.provisioning import provisioning
 from lineside.entrypoints.cli.server import db, serve
 from lineside.entrypoints.cli.tokens import tokens
 from lineside.entrypoints.cli.worker import worker
@@ -23,7 +25,7 @@ def cli() -> None:
     """
 
 
-for command in (serve, db, org, keys, devices, tokens, firmware, factory, worker):
+for command in (serve, db, org, keys, devices, tokens, firmware, factory, worker, demo, provisioning):
     cli.add_command(command)
 
 

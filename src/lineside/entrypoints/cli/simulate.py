@@ -1,0 +1,315 @@
+"""``lineside devices simulate``: a fleet of simulated devices against a server, over MQTT.
+
+Each simulated device is a ``lineside.device.DeviceClient`` with its credentials in memory:
+it connects (client id = username = device id, password = its token), subscribes to its
+commands, publishes telemetry, and stays connected until the whole fleet has had its turn,
+like a fleet coming online after a power cut. Where the devices come from:
+
+- ``--product ID`` (with a factory API key): N devices are defined with tokens through the
+  API (``POST /api/v1/device-batches``);
+- ``--csv FILE``: a file with ``device_id`` and ``token`` (or ``device_token``, as in a
+  static-token export, or ``mqtt_password``) columns.
+
+Used by ``lineside demo`` too (``run_fleet``).
+"""
+
+from __future__ import annotations
+
+import csv
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import httpx
+
+from lineside.device import DeviceClient, DeviceError, Flash, FlashContents
+from lineside.entrypoints.cli.common import echo_json
+from lineside.entrypoints.cli.factory_options import NoApiKey, Refused, connection_options
+
+MAX_ERRORS_KEPT = 20
+SECRET_COLUMNS = ("token", "device_token", "mqtt_password")
+
+
+@dataclass(frozen=True)
+class SimulatedDevice:
+    device_id: str
+    token: str | None = field(default=None, repr=False)
+    mqtt_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    mqtt_host: str
+    mqtt_port: int
+    server_url: str | None = None
+    concurrency: int = 16
+    messages: int = 1
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class DeviceOutcome:
+    device: SimulatedDevice
+    connect_seconds: float | None  # None: it never connected
+    published: int
+    error: str | None
+    client: DeviceClient | None = field(default=None, repr=False)
+
+
+@dataclass
+class FleetReport:
+    count: int
+    connected: int = 0
+    failed: int = 0
+    published: int = 0
+    elapsed: float = 0.0
+    connect_seconds: list[float] = field(default_factory=list)
+    error_messages: list[str] = field(default_factory=list)
+
+    @property
+    def connected_per_second(self) -> float:
+        return self.connected / self.elapsed if self.elapsed > 0 else 0.0
+
+    def percentiles_ms(self) -> tuple[float, float] | None:
+        """p50 and p99 of the connect time (to the CONNACK), in milliseconds."""
+        values = self.connect_seconds
+        if not values:
+            return None
+        if len(values) == 1:
+            return values[0] * 1000, values[0] * 1000
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        return cuts[49] * 1000, cuts[98] * 1000
+
+    def add(self, outcome: DeviceOutcome) -> None:
+        self.published += outcome.published
+        if outcome.connect_seconds is not None:
+            self.connect_seconds.append(outcome.connect_seconds)
+        if outcome.error is None:
+            self.connected += 1
+            return
+        self.failed += 1
+        if len(self.error_messages) < MAX_ERRORS_KEPT:
+            self.error_messages.append(f"{outcome.device.device_id}: {outcome.error}")
+
+    def as_dict(self) -> dict[str, Any]:
+        cuts = self.percentiles_ms()
+        return {
+            "count": self.count,
+            "connected": self.connected,
+            "failed": self.failed,
+            "published": self.published,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "connected_per_second": round(self.connected_per_second, 2),
+            "connect_ms": {"p50": round(cuts[0], 2), "p99": round(cuts[1], 2)} if cuts else None,
+            "error_messages": self.error_messages,
+        }
+
+
+def bring_online(device: SimulatedDevice, plan: FleetPlan) -> DeviceOutcome:
+    """Connect one device, subscribe to its commands, publish its telemetry; it stays online."""
+    flash = Flash(
+        None,
+        FlashContents(
+            device_id=device.device_id,
+            token=device.token,
+            mqtt_password=device.mqtt_password,
+            server_url=plan.server_url,
+            mqtt_host=plan.mqtt_host,
+            mqtt_port=plan.mqtt_port,
+        ),
+    )
+    client = DeviceClient(flash, timeout=plan.timeout)
+    started = time.perf_counter()
+    try:
+        client.connect(subscribe=False)
+    except DeviceError as error:
+        client.close()
+        return DeviceOutcome(device, None, 0, error.message)
+    connect_seconds = time.perf_counter() - started
+    published = 0
+    try:
+        client.subscribe_to_commands()
+        for number in range(plan.messages):
+            client.publish_telemetry({"sequence": number, "temperature": 20 + secrets.randbelow(50) / 10})
+            published += 1
+    except DeviceError as error:
+        client.close()
+        return DeviceOutcome(device, connect_seconds, published, error.message)
+    return DeviceOutcome(device, connect_seconds, published, None, client)
+
+
+def run_fleet(
+    devices: list[SimulatedDevice],
+    plan: FleetPlan,
+    on_outcome: Callable[[DeviceOutcome], None] | None = None,
+) -> FleetReport:
+    """Bring every device online (``plan.concurrency`` at a time), then disconnect them all.
+    ``on_outcome`` runs in the calling thread, once per device."""
+    report = FleetReport(len(devices))
+    online: list[DeviceClient] = []
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=plan.concurrency, thread_name_prefix="device") as pool:
+        try:
+            futures = [pool.submit(bring_online, device, plan) for device in devices]
+            for future in as_completed(futures):
+                outcome = future.result()
+                report.add(outcome)
+                if outcome.client is not None:
+                    online.append(outcome.client)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+            report.elapsed = time.perf_counter() - started
+        finally:
+            for client in online:
+                pool.submit(client.close)
+    return report
+
+
+# -- where the devices come from -----------------------------------------------------------
+
+
+def read_device_csv(path: Path, limit: int | None) -> list[SimulatedDevice]:
+    """``device_id`` plus ``token``, ``device_token`` or ``mqtt_password`` per row."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"Cannot read {path}: {error}") from None
+    devices = []
+    for number, row in enumerate(rows, start=2):
+        device_id = (row.get("device_id") or "").strip()
+        token = (row.get("token") or row.get("device_token") or "").strip() or None
+        password = (row.get("mqtt_password") or "").strip() or None
+        if not device_id or not (token or password):
+            columns = ", ".join(SECRET_COLUMNS)
+            raise click.ClickException(f"{path} row {number}: needs device_id and one of {columns}.")
+        devices.append(SimulatedDevice(device_id, token, password))
+    return devices[:limit] if limit is not None else devices
+
+
+def define_devices(server: str, api_key: str, product_id: str, count: int) -> list[SimulatedDevice]:
+    """``count`` new devices of ``product_id`` with tokens, defined in one batch over the API."""
+    prefix = f"sim-{secrets.token_hex(4)}"
+    body = {
+        "product_id": product_id,
+        "serial_numbers": [f"{prefix}-{number:06d}" for number in range(1, count + 1)],
+        "issue_credentials": "token",
+    }
+    try:
+        response = httpx.post(
+            f"{server.rstrip('/')}/api/v1/device-batches",
+            json=body,
+            headers={"authorization": f"Bearer {api_key}"},
+            timeout=300.0,
+        )
+    except httpx.HTTPError as error:
+        raise Refused(f"Cannot define devices at {server}: {error.__class__.__name__}") from None
+    if response.status_code != 201:
+        raise Refused(f"Defining devices was refused ({response.status_code}): {_detail(response)}")
+    return [
+        SimulatedDevice(row["id"], (row.get("credential") or {}).get("secret"))
+        for row in response.json()["devices"]
+    ]
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail") or response.text)
+    except (ValueError, AttributeError):
+        return response.text[:200]
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+@click.command("simulate")
+@click.option(
+    "--count", type=click.IntRange(1, 100_000), help="Devices [--product: required; --csv: all rows]."
+)
+@click.option("--product", "product_id", help="Define COUNT devices with tokens in this product first.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Or take devices from this CSV (device_id and token, device_token or mqtt_password).",
+)
+@click.option("--mqtt-host", help="The MQTT broker [default: the --server's host].")
+@click.option(
+    "--mqtt-port",
+    type=click.IntRange(1, 65535),
+    default=1883,
+    show_default=True,
+    envvar="LINESIDE_MQTT_PORT",
+    show_envvar=True,
+)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
+@click.option("--messages", type=click.IntRange(0, 10_000), default=1, show_default=True, help="Per device.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@connection_options
+def simulate(
+    count: int | None,
+    product_id: str | None,
+    csv_path: Path | None,
+    mqtt_host: str | None,
+    mqtt_port: int,
+    concurrency: int,
+    messages: int,
+    as_json: bool,
+    server: str,
+    api_key: str | None,
+) -> None:
+    """Run a fleet of simulated devices over MQTT: connected/s, p50/p99 connect time, errors.
+
+    Exit 0 when every device connected and published; 1 when any failed.
+    """
+    devices = _fleet_source(count, product_id, csv_path, server, api_key)
+    plan = FleetPlan(
+        mqtt_host=mqtt_host or urlsplit(server).hostname or "127.0.0.1",
+        mqtt_port=mqtt_port,
+        server_url=server,
+        concurrency=concurrency,
+        messages=messages,
+    )
+    with click.progressbar(length=len(devices), label="devices", file=sys.stderr) as bar:
+        report = run_fleet(devices, plan, lambda _outcome: bar.update(1))
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        for line in report_lines(report, plan):
+            click.echo(line)
+    for message in report.error_messages:
+        click.echo(f"  {message}", err=True)
+    if report.failed:
+        raise Refused(f"{report.failed} of {report.count} devices failed (see above).")
+
+
+def _fleet_source(
+    count: int | None, product_id: str | None, csv_path: Path | None, server: str, api_key: str | None
+) -> list[SimulatedDevice]:
+    if bool(product_id) == bool(csv_path):
+        raise click.UsageError("Give either --product (devices are defined) or --csv (devices exist).")
+    if csv_path is not None:
+        return read_device_csv(csv_path, count)
+    if count is None:
+        raise click.UsageError("--product needs --count.")
+    if not api_key:
+        raise NoApiKey("--product needs a factory API key: pass --api-key or set LINESIDE_API_KEY.")
+    assert product_id is not None
+    return define_devices(server, api_key, product_id, count)
+
+
+def report_lines(report: FleetReport, plan: FleetPlan) -> Iterator[str]:
+    yield f"fleet:      {report.count} devices against mqtt://{plan.mqtt_host}:{plan.mqtt_port}"
+    yield f"connected:  {report.connected}, failed {report.failed}, {report.published} messages published"
+    yield f"rate:       {report.connected_per_second:.1f} connected/s ({report.elapsed:.2f} s)"
+    cuts = report.percentiles_ms()
+    if cuts is not None:
+        yield f"connect:    p50 {cuts[0]:.1f} ms, p99 {cuts[1]:.1f} ms"
