@@ -312,18 +312,30 @@ def test_disabled_provisioning_refuses_every_request(application: Application, t
     assert tenant.delete(f"{API}/products/{settings['product_id']}/provisioning").status_code == 204
 
 
-def test_wrong_secrets_past_the_budget_stop_the_key_for_a_while(
-    application: Application, tenant: Tenant
-) -> None:
+def test_wrong_secrets_past_the_budget_are_told_to_wait(application: Application, tenant: Tenant) -> None:
     settings = provisioned_product(tenant)
-    other = provisioned_product(tenant)
+    wrong = {**settings, "provision_secret": "lsp_guess"}
     for _ in range(FAILURES_PER_WINDOW):
-        failed(ask(application, {**settings, "provision_secret": "lsp_guess"}))
+        assert "Too many" not in failed(ask(application, wrong))
 
-    message = failed(ask(application, settings))
+    message = failed(ask(application, wrong))
 
     assert "Too many failed provisioning attempts" in message
-    succeeded(ask(application, other))  # another product's key is not held back
+    assert "try again in" in message
+
+
+def test_the_right_secret_provisions_even_while_wrong_ones_are_held_back(
+    application: Application, tenant: Tenant
+) -> None:
+    """The key ships in every unit's firmware: whoever reads one must not be able to pause
+    the product's factory line by spending its budget."""
+    settings = provisioned_product(tenant)
+    other = provisioned_product(tenant)
+    for _ in range(FAILURES_PER_WINDOW + 1):
+        failed(ask(application, {**settings, "provision_secret": "lsp_guess"}))
+
+    succeeded(ask(application, settings))
+    succeeded(ask(application, other))
 
 
 def test_failures_after_the_secret_was_right_do_not_spend_the_budget(

@@ -17,8 +17,9 @@ manufacturer's. The product's enrollment policy decides what a device name may b
                 that has not been provisioned yet; once provisioned, only the manufacturer's
                 explicit re-provisioning opens it again (ThingsBoard would answer again)
 
-Only wrong secrets count against the key's failure budget: past it, every request for that
-key is refused for the rest of the window, so the secret cannot be guessed online.
+Only wrong secrets count against the key's failure budget, and only wrong secrets are held
+back past it: the right secret always provisions (the key is in every unit's firmware, so
+anyone could otherwise pause a factory line). The secret's 256 bits are what stop guessing.
 """
 
 from __future__ import annotations
@@ -149,16 +150,13 @@ def _credentials_type(value: Any) -> CredentialsType:
 
 def _provision(ctx: ServiceContext, request: ProvisionRequest) -> dict[str, Any]:
     _check_certificate_request(request)
-    bucket = f"provision:key:{request.key}"
-    wait = ctx.rate_limiter.retry_after(bucket, FAILURES_PER_WINDOW, FAILURE_WINDOW)
-    if wait is not None:
-        raise ProvisioningRefused(
-            f"Too many failed provisioning attempts with this key; try again in {wait} s."
-        )
     # The key and secret are checked before any write begins: a stream of bad requests must
     # not hold SQLite's one writer. Checked again in the write, in case the secret just rotated.
     found = _find(ctx, request.key)
     if _opened(ctx, found, request.secret) is not None:
+        # The right secret always gets through, budget or not: the key ships in every unit's
+        # firmware, so a budget that also held back right secrets would let anyone who read
+        # one image pause the product's whole factory line.
         with ctx.unit_of_work() as uow:
             product = _opened(ctx, uow.products.find_by_provision_key(request.key), request.secret)
             if product is not None:
@@ -166,9 +164,22 @@ def _provision(ctx: ServiceContext, request: ProvisionRequest) -> dict[str, Any]
                 uow.commit()
                 return answer
     if found is not None:
-        # Only a real key's failures count: made-up keys would leave a row each behind.
-        ctx.rate_limiter.record(bucket, FAILURE_WINDOW)
+        _spend_failure(ctx, request.key)
     raise ProvisioningRefused("Unknown provision key or wrong provision secret.")
+
+
+def _spend_failure(ctx: ServiceContext, key: str) -> None:
+    """Count a wrong secret for a real key (made-up keys would leave a row each behind), and
+    past the budget refuse with how long to wait, so a guesser is told to slow down and the
+    operator's log shows the key under attack."""
+    bucket = f"provision:key:{key}"
+    wait = ctx.rate_limiter.retry_after(bucket, FAILURES_PER_WINDOW, FAILURE_WINDOW)
+    if wait is not None:
+        log.warning("provision key %s: over its budget of wrong secrets", key)
+        raise ProvisioningRefused(
+            f"Too many failed provisioning attempts with this key; try again in {wait} s."
+        )
+    ctx.rate_limiter.record(bucket, FAILURE_WINDOW)
 
 
 def _find(ctx: ServiceContext, key: str) -> tuple[Product, str | None] | None:
