@@ -192,8 +192,9 @@ class AmqttBroker(Broker):
     async def _identify(self, session: Session) -> MqttIdentity | None:
         fingerprint = _certificate_sha256(session)
         try:
-            return await asyncio.to_thread(
-                authenticate_connection,
+            # One index probe, run on the loop: a thread hop for it costs more than the query
+            # (bench/mqtt_activation.py), as on the HTTP side's GET /device/v1/me.
+            return authenticate_connection(
                 self._ctx,
                 client_id=session.client_id,
                 username=session.username,
