@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,33 @@ def test_two_flushes_racing_for_one_device_activate_it_once(application: Applica
 
     assert sum(result.activated for result in results) == 1
     assert len(activations(tenant, device["id"])) == 1
+
+
+def test_each_device_activates_at_its_own_first_connection_and_its_event_says_from_where(
+    application: Application, tenant: Tenant
+) -> None:
+    defined = tenant.created(
+        f"{API}/devices", {"product_id": product(tenant)["id"], "serial_number": unique("SN")}
+    )
+    blessed = blessed_device(tenant)
+    times = iter(
+        [datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)]
+    )
+    recorder = PresenceRecorder(clock=lambda: next(times))
+    recorder.connected(defined["id"])
+    recorder.connected(blessed["id"])
+
+    assert recorder.flush(application.services).activated == 2
+
+    for device, at, came_from in (
+        (defined, "2026-01-02T03:04:05.123456", "defined"),
+        (blessed, "2026-01-02T03:04:06", "blessed"),
+    ):
+        view = device_view(tenant, device["id"])
+        assert view["state"] == "activated"
+        assert view["lifecycle"]["activated_at"].startswith(at)
+        (event,) = activations(tenant, device["id"])
+        assert event["data"]["from"] == came_from
 
 
 def test_a_blessed_device_activates_even_when_its_product_requires_blessing(

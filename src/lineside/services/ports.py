@@ -160,6 +160,12 @@ class DeviceRepository(Protocol):
         ``requires_blessing``."""
         ...
 
+    def activate_if_still(self, activations: Sequence[tuple[str, DeviceState, datetime]]) -> set[str]:
+        """(device id, state it was read in, activated at): each device becomes activated
+        only while still in that state, so of concurrent flushes exactly one activates it.
+        A few statements for many devices; the ids this call activated."""
+        ...
+
     def record_presence(self, updates: Sequence[tuple[str, bool, datetime]]) -> int:
         """(device id, online, at) for many devices in one executemany; a revoked device, or
         one whose stored last_seen_at is newer, is left alone. The rows written (where the
@@ -214,6 +220,10 @@ class CertificateRepository(Protocol):
 
 class EventOutbox(Protocol):
     def add(self, event: DomainEvent) -> None: ...
+    def add_many(self, events: Sequence[DomainEvent]) -> None:
+        """Many events in one executemany, in the order given."""
+        ...
+
     def list(
         self, *, within: str, filters: EventFilter, cursor: str | None, limit: int
     ) -> Page[DomainEvent]: ...

@@ -9,8 +9,9 @@ recorder what they see, from any thread; nothing touches the database then. A fl
     flush(ctx):  take both  ->  one unit of work:
                    activate the connected devices whose lifecycle allows it
                      (blessed; or defined in a product that does not require blessing),
-                     each a conditional update: of racing flushes exactly one wins,
-                     so one ``device.activated`` event (-> webhooks)
+                     in a conditional UPDATE ... RETURNING per few hundred devices: of
+                     racing flushes exactly one wins each device, so one
+                     ``device.activated`` event (-> webhooks), written in one executemany
                    one executemany of (online, last_seen_at) for every device
                  ->  on failure, put the changes back (newer ones win) for the next flush
 
@@ -157,15 +158,19 @@ def _activate(uow: UnitOfWork, connected: dict[str, datetime]) -> list[str]:
     if not connected:
         return []
     candidates = uow.devices.activation_candidates(sorted(connected))
-    activated: list[str] = []
-    activatable = [d for d, requires in candidates if may_activate_on_connection(d, requires)]
-    for device in sorted(activatable, key=lambda d: d.id):
-        previous = device.state
-        event = _activation_event(device, connected[device.id])
-        # Another flush (another process) may have activated it since we read it: one wins.
-        if uow.devices.save_state_if(device, previous):
-            uow.events.add(event)
-            activated.append(device.id)
+    activatable = sorted(
+        (device for device, requires in candidates if may_activate_on_connection(device, requires)),
+        key=lambda device: device.id,
+    )
+    read_in = {device.id: device.state for device in activatable}
+    events = {device.id: _activation_event(device, connected[device.id]) for device in activatable}
+    # Another flush (another process) may have activated some since we read them: for each
+    # device exactly one flush matches, and only the winner's event is written.
+    won = uow.devices.activate_if_still(
+        [(device_id, read_in[device_id], connected[device_id]) for device_id in events]
+    )
+    activated = [device_id for device_id in events if device_id in won]
+    uow.events.add_many([events[device_id] for device_id in activated])
     return activated
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, or_, select, update
+from sqlalchemy import Row, bindparam, case, or_, select, tuple_, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository
@@ -38,6 +38,7 @@ _RECORD_PRESENCE = (
 _ACTIVATABLE = (DeviceState.DEFINED.value, DeviceState.BLESSED.value)
 # Bound parameters per IN list: well under every driver's limit.
 _IDS_PER_QUERY = 1000
+_ACTIVATIONS_PER_QUERY = 250  # four parameters each
 
 
 def device_from_row(row: Row[Any]) -> Device:
@@ -120,6 +121,25 @@ class DeviceMqttQueries(SqlRepository):
             for row in self.connection.execute(query):
                 found.append((device_from_row(row), bool(row._mapping["product_requires_blessing"])))
         return found
+
+    def activate_if_still(self, activations: Sequence[tuple[str, DeviceState, datetime]]) -> set[str]:
+        # One UPDATE ... RETURNING per chunk: each row matches only in the state it was read
+        # in, and takes its own time from a CASE (both need SQLite 3.35+, as RETURNING does).
+        d = t.devices.c
+        activated: set[str] = set()
+        for start in range(0, len(activations), _ACTIVATIONS_PER_QUERY):
+            chunk = activations[start : start + _ACTIVATIONS_PER_QUERY]
+            statement = (
+                update(t.devices)
+                .where(tuple_(d.id, d.state).in_([(device_id, state.value) for device_id, state, _ in chunk]))
+                .values(
+                    state=DeviceState.ACTIVATED.value,
+                    activated_at=case({device_id: at for device_id, _, at in chunk}, value=d.id),
+                )
+                .returning(d.id)
+            )
+            activated.update(self.connection.execute(statement).scalars())
+        return activated
 
     def record_presence(self, updates: Sequence[tuple[str, bool, datetime]]) -> int:
         if not updates:

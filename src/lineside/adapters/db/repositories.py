@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -321,6 +322,10 @@ _INSERT_EVENT = insert(t.events)
 class SqlEventOutbox(SqlRepository):
     def add(self, event: DomainEvent) -> None:
         self.connection.execute(_INSERT_EVENT, event_row(event))
+
+    def add_many(self, events: Sequence[DomainEvent]) -> None:
+        if events:
+            self.connection.execute(_INSERT_EVENT, [event_row(event) for event in events])
 
     def list(self, *, within: str, filters: EventFilter, cursor: str | None, limit: int) -> Page[DomainEvent]:
         query = select(t.events).where(owned_within(t.events.c.organization_id, within))
