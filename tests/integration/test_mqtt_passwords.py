@@ -94,7 +94,7 @@ def test_revoking_the_device_clears_its_password(application: Application, tenan
 
     assert refused(application, device["id"], password)
     with application.services.unit_of_work(write=False) as uow:
-        assert uow.devices.find_by_mqtt_password_hash(application.services.hasher.hash(password)) is None
+        assert uow.devices.find_by_secret_hashes([], [application.services.hasher.hash(password)]) == ({}, {})
     assert_problem(
         tenant.post(f"{API}/devices/{device['id']}/credentials", json={"type": "mqtt_password"}), 409
     )

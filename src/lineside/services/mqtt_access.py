@@ -10,7 +10,7 @@ with no credential of its own: it may only ask for credentials (see ``mqtt_provi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -53,6 +53,17 @@ _REFUSED = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectAttempt:
+    """What an MQTT CONNECT offers: its client id, username and password, and on a TLS
+    listener the SHA-256 fingerprint of the client certificate, if any."""
+
+    client_id: str | None
+    username: str | None
+    password: str | None
+    certificate_sha256: str | None = None
+
+
 def authenticate_connection(
     ctx: ServiceContext,
     *,
@@ -62,44 +73,72 @@ def authenticate_connection(
     certificate_sha256: str | None = None,
 ) -> MqttIdentity:
     """The identity behind an MQTT CONNECT, or Unauthenticated (never says which part was wrong)."""
-    if username == PROVISION_USERNAME:
-        return PROVISIONER
-    if not client_id or (username is not None and username != client_id):
-        raise Unauthenticated(_REFUSED)
-    if password:
-        identity, device = _by_secret(ctx, password)
-    elif certificate_sha256 is not None:
-        identity, device = _by_certificate(ctx, certificate_sha256)
-    else:
-        raise Unauthenticated(_REFUSED)
-    if device is None or device.id != client_id or device.state is DeviceState.REVOKED:
+    attempt = ConnectAttempt(client_id, username, password, certificate_sha256)
+    (identity,) = authenticate_connections(ctx, [attempt])
+    if identity is None:
         raise Unauthenticated(_REFUSED)
     return identity
 
 
-def _by_secret(ctx: ServiceContext, password: str) -> tuple[MqttIdentity, Device | None]:
-    proof = ctx.hasher.hash(password)
+def authenticate_connections(
+    ctx: ServiceContext, attempts: Sequence[ConnectAttempt]
+) -> list[MqttIdentity | None]:
+    """The identity behind each CONNECT, or None where it is refused, for many at once: one
+    query per kind of secret for all of them, so a reconnect storm is not one database
+    round trip per device."""
+    proofs = [_proof(ctx, attempt) for attempt in attempts]
+    tokens = [proof for kind, proof in proofs if kind is MqttCredential.TOKEN]
+    passwords = [proof for kind, proof in proofs if kind is MqttCredential.MQTT_PASSWORD]
+    certificates = {proof for kind, proof in proofs if kind is MqttCredential.CERTIFICATE}
     with ctx.unit_of_work(write=False, snapshot=False) as uow:
+        by_token, by_password = uow.devices.find_by_secret_hashes(tokens, passwords)
+        by_certificate = {proof: uow.devices.find_by_active_certificate(proof) for proof in certificates}
+    found: dict[MqttCredential, Mapping[str, Device | None]] = {
+        MqttCredential.TOKEN: by_token,
+        MqttCredential.MQTT_PASSWORD: by_password,
+        MqttCredential.CERTIFICATE: by_certificate,
+    }
+    return [
+        _decide(attempt, kind, proof, found) for attempt, (kind, proof) in zip(attempts, proofs, strict=True)
+    ]
+
+
+def _proof(ctx: ServiceContext, attempt: ConnectAttempt) -> tuple[MqttCredential | None, str]:
+    """Which kind of credential the attempt offers and its proof (keyed hash or certificate
+    fingerprint); (None, "") when it offers none worth looking up."""
+    if attempt.username == PROVISION_USERNAME:
+        return MqttCredential.PROVISION, ""
+    if not attempt.client_id or (attempt.username is not None and attempt.username != attempt.client_id):
+        return None, ""
+    password = attempt.password
+    if password:
         if password.startswith(SecretKind.DEVICE_TOKEN.value):
-            device = uow.devices.find_by_token_hash(proof)
-            kind = MqttCredential.TOKEN
-        elif password.startswith(SecretKind.MQTT_PASSWORD.value):
-            device = uow.devices.find_by_mqtt_password_hash(proof)
-            kind = MqttCredential.MQTT_PASSWORD
-        else:
-            raise Unauthenticated(_REFUSED)
-    return _identity(kind, device, proof), device
+            return MqttCredential.TOKEN, ctx.hasher.hash(password)
+        if password.startswith(SecretKind.MQTT_PASSWORD.value):
+            return MqttCredential.MQTT_PASSWORD, ctx.hasher.hash(password)
+        return None, ""
+    if attempt.certificate_sha256 is not None:
+        return MqttCredential.CERTIFICATE, attempt.certificate_sha256
+    return None, ""
 
 
-def _by_certificate(ctx: ServiceContext, fingerprint: str) -> tuple[MqttIdentity, Device | None]:
-    with ctx.unit_of_work(write=False, snapshot=False) as uow:
-        device = uow.devices.find_by_active_certificate(fingerprint)
-    return _identity(MqttCredential.CERTIFICATE, device, fingerprint), device
+def _decide(
+    attempt: ConnectAttempt,
+    kind: MqttCredential | None,
+    proof: str,
+    found: Mapping[MqttCredential, Mapping[str, Device | None]],
+) -> MqttIdentity | None:
+    if kind is MqttCredential.PROVISION:
+        return PROVISIONER
+    if kind is None:
+        return None
+    device = found[kind].get(proof)
+    if device is None or device.id != attempt.client_id or device.state is DeviceState.REVOKED:
+        return None
+    return _identity(kind, device, proof)
 
 
-def _identity(kind: MqttCredential, device: Device | None, proof: str) -> MqttIdentity:
-    if device is None:
-        return MqttIdentity(kind, proof=proof)
+def _identity(kind: MqttCredential, device: Device, proof: str) -> MqttIdentity:
     return MqttIdentity(kind, device.id, device.organization_id, proof)
 
 

@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, or_, select, tuple_, update
+from sqlalchemy import Row, Select, bindparam, case, or_, select, tuple_, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Device
 
-_BY_MQTT_PASSWORD_HASH = select(t.devices).where(t.devices.c.mqtt_password_hash == bindparam("password_hash"))
 _BY_ACTIVE_CERTIFICATE = (
     select(t.devices)
     .join(t.certificates, t.certificates.c.device_id == t.devices.c.id)
@@ -34,6 +33,11 @@ _RECORD_PRESENCE = (
         or_(t.devices.c.last_seen_at.is_(None), t.devices.c.last_seen_at <= bindparam("seen_at")),
     )
     .values(online=bindparam("is_online"), last_seen_at=bindparam("seen_at"))
+)
+# Many CONNECTs checked at once (the embedded broker batches those that arrive together).
+_BY_TOKEN_HASHES = select(t.devices).where(t.devices.c.token_hash.in_(bindparam("hashes", expanding=True)))
+_BY_MQTT_PASSWORD_HASHES = select(t.devices).where(
+    t.devices.c.mqtt_password_hash.in_(bindparam("hashes", expanding=True))
 )
 _ACTIVATABLE = (DeviceState.DEFINED.value, DeviceState.BLESSED.value)
 # Bound parameters per IN list: well under every driver's limit.
@@ -72,9 +76,20 @@ def device_from_row(row: Row[Any]) -> Device:
 
 
 class DeviceMqttQueries(SqlRepository):
-    def find_by_mqtt_password_hash(self, password_hash: str) -> Device | None:
-        row = self.connection.execute(_BY_MQTT_PASSWORD_HASH, {"password_hash": password_hash}).first()
-        return device_from_row(row) if row else None
+    def find_by_secret_hashes(
+        self, token_hashes: Sequence[str], mqtt_password_hashes: Sequence[str]
+    ) -> tuple[dict[str, Device], dict[str, Device]]:
+        by_token = self._by_hashes(_BY_TOKEN_HASHES, token_hashes, "token_hash")
+        by_password = self._by_hashes(_BY_MQTT_PASSWORD_HASHES, mqtt_password_hashes, "mqtt_password_hash")
+        return by_token, by_password
+
+    def _by_hashes(self, statement: Select[Any], hashes: Sequence[str], column: str) -> dict[str, Device]:
+        found: dict[str, Device] = {}
+        for start in range(0, len(hashes), _IDS_PER_QUERY):
+            chunk = list(hashes[start : start + _IDS_PER_QUERY])
+            for row in self.connection.execute(statement, {"hashes": chunk}):
+                found[row._mapping[column]] = device_from_row(row)
+        return found
 
     def find_by_active_certificate(self, fingerprint_sha256: str) -> Device | None:
         row = self.connection.execute(_BY_ACTIVE_CERTIFICATE, {"fingerprint": fingerprint_sha256}).first()

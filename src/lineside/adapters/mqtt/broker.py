@@ -43,9 +43,9 @@ from amqtt.mqtt.constants import QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
+from lineside.adapters.mqtt.authentication import BatchedAuthenticator
 from lineside.adapters.mqtt.connect import first_packet
 from lineside.adapters.mqtt.tls import TlsListener
-from lineside.domain.errors import Unauthenticated
 from lineside.domain.mqtt import (
     PROVISION_REQUEST_TOPIC,
     PROVISION_RESPONSE_TOPIC,
@@ -55,8 +55,8 @@ from lineside.domain.mqtt import (
 from lineside.services.context import ServiceContext
 from lineside.services.mqtt_access import (
     PROVISIONER,
+    ConnectAttempt,
     MqttIdentity,
-    authenticate_connection,
     may_access,
 )
 from lineside.services.mqtt_provisioning import answer_provision_request
@@ -113,6 +113,7 @@ class AmqttBroker(Broker):
         # No amqtt plugins at all: the overrides below are the whole policy.
         super().__init__(BrokerConfig(listeners=configured, plugins={}))
         self._ctx = ctx
+        self._authenticator = BatchedAuthenticator(ctx)
         self._presence = presence
         self._tls = listeners.tls
         self._connections: dict[str, _Connection] = {}
@@ -190,22 +191,13 @@ class AmqttBroker(Broker):
         return handler, self._session_for(fresh, identity)
 
     async def _identify(self, session: Session) -> MqttIdentity | None:
-        fingerprint = _certificate_sha256(session)
-        try:
-            # One index probe, run on the loop: a thread hop for it costs more than the query
-            # (bench/mqtt_activation.py), as on the HTTP side's GET /device/v1/me.
-            return authenticate_connection(
-                self._ctx,
-                client_id=session.client_id,
-                username=session.username,
-                password=session.password,
-                certificate_sha256=fingerprint,
-            )
-        except Unauthenticated:
-            return None
-        except Exception:
-            log.exception("MQTT: authentication failed with an error; refusing the connection")
-            return None
+        attempt = ConnectAttempt(
+            client_id=session.client_id,
+            username=session.username,
+            password=session.password,
+            certificate_sha256=_certificate_sha256(session),
+        )
+        return await self._authenticator.identify(attempt)
 
     async def _take_over(self, client_id: str) -> None:
         """End a live connection with this client id, and wait until it has wound down."""
