@@ -4,6 +4,7 @@ a thread of the test process, so tests can also call services directly."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from lineside.bootstrap import Application
 from tests.support.api import Tenant, new_tenant
 from tests.support.server import http_client_for
+from tests.support.webhooks import isolated_application
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +29,25 @@ def make_tenant(application: Application, client: httpx.Client) -> Callable[[], 
 @pytest.fixture
 def tenant(make_tenant: Callable[[], Tenant]) -> Tenant:
     return make_tenant()
+
+
+# Webhook tests: a database and application of the test module's own, so one module's
+# deliveries, endpoints and worker never meet another's.
+
+
+@pytest.fixture(scope="module")
+def hooks_app(
+    database_url: str,
+    data_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Application]:
+    scratch = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    with isolated_application(database_url, data_dir, scratch) as application:
+        yield application
+
+
+@pytest.fixture(scope="module")
+def hooks_client(hooks_app: Application) -> Iterator[httpx.Client]:
+    with http_client_for(hooks_app) as http:
+        yield http

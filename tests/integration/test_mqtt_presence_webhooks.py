@@ -6,40 +6,20 @@ a real HTTP receiver on the loopback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 from standardwebhooks import Webhook
 
 from lineside.bootstrap import Application
 from lineside.entrypoints.worker import BackgroundWorker
 from lineside.services.presence import PresenceRecorder
 from tests.support.api import new_tenant, unique
-from tests.support.server import http_client_for
 from tests.support.webhooks import (
     API,
     Receiver,
     create_endpoint,
     deliveries,
-    isolated_application,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module")
-def hooks_app(
-    database_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Application]:
-    with isolated_application(database_url, data_dir, tmp_path_factory.mktemp("presence")) as application:
-        yield application
-
-
-@pytest.fixture(scope="module")
-def hooks_client(hooks_app: Application) -> Iterator[httpx.Client]:
-    with http_client_for(hooks_app) as http:
-        yield http
 
 
 def test_an_endpoint_subscribed_to_activations_gets_the_mqtt_activation(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,31 +15,13 @@ from lineside.bootstrap import Application
 from lineside.services.webhook_delivery import dispatch_events
 from tests.support.api import Tenant, assert_problem, new_tenant
 from tests.support.people import label_rows, new_person, static_batch
-from tests.support.server import http_client_for
 from tests.support.webhooks import (
     API,
     Receiver,
     create_endpoint,
     deliveries,
     delivery,
-    isolated_application,
 )
-
-
-@pytest.fixture(scope="module")
-def hooks_app(
-    database_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Application]:
-    with isolated_application(
-        database_url, data_dir, tmp_path_factory.mktemp("webhook-tenants")
-    ) as application:
-        yield application
-
-
-@pytest.fixture(scope="module")
-def hooks_client(hooks_app: Application) -> Iterator[httpx.Client]:
-    with http_client_for(hooks_app) as http:
-        yield http
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -36,23 +35,8 @@ from tests.support.webhooks import (
     delivery,
     events_of,
     fail_first,
-    isolated_application,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module")
-def hooks_app(
-    database_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Application]:
-    with isolated_application(database_url, data_dir, tmp_path_factory.mktemp("webhooks")) as application:
-        yield application
-
-
-@pytest.fixture(scope="module")
-def hooks_client(hooks_app: Application) -> Iterator[httpx.Client]:
-    with http_client_for(hooks_app) as http:
-        yield http
 
 
 @pytest.fixture

@@ -15,12 +15,10 @@ One runs per ``lineside serve``, in the serving (or supervising) process only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import socket
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from amqtt.errors import BrokerError
@@ -28,6 +26,7 @@ from amqtt.errors import BrokerError
 from lineside.adapters.mqtt.broker import AmqttBroker, Listeners
 from lineside.adapters.mqtt.tls import TlsListener, tls_listener
 from lineside.bootstrap import Application
+from lineside.entrypoints.loops import LoopThread, run_every
 from lineside.services import firmware_notices
 from lineside.services.mqtt_access import no_longer_valid
 from lineside.services.presence import PresenceRecorder
@@ -42,7 +41,7 @@ class BrokerStartError(RuntimeError):
     """The broker could not listen (most often: the port is taken)."""
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(LoopThread):
     """``start()`` returns once the broker listens (or raises BrokerStartError); ``stop()``
     closes every connection and writes presence one last time."""
 
@@ -56,6 +55,7 @@ class EmbeddedBroker:
         recheck_seconds: float | None = None,
         presence: PresenceRecorder | None = None,
     ) -> None:
+        super().__init__("lineside-mqtt")
         settings = application.settings
         self._application = application
         self.host = host or settings.mqtt_host
@@ -65,11 +65,7 @@ class EmbeddedBroker:
         self._flush_seconds = settings.presence_flush_seconds
         self.presence = presence or PresenceRecorder()
         self.tls: TlsListener | None = None
-        self._ready = threading.Event()
         self._failure: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="lineside-mqtt", daemon=True)
 
     def start(self) -> None:
         # Checked here first: amqtt would log a traceback for a taken port.
@@ -78,8 +74,7 @@ class EmbeddedBroker:
                 _check_free(self.host, port)
         if self.tls_port is not None:
             self.tls = tls_listener(self._application.settings.data_dir, self.tls_port, self.host)
-        self._thread.start()
-        if not self._ready.wait(START_DEADLINE_SECONDS):
+        if not self.start_thread(START_DEADLINE_SECONDS):
             raise BrokerStartError("the MQTT broker did not start in time")
         if self._failure is not None:
             self._thread.join()
@@ -91,55 +86,37 @@ class EmbeddedBroker:
         plain = f"mqtt://{self.host}:{self.port}"
         return plain if self.tls_port is None else f"{plain} and mqtts://{self.host}:{self.tls_port}"
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def stop(self, timeout: float = STOP_DEADLINE_SECONDS) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
+        super().stop(timeout)
 
-    def _main(self) -> None:
-        asyncio.run(self._run())
-
-    async def _run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def serve(self, stop: asyncio.Event) -> None:
         listeners = Listeners(self.host, self.port, self.tls)
         try:
             broker = AmqttBroker(self._application.services, self.presence, listeners)
             await broker.start()
         except Exception as error:  # amqtt's BrokerError wraps the OSError of a taken port
             self._failure = error.__cause__ if isinstance(error, BrokerError) and error.__cause__ else error
-            self._ready.set()
+            self.started()
             return
         cursor = await self._firmware_cursor()
-        self._ready.set()
+        self.started()
         loops = [
-            asyncio.create_task(self._every(self._recheck_seconds, lambda: self._revoke(broker))),
-            asyncio.create_task(self._every(self._flush_seconds, self._flush)),
-            asyncio.create_task(self._announce_firmware(broker, cursor)),
+            run_every(
+                stop, self._recheck_seconds, lambda: self._revoke(broker), what="MQTT: the revocation check"
+            ),
+            run_every(stop, self._flush_seconds, self._flush, what="MQTT: writing presence"),
+            self._announce_firmware(stop, broker, cursor),
         ]
-        await self._stop.wait()
-        for task in loops:
+        tasks = [asyncio.create_task(loop) for loop in loops]
+        await stop.wait()
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await broker.shutdown()
         try:
             await self._flush()  # what the last connections and disconnections changed
         except Exception:
             log.exception("MQTT: the last presence flush failed")
-
-    async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
-        assert self._stop is not None
-        while not self._stop.is_set():
-            try:
-                await step()
-            except Exception:  # a database that went away must not end the loop
-                log.exception("MQTT: a background step failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _revoke(self, broker: AmqttBroker) -> None:
         identities = broker.connected_identities()
@@ -161,7 +138,7 @@ class EmbeddedBroker:
             log.exception("MQTT: cannot read the event cursor yet; firmware notices start later")
             return None
 
-    async def _announce_firmware(self, broker: AmqttBroker, cursor: int | None) -> None:
+    async def _announce_firmware(self, stop: asyncio.Event, broker: AmqttBroker, cursor: int | None) -> None:
         services = self._application.services
 
         async def step() -> None:
@@ -173,7 +150,7 @@ class EmbeddedBroker:
             for notice in notices:
                 await broker.announce(notice.topic, json.dumps(notice.payload).encode())
 
-        await self._every(self._recheck_seconds, step)
+        await run_every(stop, self._recheck_seconds, step, what="MQTT: firmware notices")
 
 
 def _check_free(host: str, port: int) -> None:

@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
 from lineside.bootstrap import Application
+from lineside.entrypoints.loops import LoopThread
 from lineside.services.context import ServiceContext
 from lineside.services.webhook_delivery import run_once
 
@@ -53,38 +53,23 @@ class WebhookWorker:
                     await asyncio.wait_for(stop.wait(), max(pause, self._poll_seconds))
 
 
-class BackgroundWorker:
+class BackgroundWorker(LoopThread):
     """A WebhookWorker on a thread of its own, so a slow receiver or a busy database never
     holds up the server's event loop."""
 
     def __init__(self, services: ServiceContext, *, poll_seconds: float) -> None:
+        super().__init__("lineside-webhooks")
         self._worker = WebhookWorker(services, poll_seconds=poll_seconds)
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="lineside-webhooks", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
-        self._ready.wait()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+        self.start_thread()
 
     def stop(self, timeout: float = STOP_DEADLINE_SECONDS) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
+        super().stop(timeout)
 
-    def _main(self) -> None:
-        asyncio.run(self._run())
-
-    async def _run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self._ready.set()
-        await self._worker.run(self._stop)
+    async def serve(self, stop: asyncio.Event) -> None:
+        self.started()
+        await self._worker.run(stop)
 
 
 def worker_lifespan(application: Application) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:

@@ -9,7 +9,6 @@ stopping server loses nothing it was told). Without a lifespan (a test serving t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from anyio import to_thread
 from starlette.applications import Starlette
 
 from lineside.bootstrap import Application
+from lineside.entrypoints.loops import run_every
 from lineside.services.presence import PresenceRecorder
 
 log = logging.getLogger("lineside.broker_hooks")
@@ -36,34 +36,25 @@ def recorder_of(app: Starlette) -> PresenceRecorder:
 
 @asynccontextmanager
 async def flushing_presence(app: Starlette) -> AsyncIterator[None]:
-    """Lifespan: flush the hooks' presence periodically while the app runs."""
+    """Lifespan: flush the hooks' presence periodically while the app runs, and once more at
+    shutdown."""
     application: Application = app.state.lineside
     recorder = recorder_of(app)
+
+    async def flush() -> None:
+        # The recorder keeps a window it could not write: the next round writes it.
+        if recorder.pending():
+            await to_thread.run_sync(recorder.flush, application.services)
+
     stop = asyncio.Event()
-    loop = asyncio.create_task(_flush_until(stop, recorder, application))
+    seconds = application.settings.presence_flush_seconds
+    flushing = asyncio.create_task(run_every(stop, seconds, flush, what="broker hooks: writing presence"))
     try:
         yield
     finally:
         stop.set()
-        await loop
-
-
-async def _flush_until(stop: asyncio.Event, recorder: PresenceRecorder, application: Application) -> None:
-    seconds = application.settings.presence_flush_seconds
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-        await _flush_once(recorder, application)
-        if stop.is_set():
-            return
-
-
-async def _flush_once(recorder: PresenceRecorder, application: Application) -> None:
-    if not recorder.pending():
-        return
-    try:
-        await to_thread.run_sync(recorder.flush, application.services)
-    except Exception:
-        # The recorder kept the window: the next round writes it. A database that went away
-        # must not end the loop.
-        log.exception("broker hooks: writing presence failed; trying again next round")
+        await flushing
+        try:
+            await flush()
+        except Exception:
+            log.exception("broker hooks: the last presence flush failed")
