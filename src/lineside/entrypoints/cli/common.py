@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -11,6 +12,9 @@ import click
 
 from lineside.bootstrap import Application, bootstrap
 from lineside.domain.errors import BatchRejected, DomainError
+from lineside.domain.models import Principal
+from lineside.services.context import ServiceContext
+from lineside.services.organizations import operator_principal
 
 MAX_ROW_ERRORS_SHOWN = 50
 
@@ -45,3 +49,21 @@ def run_reporting_errors(action: Callable[[], T]) -> T:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
+
+
+def p50_p99_ms(seconds: list[float]) -> tuple[float, float] | None:
+    """The median and 99th percentile of durations, in milliseconds (None for none)."""
+    if not seconds:
+        return None
+    if len(seconds) == 1:
+        return seconds[0] * 1000, seconds[0] * 1000
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+    return cuts[49] * 1000, cuts[98] * 1000
+
+
+def as_operator(use_case: Callable[[ServiceContext, Principal], T]) -> T:
+    """Run one use case as the local operator on the configured database; a domain error
+    becomes one line on stderr and exit 1."""
+    with opened_application() as app:
+        ctx = app.services
+        return run_reporting_errors(lambda: use_case(ctx, operator_principal(ctx)))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import queue
 import random
 import secrets
-import statistics
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 import click
 
-from lineside.entrypoints.cli.common import echo_json
+from lineside.entrypoints.cli.common import echo_json, p50_p99_ms
 from lineside.entrypoints.cli.factory_client import (
     ApiRefused,
     FactoryClient,
@@ -96,13 +95,7 @@ class LineReport:
 
     def percentiles_ms(self, step: str) -> tuple[float, float] | None:
         """p50 and p99 of a step in milliseconds (None when nothing was measured)."""
-        values = self.latencies[step]
-        if not values:
-            return None
-        if len(values) == 1:
-            return values[0] * 1000, values[0] * 1000
-        cuts = statistics.quantiles(values, n=100, method="inclusive")
-        return cuts[49] * 1000, cuts[98] * 1000
+        return p50_p99_ms(self.latencies[step])
 
     def add(self, outcome: CycleOutcome) -> None:
         for step, seconds in outcome.timings.items():

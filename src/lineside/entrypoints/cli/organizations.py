@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from lineside.domain.models import Scope
-from lineside.entrypoints.cli.common import echo_json, opened_application, run_reporting_errors
+from lineside.entrypoints.cli.common import as_operator, echo_json, opened_application, run_reporting_errors
 from lineside.services import organizations as service
 from lineside.services.quotas import set_device_quota
 
@@ -45,9 +45,7 @@ def org_create(name: str, parent_id: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def org_list(as_json: bool) -> None:
     """Every organization, parents before their children."""
-    with opened_application() as app:
-        ctx = app.services
-        found = run_reporting_errors(lambda: service.list_organizations(ctx, service.operator_principal(ctx)))
+    found = as_operator(service.list_organizations)
     if as_json:
         echo_json([{"id": o.id, "name": o.name, "parent_id": o.parent_id} for o in found])
         return
@@ -127,7 +125,5 @@ def keys_list(organization_id: str, as_json: bool) -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke an API key at once."""
-    with opened_application() as app:
-        ctx = app.services
-        run_reporting_errors(lambda: service.revoke_api_key(ctx, service.operator_principal(ctx), key_id))
+    as_operator(lambda ctx, me: service.revoke_api_key(ctx, me, key_id))
     click.echo(f"revoked {key_id}")

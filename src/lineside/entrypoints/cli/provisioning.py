@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from lineside.entrypoints.cli.common import echo_json, opened_application, run_reporting_errors
+from lineside.entrypoints.cli.common import as_operator, echo_json
 from lineside.services import product_provisioning
-from lineside.services.organizations import operator_principal
 from lineside.services.product_provisioning import ProvisioningSettings
 
 
@@ -31,11 +30,7 @@ def _shown(settings: ProvisioningSettings) -> dict[str, Any]:
 @click.argument("product_id")
 def provisioning_enable(product_id: str) -> None:
     """Enable provisioning with a new secret, or rotate it; prints the secret once."""
-    with opened_application() as app:
-        ctx = app.services
-        settings = run_reporting_errors(
-            lambda: product_provisioning.configure_provisioning(ctx, operator_principal(ctx), product_id)
-        )
+    settings = as_operator(lambda ctx, me: product_provisioning.configure_provisioning(ctx, me, product_id))
     echo_json(_shown(settings))
 
 
@@ -43,11 +38,7 @@ def provisioning_enable(product_id: str) -> None:
 @click.argument("product_id")
 def provisioning_show(product_id: str) -> None:
     """The product's provision key, whether provisioning is enabled, and its policy."""
-    with opened_application() as app:
-        ctx = app.services
-        settings = run_reporting_errors(
-            lambda: product_provisioning.get_provisioning(ctx, operator_principal(ctx), product_id)
-        )
+    settings = as_operator(lambda ctx, me: product_provisioning.get_provisioning(ctx, me, product_id))
     echo_json(_shown(settings))
 
 
@@ -55,11 +46,7 @@ def provisioning_show(product_id: str) -> None:
 @click.argument("product_id")
 def provisioning_disable(product_id: str) -> None:
     """Forget the secret: every request with it fails from now on."""
-    with opened_application() as app:
-        ctx = app.services
-        run_reporting_errors(
-            lambda: product_provisioning.disable_provisioning(ctx, operator_principal(ctx), product_id)
-        )
+    as_operator(lambda ctx, me: product_provisioning.disable_provisioning(ctx, me, product_id))
     click.echo(f"Provisioning of product {product_id} is disabled.")
 
 
@@ -67,9 +54,5 @@ def provisioning_disable(product_id: str) -> None:
 @click.argument("device_id")
 def provisioning_reprovision(device_id: str) -> None:
     """Let a provisioned device provision once more; revokes every credential it holds."""
-    with opened_application() as app:
-        ctx = app.services
-        run_reporting_errors(
-            lambda: product_provisioning.allow_reprovisioning(ctx, operator_principal(ctx), device_id)
-        )
+    as_operator(lambda ctx, me: product_provisioning.allow_reprovisioning(ctx, me, device_id))
     click.echo(f"Device {device_id} may provision once more; its credentials are revoked.")

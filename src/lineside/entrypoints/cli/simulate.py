@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import secrets
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ import click
 import httpx
 
 from lineside.device import DeviceClient, DeviceError, Flash, FlashContents
-from lineside.entrypoints.cli.common import echo_json
+from lineside.entrypoints.cli.common import echo_json, p50_p99_ms
 from lineside.entrypoints.cli.factory_options import NoApiKey, Refused, connection_options
 
 MAX_ERRORS_KEPT = 20
@@ -80,13 +79,7 @@ class FleetReport:
 
     def percentiles_ms(self) -> tuple[float, float] | None:
         """p50 and p99 of the connect time (to the CONNACK), in milliseconds."""
-        values = self.connect_seconds
-        if not values:
-            return None
-        if len(values) == 1:
-            return values[0] * 1000, values[0] * 1000
-        cuts = statistics.quantiles(values, n=100, method="inclusive")
-        return cuts[49] * 1000, cuts[98] * 1000
+        return p50_p99_ms(self.connect_seconds)
 
     def add(self, outcome: DeviceOutcome) -> None:
         self.published += outcome.published
