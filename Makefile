@@ -38,6 +38,7 @@ bench: $(STAMP) ## Print throughput, latency and memory figures (see README).
 	$(BIN)/python bench/device_auth.py
 	$(BIN)/python bench/static_tokens.py
 	$(BIN)/python bench/factory_line.py
+	$(BIN)/python bench/mqtt_activation.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -185,11 +185,12 @@ async def measure(database_url: str, tokens: dict[str, str], port: int, pid: int
 def report(results: ConnectResults, activated_at: float, before: int, connected: int, peak: int) -> None:
     ok = len(results.latencies)
     ordered = sorted(results.latencies) or [0.0]
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    p90, p99 = (ordered[min(len(ordered) - 1, int(len(ordered) * share))] for share in (0.90, 0.99))
     activation_seconds = activated_at - results.started
     print(f"  connected        {ok} ok, {results.refused} refused, {results.failed} failed")
     print(f"  connections/s    {ok / results.elapsed:,.0f}  ({results.elapsed:.2f} s for all)")
-    print(f"  connect p50/p99  {statistics.median(ordered) * 1000:.1f} ms / {p99 * 1000:.1f} ms")
+    median = statistics.median(ordered)
+    print(f"  connect p50/p90/p99  {median * 1000:.1f} / {p90 * 1000:.1f} / {p99 * 1000:.1f} ms")
     print(
         f"  activations/s    {ok / activation_seconds:,.0f}"
         f"  (all activated {activation_seconds:.2f} s after the first CONNECT)"
