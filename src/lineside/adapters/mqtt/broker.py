@@ -47,6 +47,7 @@ from amqtt.session import Session
 
 from lineside.adapters.mqtt.authentication import BatchedAuthenticator
 from lineside.adapters.mqtt.connect import first_packet
+from lineside.adapters.mqtt.session_states import session_from_connect
 from lineside.adapters.mqtt.tls import TlsListener
 from lineside.domain.mqtt import (
     PROVISION_REQUEST_TOPIC,
@@ -197,7 +198,8 @@ class AmqttBroker(Broker):
     ) -> tuple[BrokerProtocolHandler, Session]:
         connect = await first_packet(reader, writer)
         try:
-            handler, fresh = await _Handler.init_from_connect(connect, writer, self.plugins_manager)
+            fresh = await session_from_connect(connect, writer)
+            handler = _Handler(self.plugins_manager)
         except (MQTTError, AMQTTError, NoDataError) as error:
             await writer.close()
             raise MQTTError(f"bad CONNECT from {remote_address}:{remote_port}: {error}") from None
