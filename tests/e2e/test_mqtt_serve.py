@@ -99,9 +99,10 @@ def serve(settings: Settings, http_port: int, **environment: str) -> subprocess.
 
 def test_a_taken_mqtt_port_is_a_one_line_error(server_url: str, mqtt_port: int, settings: Settings) -> None:
     second = serve(settings, free_port(), LINESIDE_MQTT_PORT=str(mqtt_port))
-    _out, err = second.communicate(timeout=60)
+    out, err = second.communicate(timeout=60)
 
     assert second.returncode != 0
+    assert "Lineside on" not in out  # nothing claims a server started
     assert len(err.strip().splitlines()) == 1, err
     assert "LINESIDE_MQTT_PORT" in err
     assert str(mqtt_port) in err

@@ -35,9 +35,10 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         engine = create_database_engine(settings.database_url)
         upgrade_database(engine)
         engine.dispose()
-    click.echo(f"Lineside on http://{host}:{port} (docs at /docs), database {_safe(settings)}")
-    # The broker runs here, once: with several workers, in this supervising process.
+    # The broker runs here, once: with several workers, in this supervising process. It
+    # starts first, so a taken MQTT port is the one line printed, not a half-started server.
     with opened_application(migrate=False) as application, _mqtt(application):
+        click.echo(f"Lineside on http://{host}:{port} (docs at /docs), database {_safe(settings)}")
         if workers > 1:
             uvicorn.run(
                 "lineside.entrypoints.asgi:create_app_from_environment",
