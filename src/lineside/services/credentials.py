@@ -37,6 +37,13 @@ class IssuedCredential:
     serial_hex: str | None = None
 
 
+# The credentials that are secrets Lineside generates (certificates are signed instead).
+SECRET_KINDS = {
+    CredentialType.TOKEN: SecretKind.DEVICE_TOKEN,
+    CredentialType.MQTT_PASSWORD: SecretKind.MQTT_PASSWORD,
+}
+
+
 def _credential_event(
     device: Device, actor: str, at: datetime, kind: CredentialType, rotated: bool, **data: str
 ) -> DomainEvent:
@@ -100,14 +107,8 @@ def issue_credential(
         if device.state is DeviceState.REVOKED:
             raise Conflict("The device is revoked; it can get no new credentials.")
         now = ctx.clock()
-        if kind is CredentialType.TOKEN:
-            issued = IssuedCredential(kind, secret=generate_secret(SecretKind.DEVICE_TOKEN))
-            assert issued.secret is not None
-            rotated = device.token_issued_at is not None
-            uow.devices.set_token(device.id, ctx.hasher.hash(issued.secret), now)
-            event = _credential_event(device, principal.actor, now, kind, rotated)
-        elif kind is CredentialType.MQTT_PASSWORD:
-            issued, event = _issue_mqtt_password(ctx, uow, principal, device, now)
+        if kind in SECRET_KINDS:
+            issued, event = _issue_secret(ctx, uow, principal, device, kind, now)
         else:
             product = load_product(uow, principal, device.product_id)
             replaced = uow.certificates.revoke_active(device.id, now)
@@ -120,15 +121,27 @@ def issue_credential(
     return issued
 
 
-def _issue_mqtt_password(
-    ctx: ServiceContext, uow: UnitOfWork, principal: Principal, device: Device, now: datetime
+def _issue_secret(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    principal: Principal,
+    device: Device,
+    kind: CredentialType,
+    now: datetime,
 ) -> tuple[IssuedCredential, DomainEvent]:
-    secret = generate_secret(SecretKind.MQTT_PASSWORD)
-    # Rotated when a password was ever issued: a cleared one (revocation) cannot come back.
-    rotated = device.mqtt_password_issued_at is not None
-    uow.devices.set_mqtt_password(device.id, ctx.hasher.hash(secret), now)
-    return IssuedCredential(CredentialType.MQTT_PASSWORD, secret=secret), _credential_event(
-        device, principal.actor, now, CredentialType.MQTT_PASSWORD, rotated
+    """A new token or MQTT password in place of the device's previous one of that type."""
+    secret = generate_secret(SECRET_KINDS[kind])
+    secret_hash = ctx.hasher.hash(secret)
+    if kind is CredentialType.TOKEN:
+        issued_before = device.token_issued_at
+        uow.devices.set_token(device.id, secret_hash, now)
+    else:
+        issued_before = device.mqtt_password_issued_at
+        uow.devices.set_mqtt_password(device.id, secret_hash, now)
+    # Rotated when one was ever issued: a cleared one (revocation) cannot come back.
+    rotated = issued_before is not None
+    return IssuedCredential(kind, secret=secret), _credential_event(
+        device, principal.actor, now, kind, rotated
     )
 
 

@@ -22,9 +22,9 @@ from lineside.domain.factory import normalize_hardware_id
 from lineside.domain.identifiers import new_id, new_ids
 from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
 from lineside.domain.models import CredentialType, Device, Principal, Product, Scope
-from lineside.domain.secret_tokens import SecretKind, generate_secrets
+from lineside.domain.secret_tokens import generate_secrets
 from lineside.services.context import ServiceContext, page_size, require
-from lineside.services.credentials import IssuedCredential, issue_certificate_in, revoke_all_in
+from lineside.services.credentials import SECRET_KINDS, IssuedCredential, issue_certificate_in, revoke_all_in
 from lineside.services.lookups import load_device, load_product
 from lineside.services.ports import DeviceFilter, NewDevice, Page, UnitOfWork
 from lineside.services.quotas import check_device_quota
@@ -179,7 +179,7 @@ def _new_rows(
 ) -> Iterator[NewDevice]:
     """The rows of a batch, one by one, noting each device (and its token) in ``defined``."""
     ids = new_ids(len(specs))
-    kind = _BATCH_SECRETS.get(issue_credentials) if issue_credentials else None
+    kind = SECRET_KINDS.get(issue_credentials) if issue_credentials else None
     secrets = generate_secrets(kind, len(specs)) if kind else [None] * len(specs)
     hash_secret = ctx.hasher.hash
     for spec, device_id, secret in zip(specs, ids, secrets, strict=True):
@@ -190,13 +190,6 @@ def _new_rows(
             continue
         defined.append(DefinedDevice(device, IssuedCredential(issue_credentials, secret=secret)))
         yield _with_secret(device, issue_credentials, hash_secret(secret), now)
-
-
-# The credentials a batch issues as secrets, generated in bulk (certificates are signed after).
-_BATCH_SECRETS = {
-    CredentialType.TOKEN: SecretKind.DEVICE_TOKEN,
-    CredentialType.MQTT_PASSWORD: SecretKind.MQTT_PASSWORD,
-}
 
 
 def _with_secret(device: Device, kind: CredentialType, secret_hash: str, now: datetime) -> NewDevice:
