@@ -87,9 +87,14 @@ def assigned_release(uow: UnitOfWork, device: Device) -> FirmwareRelease | None:
     return uow.firmware.get_release(group.release_id)
 
 
+def image_path(release_id: str) -> str:
+    """The path below the server where a device downloads the image (with its own token)."""
+    return f"/device/v1/firmware/{release_id}/image"
+
+
 def image_url(ctx: ServiceContext, release_id: str) -> str:
     """Where a device downloads the image (with its own bearer token)."""
-    return f"{ctx.config.public_url.rstrip('/')}/device/v1/firmware/{release_id}/image"
+    return f"{ctx.config.public_url.rstrip('/')}{image_path(release_id)}"
 
 
 def release_view(ctx: ServiceContext, release: FirmwareRelease) -> dict[str, Any]:

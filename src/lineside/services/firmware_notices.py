@@ -13,6 +13,7 @@ from typing import Any
 
 from lineside.domain.mqtt import firmware_notice_topic
 from lineside.services.context import ServiceContext
+from lineside.services.firmware import image_path
 
 BATCH = 100
 
@@ -43,7 +44,7 @@ def notices_after(ctx: ServiceContext, cursor: int) -> tuple[int, list[FirmwareN
                 "kind": release.kind.value,
                 "sha256": release.sha256,
                 "size_bytes": release.size_bytes,
-                "download_path": f"/device/v1/firmware/{release.id}/image",
+                "download_path": image_path(release.id),
             }
             members = uow.firmware.group_member_ids(str(data.get("group_id", "")))
             notices.extend(FirmwareNotice(firmware_notice_topic(device_id), payload) for device_id in members)

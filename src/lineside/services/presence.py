@@ -162,16 +162,12 @@ def _activate(uow: UnitOfWork, connected: dict[str, datetime]) -> list[str]:
         (device for device, requires in candidates if may_activate_on_connection(device, requires)),
         key=lambda device: device.id,
     )
-    read_in = {device.id: device.state for device in activatable}
-    events = {device.id: _activation_event(device, connected[device.id]) for device in activatable}
     # Another flush (another process) may have activated some since we read them: for each
-    # device exactly one flush matches, and only the winner's event is written.
-    won = uow.devices.activate_if_still(
-        [(device_id, read_in[device_id], connected[device_id]) for device_id in events]
-    )
-    activated = [device_id for device_id in events if device_id in won]
-    uow.events.add_many([events[device_id] for device_id in activated])
-    return activated
+    # device exactly one flush matches the state it read, and only the winner's event is written.
+    won = uow.devices.activate_if_still([(d.id, d.state, connected[d.id]) for d in activatable])
+    activated = [device for device in activatable if device.id in won]
+    uow.events.add_many([_activation_event(device, connected[device.id]) for device in activated])
+    return [device.id for device in activated]
 
 
 def _activation_event(device: Device, at: datetime) -> DomainEvent:

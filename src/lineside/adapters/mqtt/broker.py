@@ -62,7 +62,7 @@ from lineside.services.mqtt_access import (
     MqttIdentity,
     may_access,
 )
-from lineside.services.mqtt_provisioning import answer_provision_request
+from lineside.services.mqtt_provisioning import answer_provision_request, failure
 from lineside.services.presence import PresenceRecorder
 
 log = logging.getLogger("lineside.mqtt")
@@ -365,7 +365,7 @@ class AmqttBroker(Broker):
             answer: dict[str, Any] = await asyncio.to_thread(answer_provision_request, self._ctx, payload)
         except Exception:
             log.exception("MQTT: provisioning failed with an error")
-            answer = {"status": "FAILURE", "errorMsg": "Provisioning failed on the server."}
+            answer = failure("Provisioning failed on the server.")
         try:
             await handler.mqtt_publish(
                 PROVISION_RESPONSE_TOPIC, json.dumps(answer).encode(), QOS_1, retain=False
