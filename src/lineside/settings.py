@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,7 +75,45 @@ class Settings(BaseSettings):
             "'Authorization: Bearer <secret>' or '?secret='; unset: those hooks are refused."
         ),
     )
-    log_level: str = "info"
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose "
+            "X-Forwarded-For and X-Forwarded-Proto are believed; empty: nobody's."
+        ),
+    )
+    shutdown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="On SIGTERM: how long in-flight requests and webhook deliveries get to finish.",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        default="info", description="Least severe log level written (secrets are always redacted)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: one readable line per record; json: one JSON object per line."
+    )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return ",".join(entries)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [entry for entry in self.trusted_proxies.split(",") if entry]
 
     @property
     def effective_public_url(self) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from lineside.entrypoints.api.log_redaction import redact
 from lineside.entrypoints.api.routes.broker_hooks.common import _body_fields, connected_as, text
 from lineside.entrypoints.api.routes.broker_hooks.rabbitmq import mqtt_topic
+from lineside.entrypoints.logs import redact
 from lineside.services.mqtt_access import PROVISIONER
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lineside.domain.secret_tokens import SecretKind, generate_secret
-from lineside.entrypoints.api.log_redaction import redact
+from lineside.entrypoints.logs import redact
 
 
 def test_mqtt_passwords_and_provisioning_secrets_are_cut_to_their_prefix() -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from functools import partial
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lineside import __version__
 from lineside.bootstrap import Application
 from lineside.entrypoints.api.dependencies import recheck_credential
 from lineside.entrypoints.api.docs import install_docs
-from lineside.entrypoints.api.log_redaction import install_log_redaction
 from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
 from lineside.entrypoints.api.problems import install_problem_handlers
+from lineside.entrypoints.api.request_ids import RequestIds
 from lineside.entrypoints.api.routes import (
     audit,
     broker_hooks,
@@ -55,7 +56,6 @@ def create_app(application: Application) -> FastAPI:
     )
     app.state.lineside = application
     install_problem_handlers(app)
-    install_log_redaction("uvicorn.access", "uvicorn.error", "lineside")
     install_docs(app)
     # The device API first, then the factory line: devices and fixtures call them far more
     # often than people call the rest, and FastAPI tries routes in order, one by one.
@@ -89,4 +89,13 @@ def create_app(application: Application) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit, max_bytes=application.settings.max_body_bytes)
     app.add_middleware(RefuseNulBytes)
+    app.add_middleware(RequestIds)
+    _believe_forwarded_headers_from(app, application.settings.trusted_proxy_list)
     return app
+
+
+def _believe_forwarded_headers_from(app: FastAPI, proxies: list[str]) -> None:
+    """X-Forwarded-For picks the client address that rate limits count by, so it is believed
+    only from the proxies an operator listed (LINESIDE_TRUSTED_PROXIES), never by default."""
+    if proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from lineside.bootstrap import Application
 from lineside.domain.errors import Unauthenticated
 from lineside.domain.models import Principal
+from lineside.entrypoints.logs import note_organization
 from lineside.services.authentication import authenticate_caller, still_valid
 from lineside.services.context import ServiceContext
 
@@ -63,7 +64,9 @@ def principal(
 ) -> Principal:
     # People belong to several organizations (their own, clients' they were invited into).
     acting_for = request.headers.get(ORGANIZATION_HEADER) or None
-    return authenticate_caller(services(request), bearer_token(request), acting_for)
+    caller = authenticate_caller(services(request), bearer_token(request), acting_for)
+    note_organization(caller.organization.id)
+    return caller
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,9 @@ async def as_caller(
     ctx = services(request)
 
     def authenticated_work() -> T:
-        return work(ctx, authenticate_caller(ctx, credentials.token, credentials.acting_for))
+        caller = authenticate_caller(ctx, credentials.token, credentials.acting_for)
+        note_organization(caller.organization.id)
+        return work(ctx, caller)
 
     return await run_in_threadpool(authenticated_work)
 

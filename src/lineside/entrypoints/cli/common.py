@@ -9,19 +9,51 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from lineside.bootstrap import Application, bootstrap
 from lineside.domain.errors import BatchRejected, DomainError
 from lineside.domain.models import Principal
 from lineside.services.context import ServiceContext
 from lineside.services.organizations import operator_principal
+from lineside.settings import Settings
 
 MAX_ROW_ERRORS_SHOWN = 50
 
 
+class ConfigurationError(click.ClickException):
+    """A LINESIDE_* setting is wrong: one line naming it, exit 78 (sysexits' EX_CONFIG)."""
+
+    exit_code = 78
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or one line naming the first wrong variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigurationError(setting_problem(error)) from None
+
+
+def setting_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    name = "LINESIDE_" + "_".join(str(part) for part in first["loc"]).upper()
+    given = first.get("input")
+    shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+    more = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
+    return f"{name}: {first['msg']}{shown}{more}"
+
+
+def current_settings() -> Settings:
+    """The settings the ``lineside`` group read at start, or a fresh read outside a command."""
+    context = click.get_current_context(silent=True)
+    found = context.find_object(Settings) if context is not None else None
+    return found if found is not None else load_settings()
+
+
 @contextmanager
 def opened_application(*, migrate: bool = True) -> Iterator[Application]:
-    application = bootstrap(migrate=migrate)
+    application = bootstrap(current_settings(), migrate=migrate)
     try:
         yield application
     finally:

@@ -137,7 +137,13 @@ def _api(application: Application, port: int) -> Iterator[str]:
     from lineside.entrypoints.api.app import create_app  # noqa: PLC0415
 
     config = uvicorn.Config(
-        create_app(application), host=LOOPBACK, port=port, log_level="warning", lifespan="on"
+        create_app(application),
+        host=LOOPBACK,
+        port=port,
+        log_level="warning",
+        log_config=None,  # through the CLI's one redacting handler
+        proxy_headers=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="demo-api", daemon=True)

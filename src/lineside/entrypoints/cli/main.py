@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lineside import __version__
+from lineside.entrypoints.cli.common import load_settings
 from lineside.entrypoints.cli.demo import demo
 from lineside.entrypoints.cli.devices import devices
 from lineside.entrypoints.cli.factory import factory
@@ -14,15 +15,20 @@ from lineside.entrypoints.cli.provisioning import provisioning
 from lineside.entrypoints.cli.server import db, serve
 from lineside.entrypoints.cli.tokens import tokens
 from lineside.entrypoints.cli.worker import worker
+from lineside.entrypoints.logs import configure_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lineside")
-def cli() -> None:
+@click.pass_context
+def cli(context: click.Context) -> None:
     """Lineside: device provisioning from the factory line to the owner's hands.
 
     Configuration comes from LINESIDE_* environment variables (see README).
     """
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    context.obj = settings
 
 
 for command in (serve, db, org, keys, devices, tokens, firmware, factory, worker, demo, provisioning):
