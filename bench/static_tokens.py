@@ -2,8 +2,8 @@
 
 What it measures, for ``--count`` units (default 100,000) on SQLite (or ``--backend
 postgres``): (1) ``create_static_tokens`` (devices with claim codes, one transaction),
-(2) ``export_batch`` + ``write_zip`` to a file: device tokens issued chunk by chunk, the
-CSV, and one QR PNG per unit encoded on every core, i.e. the code behind
+(2) ``export_batch`` + ``write_zip`` to a file: device tokens made as rows are read, the
+CSV, one QR PNG per unit encoded on every core, then the hashes committed at once: the code behind
 ``GET /api/v1/static-token-batches/{id}/export.zip`` and ``lineside tokens create``.
 Beside it, in the same run, the QR encoder alone on one core (``qr_png`` in a loop).
 
@@ -96,12 +96,15 @@ def measure(count: int, backend: str, url: str, workdir: Path) -> None:
     started = time.perf_counter()
     batch = static_tokens.create_static_tokens(ctx, principal, product.id, count=count)
     created = time.perf_counter()
-    contents = static_tokens.export_batch(ctx, principal, batch.id)
     archive = workdir / "export.zip"
-    with archive.open("wb") as out:
-        write_zip(
-            out, label_rows(contents.rows), metadata_columns=[], with_tokens=True, csv_name="tokens.csv"
-        )
+
+    def build(contents: static_tokens.BatchContents) -> int:
+        with archive.open("wb") as out:
+            return write_zip(
+                out, label_rows(contents.rows), metadata_columns=[], with_tokens=True, csv_name="tokens.csv"
+            )
+
+    static_tokens.export_batch(ctx, principal, batch.id, build)
     exported = time.perf_counter()
     rss = peak_rss_mib()
     encoder = encoder_rate()

@@ -4,6 +4,7 @@ disabled), re-opening a provisioned device, tenant isolation and scopes."""
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,23 @@ def test_the_command_line_says_what_is_wrong_in_one_line(settings: Settings, tmp
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "No device with id 'not-a-device'" in result.stderr
+
+
+def test_the_command_line_writes_the_key_and_secret_to_a_private_file_that_provisions(
+    application: Application, settings: Settings, tenant: Tenant, tmp_path: Path
+) -> None:
+    product = product_of(tenant, "predefined")
+    device = tenant.device(product["id"])
+    out = tmp_path / "provisioning.json"
+
+    printed = succeeded_cli(
+        lineside(settings, "provisioning", "enable", product["id"], "--out", str(out), cwd=tmp_path)
+    )
+    again = lineside(settings, "provisioning", "enable", product["id"], "--out", str(out), cwd=tmp_path)
+
+    written = json.loads(out.read_text())
+    assert written["provision_secret"] not in printed
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert again.returncode == 2 and "exists" in again.stderr  # nothing rotated behind the file
+    request = {"provision_key": written["provision_key"], "provision_secret": written["provision_secret"]}
+    succeeded(ask(application, request, deviceName=device["serial_number"]))

@@ -25,7 +25,6 @@ from lineside.adapters.labels import (
     LABELS_PER_PAGE,
     LabelRow,
     archive_name,
-    neutralise_cell,
     qr_png,
     write_labels_pdf,
     write_zip,
@@ -207,16 +206,6 @@ def test_formula_cells_are_neutralised_in_serials_and_metadata() -> None:
     )
     [_, line] = csv_of(zipped([row], with_tokens=False))
     assert line[1:4] == ['\'=HYPERLINK("http://evil")', "'@SUM(A1:A9)", "'-5"]
-
-
-@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@A1", "\tx", "\rx"])
-def test_a_cell_starting_like_a_formula_gets_a_leading_quote(value: str) -> None:
-    assert neutralise_cell(value) == "'" + value
-
-
-@pytest.mark.parametrize("value", ["", "SN-1", "a=b", " =1", "'=1", "lsd_abc"])
-def test_other_cells_stay_as_they_are(value: str) -> None:
-    assert neutralise_cell(value) == value
 
 
 def test_a_small_batch_is_encoded_without_worker_processes_and_workers_2_starts_two() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -141,14 +141,22 @@ def define_batch(
     specs: list[DeviceSpec] | None = None,
     csv_text: str | None = None,
     issue_credentials: CredentialType | None = None,
+    before_commit: Callable[[DefinedBatch], None] | None = None,
 ) -> DefinedBatch:
-    """Define every device of a batch or none; report every bad row when refusing."""
+    """Define every device of a batch or none; report every bad row when refusing.
+
+    ``before_commit`` gets the batch, secrets included, while its transaction is still
+    open: a caller that keeps the secrets in a file writes and syncs it there, so that if
+    it fails, nothing is committed (DESIGN.md §5).
+    """
     require(principal, Scope.FACTORY)
     with ctx.unit_of_work() as uow:
         product = load_product(uow, principal, product_id)
         specs = validated_specs(uow, product, specs, csv_text)
         check_device_quota(ctx, uow, product.organization_id, len(specs))
         batch = _write_batch(ctx, uow, principal, product, specs, issue_credentials)
+        if before_commit is not None:
+            before_commit(batch)
         uow.commit()
     return batch
 

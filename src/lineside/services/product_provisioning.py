@@ -10,6 +10,7 @@ new one stops the old at once. Disabling forgets the secret but keeps the key.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,9 +38,15 @@ class ProvisioningSettings:
 
 
 def configure_provisioning(
-    ctx: ServiceContext, principal: Principal, product_id: str
+    ctx: ServiceContext,
+    principal: Principal,
+    product_id: str,
+    before_commit: Callable[[ProvisioningSettings], None] | None = None,
 ) -> ProvisioningSettings:
-    """Enable provisioning with a new secret, or rotate it: the previous secret stops at once."""
+    """Enable provisioning with a new secret, or rotate it: the previous secret stops at once.
+
+    ``before_commit`` sees the new secret while the transaction is open (to keep it in a
+    file that is synced before the secret becomes valid)."""
     require(principal, Scope.FACTORY)
     secret = generate_secret(SecretKind.PROVISION_SECRET)
     with ctx.unit_of_work() as uow:
@@ -57,8 +64,11 @@ def configure_provisioning(
                 secret_rotated=rotated,
             )
         )
+        configured = ProvisioningSettings(product.id, key, True, product.enrollment_policy, secret)
+        if before_commit is not None:
+            before_commit(configured)
         uow.commit()
-    return ProvisioningSettings(product.id, key, True, product.enrollment_policy, secret)
+    return configured
 
 
 def get_provisioning(ctx: ServiceContext, principal: Principal, product_id: str) -> ProvisioningSettings:

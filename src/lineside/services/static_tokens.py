@@ -3,18 +3,19 @@ firmware and a claim code behind the QR code on its box.
 
 Device tokens are issued when the batch is exported, not when it is made: the one export
 is the one place they are ever shown, so no token exists anywhere in clear before or
-after it. Claim codes are derived from the server key (see ADR 4), so labels can be
-reprinted at any time while the database holds only their keyed hashes.
+after it, and the export commits them only once it is whole. Claim codes are derived from
+the server key (see ADR 4), so labels can be reprinted at any time while the database holds
+only their keyed hashes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from lineside.domain import events
 from lineside.domain.device_specs import DeviceSpec
@@ -31,6 +32,7 @@ from lineside.services.ports import BatchUnit, NewDevice, UnitOfWork
 from lineside.services.quotas import check_device_quota
 
 EXPORT_CHUNK = 2000
+T = TypeVar("T")
 MAX_COUNT = 200_000
 
 
@@ -148,39 +150,68 @@ def get_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -> Stati
         return _load_batch(uow, principal, batch_id)[0]
 
 
-def export_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -> BatchContents:
+def export_batch(
+    ctx: ServiceContext, principal: Principal, batch_id: str, build: Callable[[BatchContents], T]
+) -> T:
     """The one download that shows the device tokens; a second one is Gone.
 
-    The batch is marked exported before any token is made, so two racing downloads
-    cannot both get tokens; the tokens are then issued chunk by chunk as the rows are read.
+    All or nothing: new tokens are made as ``build`` reads the rows, and ``build`` must
+    write the whole export somewhere durable (a temporary file, synced) before it returns.
+    Only then are the tokens' hashes and the exported mark committed, in one transaction.
+    If ``build`` fails, nothing changed and the batch can be exported again; if the export
+    is lost after the commit (a client that went away mid-download), ``regenerate_batch``
+    voids the tokens and allows one more export. Of two racing exports, the first to
+    commit wins; the other gets Gone.
     """
     require(principal, Scope.FACTORY)
-    with ctx.unit_of_work() as uow:
+    with ctx.unit_of_work(write=False) as uow:
         batch, product = _load_batch(uow, principal, batch_id)
+    if batch.exported_at is not None:
+        raise _already_exported()
+    issued = _IssuedTokens()
+    built = build(BatchContents(batch, product, _rows_with_new_tokens(ctx, batch, issued)))
+    if not issued.complete:
+        raise RuntimeError("the export was built without reading every unit of the batch")
+    with ctx.unit_of_work() as uow:
         now = ctx.clock()
-        if batch.exported_at is not None or not uow.static_batches.mark_exported(batch.id, now):
-            raise Gone(
-                "This batch's tokens were already downloaded; they are shown only once. "
-                "Regenerate the batch to download new ones."
-            )
+        if not uow.static_batches.mark_exported(batch.id, now):
+            raise _already_exported()
+        uow.devices.set_tokens(issued.hashes, now)
         uow.events.add(_batch_event(events.STATIC_TOKENS_EXPORTED, batch, principal.actor, now))
         uow.commit()
-    return BatchContents(batch, product, _rows_with_new_tokens(ctx, batch))
+    return built
 
 
-def _rows_with_new_tokens(ctx: ServiceContext, batch: StaticTokenBatch) -> Iterator[TokenRow]:
+def _already_exported() -> Gone:
+    return Gone(
+        "This batch's tokens were already downloaded; they are shown only once. "
+        "Regenerate the batch to download new ones."
+    )
+
+
+@dataclass
+class _IssuedTokens:
+    """The (device id, token hash) pairs of an export being built, committed at its end."""
+
+    hashes: list[tuple[str, str]] = field(default_factory=list)
+    complete: bool = False
+
+
+def _rows_with_new_tokens(
+    ctx: ServiceContext, batch: StaticTokenBatch, issued: _IssuedTokens
+) -> Iterator[TokenRow]:
     after: str | None = None
     while True:
-        with ctx.unit_of_work() as uow:
+        with ctx.unit_of_work(write=False) as uow:
             units = uow.devices.batch_page(batch.id, after, EXPORT_CHUNK)
-            if not units:
-                return
-            tokens = list(zip(units, generate_secrets(SecretKind.DEVICE_TOKEN, len(units)), strict=True))
-            uow.devices.set_tokens(
-                [(u.device_id, ctx.hasher.hash(token)) for u, token in tokens], ctx.clock()
-            )
-            uow.commit()
-        yield from (_row(ctx, unit, token) for unit, token in tokens)
+        if not units:
+            issued.complete = True
+            return
+        tokens = generate_secrets(SecretKind.DEVICE_TOKEN, len(units))
+        issued.hashes.extend(
+            (unit.device_id, ctx.hasher.hash(token)) for unit, token in zip(units, tokens, strict=True)
+        )
+        yield from (_row(ctx, unit, token) for unit, token in zip(units, tokens, strict=True))
         after = units[-1].device_id
 
 

@@ -2,7 +2,7 @@
 
 Map::
 
-    rows.py        LabelRow, CSV cells a spreadsheet will not execute
+    rows.py        LabelRow and its CSV cells
     names.py       safe, distinct file names inside an archive
     qr.py          one QR code as a 1-bit PNG (zxing-cpp)
     qr_stream.py   QR PNGs for a stream of rows, on every core, in order
@@ -16,14 +16,13 @@ from lineside.adapters.labels.archives import write_zip
 from lineside.adapters.labels.names import archive_name
 from lineside.adapters.labels.pdf import LABELS_PER_PAGE, write_labels_pdf
 from lineside.adapters.labels.qr import qr_png
-from lineside.adapters.labels.rows import LabelRow, label_rows, neutralise_cell
+from lineside.adapters.labels.rows import LabelRow, label_rows
 
 __all__ = [
     "LABELS_PER_PAGE",
     "LabelRow",
     "archive_name",
     "label_rows",
-    "neutralise_cell",
     "qr_png",
     "write_labels_pdf",
     "write_zip",

@@ -7,14 +7,13 @@ interleaved with others.
 
 from __future__ import annotations
 
-import csv
-import io
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from typing import IO, BinaryIO
 
+from lineside.adapters.csv_files import csv_text
 from lineside.adapters.labels.names import UniqueNames
 from lineside.adapters.labels.qr_stream import encoded_chunks
 from lineside.adapters.labels.rows import LabelRow, csv_cells, csv_header
@@ -76,9 +75,7 @@ class _DeflatedCsv:
         self._file.close()
 
     def write_rows(self, rows: list[list[str]]) -> None:
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows(rows)
-        data = text.getvalue().encode("utf-8")
+        data = csv_text(rows).encode("utf-8")
         self.crc = zlib.crc32(data, self.crc)
         self.size += len(data)
         self._file.write(self._deflate.compress(data))

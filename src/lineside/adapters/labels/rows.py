@@ -1,13 +1,10 @@
-"""One label's data and how it becomes a CSV row that a spreadsheet cannot execute."""
+"""One label's data and the cells of its CSV row (written by ``adapters.csv_files``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-# OWASP "CSV injection": a spreadsheet evaluates a cell that starts with one of these.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -40,19 +37,9 @@ def label_rows(units: Iterable[ExportedUnit]) -> Iterator[LabelRow]:
         yield LabelRow(unit.device_id, unit.serial_number, unit.claim_url, unit.metadata, unit.device_token)
 
 
-def neutralise_cell(value: str) -> str:
-    """The cell as text a spreadsheet shows instead of evaluating (a leading ``'``)."""
-    if value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 def csv_header(metadata_columns: Sequence[str], *, with_tokens: bool) -> list[str]:
     token = ["device_token"] if with_tokens else []
-    return [
-        neutralise_cell(name)
-        for name in ("device_id", "serial_number", *metadata_columns, *token, "claim_url")
-    ]
+    return ["device_id", "serial_number", *metadata_columns, *token, "claim_url"]
 
 
 def csv_cells(row: LabelRow, metadata_columns: Sequence[str], *, with_tokens: bool) -> list[str]:
@@ -63,8 +50,7 @@ def csv_cells(row: LabelRow, metadata_columns: Sequence[str], *, with_tokens: bo
         if row.device_token is None:
             raise ValueError(f"device {row.device_id} has no device token for the export")
         token = [row.device_token]
-    cells = [row.device_id, row.serial_number, *metadata, *token, row.claim_url]
-    return [neutralise_cell(cell) for cell in cells]
+    return [row.device_id, row.serial_number, *metadata, *token, row.claim_url]
 
 
 def _text(value: object) -> str:

@@ -6,11 +6,13 @@ import json
 import statistics
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
+from lineside.adapters.secret_files import NotPublished, StagedSecretFile, TargetExists
 from lineside.bootstrap import Application, bootstrap
 from lineside.domain.errors import BatchRejected, DomainError
 from lineside.domain.models import Principal
@@ -77,6 +79,32 @@ def run_reporting_errors(action: Callable[[], T]) -> T:
         raise click.ClickException(error.detail) from None
     except DomainError as error:
         raise click.ClickException(error.detail) from None
+
+
+@contextmanager
+def staged_output(out: Path | None, force: bool) -> Iterator[StagedSecretFile | None]:
+    """A secrets file that appears at ``out`` only after the transaction making its secrets
+    valid commits (see ``adapters.secret_files``); None when no file was asked for."""
+    if out is None:
+        yield None
+        return
+    if not out.parent.is_dir():
+        raise click.UsageError(f"cannot write {out}: its directory does not exist.")
+    staged = StagedSecretFile(out, overwrite=force)
+    try:
+        staged.open()
+    except TargetExists:
+        raise click.UsageError(f"{out} exists; pass --force to overwrite it.") from None
+    with staged:
+        try:
+            yield staged
+        except NotPublished as error:
+            raise click.ClickException(str(error)) from None
+        except OSError as error:
+            if error.strerror is None:
+                raise
+            # Raised while the secrets were written, before the commit: nothing was saved.
+            raise click.ClickException(f"cannot write {out}: {error.strerror}; nothing was saved.") from None
 
 
 def echo_json(value: Any) -> None:

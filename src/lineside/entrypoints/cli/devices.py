@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
 
 import click
 
+from lineside.adapters.csv_files import csv_text
 from lineside.domain.models import CredentialType
-from lineside.entrypoints.cli.common import opened_application, run_reporting_errors
+from lineside.entrypoints.cli.common import opened_application, run_reporting_errors, staged_output
 from lineside.entrypoints.cli.simulate import simulate
 from lineside.services import devices as service
 from lineside.services.devices import DefinedBatch
@@ -46,12 +45,15 @@ def devices_import(
     """
     if issue_credentials and out is None:
         raise click.UsageError("--issue-credentials needs --out: the secrets are shown only once.")
-    if out is not None and out.exists() and not force:
-        raise click.UsageError(f"{out} exists; pass --force to overwrite it.")
     text = _read_text(file)
     kind = CredentialType(issue_credentials) if issue_credentials else None
-    with opened_application() as app:
+    with staged_output(out, force) as staged, opened_application() as app:
         ctx = app.services
+
+        def keep_secrets(batch: DefinedBatch) -> None:
+            if staged is not None:
+                staged.write_and_sync(csv_text(batch.credential_rows()).encode("utf-8"))
+
         batch = run_reporting_errors(
             lambda: service.define_batch(
                 ctx,
@@ -59,10 +61,11 @@ def devices_import(
                 product_id=product_id,
                 csv_text=_as_csv(text),
                 issue_credentials=kind,
+                before_commit=keep_secrets,
             )
         )
-    if out is not None:
-        _write_credentials(out, batch)
+        if staged is not None:
+            staged.publish()
     where = f", written to {out}" if out else ""
     click.echo(f"defined {len(batch.devices)} devices in batch {batch.batch_id}{where}")
 
@@ -80,11 +83,3 @@ def _as_csv(text: str) -> str:
     if "serial_number" in first_line.split(","):
         return text
     return "serial_number\n" + text
-
-
-def _write_credentials(out: Path, batch: DefinedBatch) -> None:
-    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    # The mode of os.open applies only to a new file; --force over an old one must tighten it.
-    os.fchmod(descriptor, 0o600)
-    with os.fdopen(descriptor, "w", newline="") as handle:
-        csv.writer(handle).writerows(batch.credential_rows())

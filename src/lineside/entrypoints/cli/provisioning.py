@@ -3,12 +3,14 @@ provisioned device (see docs/mqtt-provisioning.md)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
 
-from lineside.entrypoints.cli.common import as_operator, echo_json
+from lineside.entrypoints.cli.common import as_operator, echo_json, staged_output
 from lineside.services import product_provisioning
 from lineside.services.product_provisioning import ProvisioningSettings
 
@@ -28,10 +30,29 @@ def _shown(settings: ProvisioningSettings) -> dict[str, Any]:
 
 @provisioning.command("enable")
 @click.argument("product_id")
-def provisioning_enable(product_id: str) -> None:
-    """Enable provisioning with a new secret, or rotate it; prints the secret once."""
-    settings = as_operator(lambda ctx, me: product_provisioning.configure_provisioning(ctx, me, product_id))
-    echo_json(_shown(settings))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the key and secret as JSON here (mode 0600) instead of printing the secret.",
+)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def provisioning_enable(product_id: str, out: Path | None, force: bool) -> None:
+    """Enable provisioning with a new secret, or rotate it; shows the secret once."""
+    with staged_output(out, force) as staged:
+
+        def keep_secret(configured: ProvisioningSettings) -> None:
+            if staged is not None:
+                staged.write_and_sync(json.dumps(_shown(configured), indent=2).encode() + b"\n")
+
+        settings = as_operator(
+            lambda ctx, me: product_provisioning.configure_provisioning(ctx, me, product_id, keep_secret)
+        )
+        if staged is not None:
+            staged.publish()
+    if out is None:
+        echo_json(_shown(settings))
+        return
+    click.echo(f"provisioning of product {product_id} enabled; key and secret written to {out}")
 
 
 @provisioning.command("show")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,21 @@ from typing import Any
 import click
 
 from lineside.adapters.labels import label_rows, write_zip
-from lineside.entrypoints.cli.common import opened_application, run_reporting_errors
+from lineside.adapters.secret_files import StagedSecretFile
+from lineside.domain.models import Principal
+from lineside.entrypoints.cli.common import opened_application, run_reporting_errors, staged_output
 from lineside.services import static_tokens
+from lineside.services.context import ServiceContext
 from lineside.services.organizations import operator_principal
 from lineside.services.static_tokens import BatchContents
+
+OUT_OPTION = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The zip to write (mode 0600); it appears only once its tokens are valid.",
+)
+FORCE_OPTION = click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 
 
 @click.group()
@@ -32,13 +42,8 @@ def tokens() -> None:
     help="One token per row.",
 )
 @click.option("--mapping", help='Rename CSV columns, as JSON: {"Serial Number": "serial_number"}.')
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The zip to write (mode 0600).",
-)
-@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@OUT_OPTION
+@FORCE_OPTION
 def tokens_create(
     product_id: str, count: int | None, csv_file: Path | None, mapping: str | None, out: Path, force: bool
 ) -> None:
@@ -48,18 +53,46 @@ def tokens_create(
     """
     if (count is None) == (csv_file is None):
         raise click.UsageError("Give exactly one of --count or --csv.")
-    if out.exists() and not force:
-        raise click.UsageError(f"{out} exists; pass --force to overwrite it.")
     arguments = _arguments(count, csv_file, mapping)
-    with opened_application() as app:
+    with staged_output(out, force) as staged, opened_application() as app:
+        assert staged is not None  # --out is required
         ctx = app.services
         principal = operator_principal(ctx)
         batch = run_reporting_errors(
             lambda: static_tokens.create_static_tokens(ctx, principal, product_id, **arguments)
         )
-        contents = run_reporting_errors(lambda: static_tokens.export_batch(ctx, principal, batch.id))
-        _write_export(out, contents)
+        _export(ctx, principal, batch.id, staged)
     click.echo(f"made {batch.count} static tokens in batch {batch.id}, written to {out}")
+
+
+@tokens.command("export")
+@click.argument("batch_id")
+@OUT_OPTION
+@FORCE_OPTION
+def tokens_export(batch_id: str, out: Path, force: bool) -> None:
+    """Write a batch's one-time export (after `regenerate`, or when `create` could not write it)."""
+    with staged_output(out, force) as staged, opened_application() as app:
+        assert staged is not None
+        ctx = app.services
+        count = _export(ctx, operator_principal(ctx), batch_id, staged)
+    click.echo(f"exported {count} static tokens of batch {batch_id} to {out}")
+
+
+def _export(ctx: ServiceContext, principal: Principal, batch_id: str, staged: StagedSecretFile) -> int:
+    """The zip, whole and synced, before its tokens are committed; moved into place after."""
+
+    def build(contents: BatchContents) -> int:
+        return _write_export(staged, contents)
+
+    try:
+        count = run_reporting_errors(lambda: static_tokens.export_batch(ctx, principal, batch_id, build))
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot write {staged.target}: {error.strerror}. No token was issued; batch {batch_id} "
+            f"can be exported with `lineside tokens export {batch_id} --out FILE`."
+        ) from None
+    staged.publish()
+    return count
 
 
 def _arguments(count: int | None, csv_file: Path | None, mapping: str | None) -> dict[str, Any]:
@@ -76,18 +109,18 @@ def _arguments(count: int | None, csv_file: Path | None, mapping: str | None) ->
     return {"csv_text": text, "mapping": columns}
 
 
-def _write_export(out: Path, contents: BatchContents) -> None:
-    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)
+def _write_export(staged: StagedSecretFile, contents: BatchContents) -> int:
     bar: Any = click.progressbar(
         length=contents.batch.count, label="writing tokens and QR codes", file=sys.stderr
     )
-    with os.fdopen(descriptor, "wb") as handle, bar:
-        write_zip(
-            handle,
+    with bar:
+        count = write_zip(
+            staged.handle,
             label_rows(contents.rows),
             metadata_columns=contents.batch.metadata_columns,
             with_tokens=True,
             csv_name="tokens.csv",
             progress=bar.update,
         )
+    staged.sync()
+    return count

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
@@ -12,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from lineside.adapters.csv_files import csv_text as csv_file
 from lineside.domain.device_specs import DeviceSpec, specs_from_serial_numbers
 from lineside.domain.errors import InvalidInput
 from lineside.domain.lifecycle import DeviceState
@@ -30,7 +29,6 @@ from lineside.entrypoints.api.schemas import (
     credential_out,
 )
 from lineside.services import credentials, devices
-from lineside.services.devices import DefinedBatch
 from lineside.services.ports import DeviceFilter
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -137,12 +135,6 @@ def _credential_type(text: str | None) -> CredentialType | None:
         raise InvalidInput("issue_credentials must be 'token', 'mqtt_password' or 'x509'.") from None
 
 
-def _batch_csv(batch: DefinedBatch) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(batch.credential_rows())
-    return out.getvalue()
-
-
 @router.post(
     "/device-batches",
     status_code=status.HTTP_201_CREATED,
@@ -177,5 +169,5 @@ async def define_batch(
         raise InvalidInput("Send application/json or text/csv.")
     batch = await run_in_threadpool(devices.define_batch, ctx, caller, issue_credentials=kind, **kwargs)
     if "text/csv" in request.headers.get("accept", ""):
-        return Response(_batch_csv(batch), status_code=201, media_type="text/csv")
+        return Response(csv_file(batch.credential_rows()), status_code=201, media_type="text/csv")
     return BatchOut.of(batch)

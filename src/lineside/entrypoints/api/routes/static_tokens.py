@@ -19,10 +19,12 @@ from starlette.datastructures import UploadFile
 
 from lineside.adapters.labels import label_rows, write_labels_pdf, write_zip
 from lineside.domain.errors import InvalidInput
+from lineside.domain.models import Principal
 from lineside.entrypoints.api.bodies import csv_text, invalid, media_type
 from lineside.entrypoints.api.dependencies import Caller, Services, application
 from lineside.entrypoints.api.schemas import Request as RequestBody
 from lineside.services import static_tokens
+from lineside.services.context import ServiceContext
 from lineside.services.static_tokens import BatchContents
 
 router = APIRouter(prefix="/api/v1", tags=["static tokens"])
@@ -141,19 +143,46 @@ def regenerate(batch_id: str, request: Request, ctx: Services, caller: Caller) -
     return _batch_out(request, static_tokens.regenerate_batch(ctx, caller, batch_id))
 
 
-def _file_response(
-    request: Request, write: Callable[[BinaryIO], object], name: str, media: str
-) -> FileResponse:
+def _scratch_file(request: Request, write: Callable[[BinaryIO], object], suffix: str) -> str:
+    """``write`` into a new private file of the data dir's scratch folder, synced; its path."""
     scratch = application(request).settings.data_dir / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    descriptor, path = tempfile.mkstemp(dir=scratch, suffix=Path(name).suffix)
+    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor, path = tempfile.mkstemp(dir=scratch, suffix=suffix)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
     except BaseException:
         os.unlink(path)
         raise
+    return path
+
+
+def _sent_then_removed(path: str, name: str, media: str) -> FileResponse:
     return FileResponse(path, media_type=media, filename=name, background=BackgroundTask(os.unlink, path))
+
+
+def _file_response(
+    request: Request, write: Callable[[BinaryIO], object], name: str, media: str
+) -> FileResponse:
+    return _sent_then_removed(_scratch_file(request, write, Path(name).suffix), name, media)
+
+
+def _built_export(request: Request, ctx: ServiceContext, caller: Principal, batch_id: str) -> str:
+    """The whole export zip on disk, its tokens committed; the scratch file goes if it fails."""
+    built: list[str] = []
+
+    def build(contents: BatchContents) -> str:
+        built.append(_scratch_file(request, _zip_of(contents, True), ".zip"))
+        return built[-1]
+
+    try:
+        return static_tokens.export_batch(ctx, caller, batch_id, build)
+    except BaseException:
+        for path in built:
+            os.unlink(path)
+        raise
 
 
 def _zip_of(contents: BatchContents, with_tokens: bool) -> Callable[[BinaryIO], object]:
@@ -169,10 +198,13 @@ def _zip_of(contents: BatchContents, with_tokens: bool) -> Callable[[BinaryIO], 
 
 @router.get("/static-token-batches/{batch_id}/export.zip", response_class=FileResponse)
 async def export(batch_id: str, request: Request, ctx: Services, caller: Caller) -> FileResponse:
-    """tokens.csv (with device tokens) and qr/*.png. Downloadable once: then 410."""
-    contents = await run_in_threadpool(static_tokens.export_batch, ctx, caller, batch_id)
-    name = f"static-tokens-{batch_id}.zip"
-    return await run_in_threadpool(_file_response, request, _zip_of(contents, True), name, "application/zip")
+    """tokens.csv (with device tokens) and qr/*.png. Downloadable once: then 410.
+
+    The whole zip is built and its tokens committed before the first byte is sent; if the
+    download is lost after that, `POST .../regenerate` allows one more.
+    """
+    path = await run_in_threadpool(_built_export, request, ctx, caller, batch_id)
+    return _sent_then_removed(path, f"static-tokens-{batch_id}.zip", "application/zip")
 
 
 @router.get("/static-token-batches/{batch_id}/labels.zip", response_class=FileResponse)
