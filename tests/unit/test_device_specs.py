@@ -229,6 +229,24 @@ def test_a_batch_over_the_limit_is_refused_with_both_numbers() -> None:
         check_batch_size(MAX_BATCH_SIZE + 1)
 
 
+def test_an_oversized_csv_is_refused_at_the_first_row_past_the_limit_without_reading_the_rest() -> None:
+    rows = "".join(f"SN-{n}\n" for n in range(MAX_BATCH_SIZE + 1))
+    # Past the limit the file stops being CSV at all: a parser that read it would say so.
+    text = "serial_number\n" + rows + '"never closed\n' + "SN-x\n" * 1000
+
+    with pytest.raises(InvalidInput, match=r"at most 200,000 devices; this one has more \(row 200,002"):
+        parse_csv(text, [])
+
+
+def test_a_csv_of_exactly_the_limit_is_read_whole() -> None:
+    text = "serial_number\n" + "".join(f"SN-{n}\n" for n in range(MAX_BATCH_SIZE))
+
+    specs, problems = parse_csv(text, [])
+
+    assert len(specs) == MAX_BATCH_SIZE
+    assert problems == []
+
+
 # MAC addresses
 
 

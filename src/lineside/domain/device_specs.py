@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,24 +115,36 @@ def parse_csv(text: str, fields: list[MetadataField]) -> tuple[list[DeviceSpec],
     """The devices a CSV asks for and the problems of its cells.
 
     A bad header or unreadable CSV raises BatchRejected at once: no row means anything then.
+    Rows are read one by one and reading stops at the first row past MAX_BATCH_SIZE, so an
+    oversized file is refused after reading what a batch may hold, not all of it.
     """
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
     try:
-        rows = list(reader)
+        header = [cell.strip() for cell in next(reader, [])]
+        if not any(header):
+            raise BatchRejected([RowError(1, "", "the CSV needs a header row naming its columns")])
+        header_problems = _header_problems(header, fields)
+        if header_problems:
+            raise BatchRejected(header_problems)
+        return _parse_rows(reader, header, fields)
     except csv.Error as error:
         raise BatchRejected([RowError(reader.line_num, "", f"is not valid CSV: {error}")]) from None
-    if not rows or not any(cell.strip() for cell in rows[0]):
-        raise BatchRejected([RowError(1, "", "the CSV needs a header row naming its columns")])
-    header = [cell.strip() for cell in rows[0]]
-    header_problems = _header_problems(header, fields)
-    if header_problems:
-        raise BatchRejected(header_problems)
+
+
+def _parse_rows(
+    reader: Iterator[list[str]], header: list[str], fields: list[MetadataField]
+) -> tuple[list[DeviceSpec], list[RowError]]:
     wanted = {definition.name: definition for definition in fields if definition.name in header}
     specs: list[DeviceSpec] = []
     problems: list[RowError] = []
-    for row_number, cells in enumerate(rows[1:], start=FIRST_DATA_ROW):
+    for row_number, cells in enumerate(reader, start=FIRST_DATA_ROW):
         if not any(cell.strip() for cell in cells):
             continue  # spreadsheets leave blank lines at the end
+        if len(specs) + len(problems) >= MAX_BATCH_SIZE:
+            raise InvalidInput(
+                f"A batch holds at most {MAX_BATCH_SIZE:,} devices; this one has more "
+                f"(row {row_number:,} is past the limit)."
+            )
         if len(cells) != len(header):
             reason = f"has {len(cells)} cells, the header has {len(header)}"
             problems.append(RowError(row_number, "", reason))

@@ -8,8 +8,12 @@ queue on a lock before that (``sqlite_writer_lock``).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 import threading
 import weakref
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -20,11 +24,14 @@ AUTOCOMMIT_OPTION = "lineside_autocommit"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 65_536
 POOL_SIZE = 40  # the size of Starlette's threadpool
+PRIVATE_FILE_MODE = 0o600
 
 
 def create_database_engine(url: str, *, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:"):
+            _keep_private(Path(parsed.database))
         # As many pooled connections as the server's threadpool has threads: opening a
         # SQLite connection (and its PRAGMAs) per request costs more than the query.
         engine = create_engine(
@@ -40,6 +47,20 @@ def create_database_engine(url: str, *, echo: bool = False) -> Engine:
     # No pre-ping (a round trip per checkout); connections are recycled instead, and a
     # dead one fails one request rather than slowing every request.
     return create_engine(url, echo=echo, pool_recycle=1800, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+
+
+def _keep_private(path: Path) -> None:
+    """The database holds every keyed hash and the people's password hashes: owner-only, like
+    the server key. SQLite creates its -wal and -shm files with the database file's mode, so
+    a database created 0600 here keeps them 0600; one made before is tightened."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(PRIVATE_FILE_MODE)
 
 
 # SQLite has one writer at a time. Writers that wait for it in SQLite's busy handler sleep
