@@ -83,9 +83,23 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+# The suite's clients all connect from the loopback, as the many users behind one reverse
+# proxy would: the proxy is trusted to say who they are (X-Forwarded-For), and the per-address
+# limits are wide. The tests of those limits build applications with strict ones.
+SHARED_DEPLOYMENT = {
+    "trusted_proxies": "127.0.0.1",
+    "sign_ups_per_address_per_window": 1_000_000,
+    "sign_in_address_attempts_per_window": 1_000_000,
+    "claim_address_attempts_per_window": 1_000_000,
+}
+SHARED_DEPLOYMENT_ENVIRONMENT = {
+    f"LINESIDE_{name.upper()}": str(value) for name, value in SHARED_DEPLOYMENT.items()
+}
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, data_dir: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=data_dir, _env_file=None)
+    return Settings(database_url=database_url, data_dir=data_dir, _env_file=None, **SHARED_DEPLOYMENT)
 
 
 @pytest.fixture(scope="session")

@@ -29,8 +29,33 @@ class Settings(BaseSettings):
     default_device_quota: int = Field(
         default=1_000_000, ge=0, description="Devices an organization may define unless set per organization."
     )
-    claim_attempts_per_window: int = Field(default=10, ge=1, description="Failed claims allowed per window.")
-    claim_window_seconds: int = Field(default=900, ge=1)
+    claim_attempts_per_window: int = Field(
+        default=10, ge=1, description="Wrong claim codes one account may try per window."
+    )
+    claim_address_attempts_per_window: int = Field(
+        default=20,
+        ge=1,
+        description="Wrong claim codes one client address may try per window (API and page).",
+    )
+    claim_grace_per_window: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "Lookups past the address limit for signed-in accounts making their first attempt "
+            "of the window (the owner behind a shared address)."
+        ),
+    )
+    claim_window_seconds: int = Field(default=900, ge=1, description="The window of the claim limits.")
+    sign_in_attempts_per_window: int = Field(
+        default=10, ge=1, description="Wrong passwords for one account per window."
+    )
+    sign_in_address_attempts_per_window: int = Field(
+        default=50, ge=1, description="Wrong passwords from one client address per window."
+    )
+    sign_ups_per_address_per_window: int = Field(
+        default=10, ge=1, description="Accounts one client address may create per window."
+    )
+    sign_in_window_seconds: int = Field(default=900, ge=1, description="The window of the sign-in limits.")
     session_days: int = Field(default=30, ge=1, description="Lifetime of a signed-in person's token.")
     production_token_minutes: int = Field(
         default=10, ge=1, description="Lifetime of a production enrollment token (plan id + token id)."

@@ -14,6 +14,7 @@ import pytest
 
 from lineside.bootstrap import Application
 from lineside.settings import Settings
+from tests.conftest import SHARED_DEPLOYMENT_ENVIRONMENT
 from tests.support.api import Tenant, new_tenant
 from tests.support.server import free_port
 
@@ -48,6 +49,7 @@ def server_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory, mqt
         **os.environ,
         "LINESIDE_DATABASE_URL": settings.database_url,
         "LINESIDE_DATA_DIR": str(settings.data_dir),
+        **SHARED_DEPLOYMENT_ENVIRONMENT,
         "LINESIDE_PORT": str(port),
         "LINESIDE_MQTT_PORT": str(mqtt_port),
         "LINESIDE_LOG_LEVEL": "warning",

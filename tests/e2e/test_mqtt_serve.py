@@ -13,6 +13,7 @@ import httpx
 
 from lineside.domain.mqtt import device_topic
 from lineside.settings import Settings
+from tests.conftest import SHARED_DEPLOYMENT_ENVIRONMENT
 from tests.support.api import Tenant
 from tests.support.mqtt import NOT_AUTHORIZED, mqtt_client, wait_for
 from tests.support.server import free_port
@@ -89,6 +90,7 @@ def serve(settings: Settings, http_port: int, **environment: str) -> subprocess.
         **os.environ,
         "LINESIDE_DATABASE_URL": settings.database_url,
         "LINESIDE_DATA_DIR": str(settings.data_dir),
+        **SHARED_DEPLOYMENT_ENVIRONMENT,
         "LINESIDE_PORT": str(http_port),
         "LINESIDE_LOG_LEVEL": "warning",
         **environment,

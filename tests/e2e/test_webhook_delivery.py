@@ -26,6 +26,7 @@ from standardwebhooks import Webhook
 
 from lineside.adapters.db import tables as t
 from lineside.bootstrap import Application, bootstrap
+from tests.conftest import SHARED_DEPLOYMENT_ENVIRONMENT
 from tests.support.api import Tenant, new_tenant
 from tests.support.server import free_port, http_client_for
 from tests.support.webhooks import (
@@ -57,6 +58,7 @@ def environment(application: Application, **extra: str) -> dict[str, str]:
         **os.environ,
         "LINESIDE_DATABASE_URL": settings.database_url,
         "LINESIDE_DATA_DIR": str(settings.data_dir),
+        **SHARED_DEPLOYMENT_ENVIRONMENT,
         "LINESIDE_WEBHOOK_ALLOW_PRIVATE": "1",
         "LINESIDE_WEBHOOK_RETRY_SCALE": str(settings.webhook_retry_scale),
         "LINESIDE_WEBHOOK_TIMEOUT_SECONDS": str(settings.webhook_timeout_seconds),

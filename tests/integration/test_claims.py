@@ -9,17 +9,15 @@ import io
 import json
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
-from lineside.bootstrap import Application, bootstrap
 from lineside.domain.secret_tokens import SecretKind, generate_secret
-from lineside.settings import Settings
-from tests.support.api import Tenant, assert_problem, new_tenant
+from tests.support.api import Tenant, assert_problem
 from tests.support.people import (
     Person,
     label_rows,
@@ -28,7 +26,6 @@ from tests.support.people import (
     static_batch,
     unique_address,
 )
-from tests.support.server import http_client_for
 
 API = "/api/v1"
 CONCURRENT_CLAIMANTS = 8
@@ -290,83 +287,3 @@ def test_nobody_but_the_owner_can_give_a_device_up(tenant: Tenant, make_tenant: 
     assert_problem(somebody.post(f"{API}/devices/{label['device_id']}/disclaim"), 404)
     assert_problem(somebody.get(f"{API}/devices/{label['device_id']}"), 404)
     assert as_maker(tenant, label["device_id"])["owner_organization_id"] == owner.organization_id
-
-
-# -- rate limits --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def strict_app(settings: Settings) -> Iterator[Application]:
-    """The same database and server key, with few failed claims allowed per window."""
-    app = bootstrap(settings.model_copy(update={"claim_attempts_per_window": STRICT_LIMIT}))
-    yield app
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def strict_http(strict_app: Application) -> Iterator[httpx.Client]:
-    with http_client_for(strict_app) as http:
-        yield http
-
-
-@pytest.fixture
-def strict_maker(strict_app: Application, strict_http: httpx.Client) -> Tenant:
-    return new_tenant(strict_app, strict_http)
-
-
-def guess_wrong(person: Person, times: int) -> None:
-    for _ in range(times):
-        assert_problem(person.claim(unknown_code()), 404)
-
-
-def assert_too_many(response: httpx.Response, settings: Settings) -> None:
-    body = assert_problem(response, 429)
-    assert "try again" in body["detail"]
-    assert 1 <= int(response.headers["Retry-After"]) <= settings.claim_window_seconds + 1
-
-
-def test_an_account_that_guessed_wrong_too_often_is_refused_with_retry_after(
-    strict_maker: Tenant, settings: Settings
-) -> None:
-    label = one_label(strict_maker)
-    attacker = new_person(strict_maker.http)
-    guess_wrong(attacker, STRICT_LIMIT)
-
-    assert_too_many(attacker.claim(unknown_code()), settings)
-    attacker.address = unique_address()  # the account is limited wherever it comes from
-    assert_too_many(attacker.claim(unknown_code()), settings)
-    assert_too_many(attacker.claim(label["claim_code"]), settings)  # it learns nothing more
-    assert as_maker(strict_maker, label["device_id"])["owner_organization_id"] is None
-
-
-def test_wrong_guesses_from_a_shared_address_never_block_the_rightful_owner(strict_maker: Tenant) -> None:
-    label = one_label(strict_maker)
-    shared = unique_address()  # one NAT, one carrier gateway, one office
-    attacker = new_person(strict_maker.http, address=shared)
-    owner = new_person(strict_maker.http, address=shared)
-    guess_wrong(attacker, STRICT_LIMIT)
-    assert_problem(attacker.claim(unknown_code()), 429)
-
-    claimed = owner.claim(label["claim_code"])
-    assert claimed.status_code == 201, claimed.text
-    assert claimed.json()["owner_organization_id"] == owner.organization_id
-
-
-def test_an_address_that_guessed_wrong_too_often_gets_no_more_answers_to_wrong_codes(
-    strict_maker: Tenant, settings: Settings
-) -> None:
-    shared = unique_address()
-    guess_wrong(new_person(strict_maker.http, address=shared), STRICT_LIMIT)
-
-    assert_too_many(new_person(strict_maker.http, address=shared).claim(unknown_code()), settings)
-    assert_problem(new_person(strict_maker.http).claim(unknown_code()), 404)  # another address
-
-
-def test_only_failed_claims_count_towards_the_limit(strict_maker: Tenant) -> None:
-    mine, theirs = one_label(strict_maker), one_label(strict_maker)
-    person = new_person(strict_maker.http)
-    assert new_person(strict_maker.http).claim(theirs["claim_code"]).status_code == 201
-    for _ in range(STRICT_LIMIT + 1):
-        assert person.claim(mine["claim_code"]).status_code == 201
-        assert_problem(person.claim(theirs["claim_code"]), 409)
-    assert_problem(person.claim(unknown_code()), 404)

@@ -2,8 +2,8 @@
 
 Every test client connects from 127.0.0.1, and claim attempts are rate-limited per client
 address in the shared test database. So each person speaks from an address of their own,
-given in ``X-Forwarded-For`` (which uvicorn trusts from the loopback by default, as it
-would from a load balancer); tests about the address limit give several people one address.
+given in ``X-Forwarded-For`` (the test settings trust the loopback as a reverse proxy,
+LINESIDE_TRUSTED_PROXIES); tests about the address limit give several people one address.
 """
 
 from __future__ import annotations
@@ -65,15 +65,25 @@ class Person:
         return self.post("/api/v1/claims", json={"code": code, **extra})
 
 
-def sign_up(http: httpx.Client, email: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
-    response = http.post("/api/v1/users", json={"email": email or unique_email(), "password": password})
+def sign_up(
+    http: httpx.Client, email: str | None = None, password: str = PASSWORD, address: str | None = None
+) -> dict[str, Any]:
+    response = http.post(
+        "/api/v1/users",
+        json={"email": email or unique_email(), "password": password},
+        headers={"X-Forwarded-For": address or unique_address()},
+    )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
 
 
-def sign_in(http: httpx.Client, email: str, password: str = PASSWORD) -> str:
-    response = http.post("/api/v1/auth/token", json={"email": email, "password": password})
+def sign_in(http: httpx.Client, email: str, password: str = PASSWORD, address: str | None = None) -> str:
+    response = http.post(
+        "/api/v1/auth/token",
+        json={"email": email, "password": password},
+        headers={"X-Forwarded-For": address or unique_address()},
+    )
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
@@ -81,8 +91,8 @@ def sign_in(http: httpx.Client, email: str, password: str = PASSWORD) -> str:
 
 def new_person(http: httpx.Client, address: str | None = None) -> Person:
     """A person who signed up and signed in, speaking from ``address`` (default: their own)."""
-    user = sign_up(http)
-    token = sign_in(http, user["email"])
+    user = sign_up(http, address=address)
+    token = sign_in(http, user["email"], address=address)
     person = Person(http, user["email"], PASSWORD, token, user["id"], user["organization_id"])
     if address is not None:
         person.address = address

@@ -1,9 +1,10 @@
 """Claiming: the QR code on the box moves a device into its owner's organization.
 
 Ownership is separate from the manufacturing stage: a device can be claimed before it ever
-connects, and claiming changes no lifecycle state. Attempts are rate-limited per client
-address and per account, and only failed attempts count, so a stranger's wrong guesses
-never lock the rightful owner (who scans a correct code) out.
+connects, and claiming changes no lifecycle state. Lookups are rate-limited per client
+address and per account, charged before they happen and refunded when the code was real
+(``charge_lookup`` states the bound), so a stranger's wrong guesses never lock the rightful
+owner (who scans a correct code) out.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from lineside.domain.errors import AlreadyExists, Conflict, Gone, NotFound, TooM
 from lineside.domain.events import device_event
 from lineside.domain.models import Device, Principal, Product, Scope
 from lineside.domain.secret_tokens import SecretKind
+from lineside.services.attempts import Charge
 from lineside.services.context import MAX_PAGE_SIZE, ServiceContext, not_found, require
 from lineside.services.lookups import load_device
 from lineside.services.people import acting_organization
 from lineside.services.ports import DeviceFilter, UnitOfWork
+
+MAX_CODE_LENGTH = 100
 
 
 class ClaimStatus(StrEnum):
@@ -50,8 +54,6 @@ def claim_code_hash(ctx: ServiceContext, device_id: str, generation: int) -> str
 
 
 def _find(uow: UnitOfWork, ctx: ServiceContext, code: str) -> tuple[Device | None, ClaimStatus]:
-    if not code.startswith(SecretKind.CLAIM_CODE.value) or len(code) > 100:
-        return None, ClaimStatus.UNKNOWN
     code_hash = ctx.hasher.hash(code)
     device = uow.devices.find_by_claim_hash(code_hash)
     if device is not None:
@@ -61,12 +63,20 @@ def _find(uow: UnitOfWork, ctx: ServiceContext, code: str) -> tuple[Device | Non
     return None, ClaimStatus.UNKNOWN
 
 
-def describe_claim(ctx: ServiceContext, code: str) -> ClaimView:
+def describe_claim(
+    ctx: ServiceContext, code: str, *, client_address: str, actor: str | None = None
+) -> ClaimView:
+    """What the claim page shows for ``code``; a lookup charged like a claim (see
+    ``charge_lookup``), so the page is no cheaper an oracle than the API."""
+    if not _well_formed(code):
+        return ClaimView(ClaimStatus.UNKNOWN)  # not looked up, so not charged
+    charge = charge_lookup(ctx, client_address, actor)
     with ctx.unit_of_work(write=False) as uow:
         device, status = _find(uow, ctx, code)
         product = _product_of(uow, device)
     if device is None:
         return ClaimView(status)
+    charge.refund()  # a real code: the rightful owner's look costs nothing
     return ClaimView(
         status,
         product_name=product.name if product else None,
@@ -76,17 +86,40 @@ def describe_claim(ctx: ServiceContext, code: str) -> ClaimView:
     )
 
 
+def _well_formed(code: str) -> bool:
+    return code.startswith(SecretKind.CLAIM_CODE.value) and len(code) <= MAX_CODE_LENGTH
+
+
 def _product_of(uow: UnitOfWork, device: Device | None) -> Product | None:
     return uow.products.get(device.product_id, within="/") if device else None
 
 
-def _retry_after(ctx: ServiceContext, bucket: str) -> int | None:
+def charge_lookup(ctx: ServiceContext, client_address: str, actor: str | None) -> Charge:
+    """Slots for one claim-code lookup, taken before it happens.
+
+    The bound: from one address, in one window, at most ``claim_address_attempts`` wrong
+    codes are looked up, plus at most ``claim_grace`` more by accounts making their first
+    attempt of the window there. New accounts add nothing past that (sign-ups are limited
+    per address too), and concurrent requests cannot overshoot (slots are taken atomically).
+
+    Why the grace: many people share one address (a NAT, a carrier's gateway, an office).
+    When a stranger has spent the address's slots, the owner, signed in and scanning the
+    right code for the first time, still gets a lookup, and a right code costs nothing.
+    """
     config = ctx.config
-    return ctx.rate_limiter.retry_after(bucket, config.claim_attempts_per_window, config.claim_window)
-
-
-def _too_many(wait: int) -> TooManyAttempts:
-    return TooManyAttempts(f"Too many failed claim attempts; try again in {wait} s.", wait)
+    charge = Charge(ctx, config.claim_window, "claim attempts")
+    first_of_account = False
+    if actor is not None:
+        first_of_account = charge.take(f"claim:actor:{actor}", config.claim_attempts_per_window).count == 1
+    try:
+        charge.take(f"claim:address:{client_address}", config.claim_address_attempts_per_window)
+    except TooManyAttempts:
+        if not first_of_account:
+            raise
+        charge = Charge(ctx, config.claim_window, "claim attempts")
+        charge.take(f"claim:actor:{actor}", config.claim_attempts_per_window)
+        charge.take(f"claim:grace:{client_address}", config.claim_grace_per_window)
+    return charge
 
 
 def claim_device(
@@ -100,26 +133,23 @@ def claim_device(
     """Move the device behind ``code`` into the caller's organization; exactly one of
     concurrent claims of one code succeeds.
 
-    An account's own failed attempts stop it before the code is even looked up. An
-    address's failed attempts refuse only wrong codes: many people share one address (a
-    NAT, a carrier's gateway, an office), so a stranger's guesses must never refuse the
-    owner's right code. A limited address gets 429 where it would get 404 or 410, which
-    tells it nothing it would not learn anyway.
+    Every lookup is charged to the account and the client address first (``charge_lookup``)
+    and refunded when the code was real, so only wrong codes count: a stranger's guesses
+    never cost the owner, whose code is right.
     """
     require(principal, Scope.ADMIN)
-    account, address = f"claim:actor:{principal.actor}", f"claim:address:{client_address}"
-    wait = _retry_after(ctx, account)
-    if wait is not None:
-        raise _too_many(wait)
+    if not _well_formed(code):
+        raise NotFound("No device has this claim code.")
+    charge = charge_lookup(ctx, client_address, principal.actor)
     try:
-        return _claim(ctx, principal, code, organization_id)
+        device = _claim(ctx, principal, code, organization_id)
     except (NotFound, Gone):
-        wait = _retry_after(ctx, address)
-        for bucket in (address, account):
-            ctx.rate_limiter.record(bucket, ctx.config.claim_window)
-        if wait is not None:
-            raise _too_many(wait) from None
+        raise  # a wrong code: its slots stay taken
+    except BaseException:
+        charge.refund()  # a real code (already claimed), or a failure of ours
         raise
+    charge.refund()
+    return device
 
 
 def _claim(ctx: ServiceContext, principal: Principal, code: str, organization_id: str | None) -> Device:

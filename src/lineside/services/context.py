@@ -30,8 +30,14 @@ class ServiceConfig:
     default_device_quota: int = 1_000_000
     session_lifetime: timedelta = timedelta(days=30)
     invitation_lifetime: timedelta = timedelta(days=7)
-    claim_attempts_per_window: int = 10
+    claim_attempts_per_window: int = 10  # wrong codes an account may try
+    claim_address_attempts_per_window: int = 20  # wrong codes one client address may try
+    claim_grace_per_window: int = 10  # first tries of accounts at a spent address
     claim_window: timedelta = timedelta(minutes=15)
+    sign_in_attempts_per_window: int = 10  # wrong passwords for one account
+    sign_in_address_attempts_per_window: int = 50  # wrong passwords from one address
+    sign_ups_per_address_per_window: int = 10
+    sign_in_window: timedelta = timedelta(minutes=15)
     production_token_lifetime: timedelta = timedelta(minutes=10)
     webhook_retry: RetrySchedule = DEFAULT_RETRY_SCHEDULE
     # How long a worker holds a delivery it is sending: longer than a whole attempt can take.

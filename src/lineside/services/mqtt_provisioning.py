@@ -172,14 +172,12 @@ def _spend_failure(ctx: ServiceContext, key: str) -> None:
     """Count a wrong secret for a real key (made-up keys would leave a row each behind), and
     past the budget refuse with how long to wait, so a guesser is told to slow down and the
     operator's log shows the key under attack."""
-    bucket = f"provision:key:{key}"
-    wait = ctx.rate_limiter.retry_after(bucket, FAILURES_PER_WINDOW, FAILURE_WINDOW)
-    if wait is not None:
+    slot = ctx.rate_limiter.acquire(f"provision:key:{key}", FAILURES_PER_WINDOW, FAILURE_WINDOW)
+    if not slot.taken:
         log.warning("provision key %s: over its budget of wrong secrets", key)
         raise ProvisioningRefused(
-            f"Too many failed provisioning attempts with this key; try again in {wait} s."
+            f"Too many failed provisioning attempts with this key; try again in {slot.retry_after} s."
         )
-    ctx.rate_limiter.record(bucket, FAILURE_WINDOW)
 
 
 def _find(ctx: ServiceContext, key: str) -> tuple[Product, str | None] | None:

@@ -11,6 +11,7 @@ from lineside.domain.events import DomainEvent
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import Organization, OrganizationKind, Principal, Scope, User
 from lineside.domain.secret_tokens import SecretKind, generate_secret
+from lineside.services.attempts import Charge, keyed
 from lineside.services.context import ServiceContext, not_found, require
 from lineside.services.ports import UnitOfWork
 
@@ -46,10 +47,18 @@ def _check_password(password: str) -> None:
         raise InvalidInput(f"A password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.")
 
 
-def sign_up(ctx: ServiceContext, email: str, password: str) -> User:
-    """A person, with a personal organization that devices they claim move into."""
+def sign_up(ctx: ServiceContext, email: str, password: str, *, client_address: str) -> User:
+    """A person, with a personal organization that devices they claim move into.
+
+    Sign-ups are limited per client address (each account would otherwise buy its own
+    budget of claim guesses); the slot is taken before the password is hashed, so a flood
+    costs no argon2 work past the limit."""
     email = normalize_email(email)
     _check_password(password)
+    config = ctx.config
+    Charge(ctx, config.sign_in_window, "sign-ups from your network").take(
+        f"signup:address:{client_address}", config.sign_ups_per_address_per_window
+    )
     password_hash = ctx.passwords.hash(password)
     now = ctx.clock()
     organization_id = new_id()
@@ -82,17 +91,25 @@ def sign_up(ctx: ServiceContext, email: str, password: str) -> User:
     return user
 
 
-def sign_in(ctx: ServiceContext, email: str, password: str) -> SignedIn:
-    """A bearer token for the API and the web pages' session cookie."""
+def sign_in(ctx: ServiceContext, email: str, password: str, *, client_address: str) -> SignedIn:
+    """A bearer token for the API and the web pages' session cookie.
+
+    Wrong passwords are limited per account and per client address: slots are taken
+    before the (costly) password check and given back when it succeeds."""
     try:
         email = normalize_email(email)
     except InvalidInput:
         email = ""
+    config = ctx.config
+    charge = Charge(ctx, config.sign_in_window, "failed sign-ins")
+    charge.take(f"signin:address:{client_address}", config.sign_in_address_attempts_per_window)
+    charge.take(f"signin:account:{keyed(email)}", config.sign_in_attempts_per_window)
     with ctx.unit_of_work(write=False) as uow:
         found = uow.users.find_by_email(email) if email else None
     # Verified even for an unknown email, so timing does not tell which accounts exist.
     if not ctx.passwords.verify(found[1] if found else None, password) or found is None:
         raise Unauthenticated("The email or the password is wrong.")
+    charge.refund()
     user = found[0]
     token = generate_secret(SecretKind.USER_TOKEN)
     now = ctx.clock()

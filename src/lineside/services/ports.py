@@ -553,6 +553,16 @@ class PasswordHasher(Protocol):
     def verify(self, password_hash: str | None, password: str) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One attempt's place in a rate limit's window: taken (the attempt may go ahead, the
+    ``count``-th of the window), or refused with the seconds until the window ends."""
+
+    taken: bool
+    count: int
+    retry_after: int = 0
+
+
 class RateLimiter(Protocol):
-    def retry_after(self, bucket: str, limit: int, window: timedelta) -> int | None: ...
-    def record(self, bucket: str, window: timedelta) -> None: ...
+    def acquire(self, bucket: str, limit: int, window: timedelta) -> Slot: ...
+    def release(self, bucket: str, window: timedelta) -> None: ...

@@ -1,47 +1,66 @@
-"""Fixed-window attempt counters in the database, so every server process shares them."""
+"""Fixed-window attempt counters in the database, so every server process shares them.
+
+A slot is taken atomically, in one statement (an upsert whose update only happens while
+the window has room): sixteen concurrent requests against a limit of ten take ten slots,
+never thirteen, on SQLite and PostgreSQL alike.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, case, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from lineside.adapters.db import tables as t
+from lineside.services.ports import Slot
+
+_c = t.rate_limits.c
 
 
 class SqlRateLimiter:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
         self._engine = engine
+        self._clock = clock
+        self._insert: Any = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
 
-    def retry_after(self, bucket: str, limit: int, window: timedelta) -> int | None:
-        """Seconds until ``bucket`` may try again, or None when it may try now."""
-        now = datetime.now(UTC)
-        with self._engine.connect() as connection:
-            row = connection.execute(select(t.rate_limits).where(t.rate_limits.c.bucket == bucket)).first()
-        if row is None or row.window_start + window <= now or row._mapping["count"] < limit:
-            return None
-        return max(1, int((row.window_start + window - now).total_seconds()) + 1)
-
-    def record(self, bucket: str, window: timedelta) -> None:
-        """Count one failed attempt in the current window of ``bucket``."""
-        now = datetime.now(UTC)
-        c = t.rate_limits.c
+    def acquire(self, bucket: str, limit: int, window: timedelta) -> Slot:
+        """Take one of ``limit`` slots of ``bucket``'s current window, or learn how long to wait."""
+        now = self._clock()
+        window_over = _c.window_start <= literal(now - window, t.UtcDateTime())
+        statement = (
+            self._insert(t.rate_limits)
+            .values(bucket=bucket, window_start=now, count=1)
+            .on_conflict_do_update(
+                index_elements=[_c.bucket],
+                set_={
+                    "window_start": case((window_over, literal(now, t.UtcDateTime())), else_=_c.window_start),
+                    "count": case((window_over, 1), else_=_c.count + 1),
+                },
+                where=or_(window_over, _c.count < limit),
+            )
+            .returning(_c.count)
+        )
         with self._engine.begin() as connection:
-            row = connection.execute(select(t.rate_limits).where(c.bucket == bucket)).first()
-            if row is None:
-                try:
-                    with connection.begin_nested():
-                        connection.execute(
-                            insert(t.rate_limits).values(bucket=bucket, window_start=now, count=1)
-                        )
-                except IntegrityError:  # a concurrent first attempt made the row
-                    connection.execute(
-                        update(t.rate_limits).where(c.bucket == bucket).values(count=c.count + 1)
-                    )
-            elif row.window_start + window <= now:
-                connection.execute(
-                    update(t.rate_limits).where(c.bucket == bucket).values(window_start=now, count=1)
+            taken = connection.execute(statement).scalar()
+            if taken is not None:
+                return Slot(taken=True, count=taken)
+            started = connection.execute(select(_c.window_start).where(_c.bucket == bucket)).scalar_one()
+        wait = max(1, int((started + window - now).total_seconds()) + 1)
+        return Slot(taken=False, count=limit, retry_after=wait)
+
+    def release(self, bucket: str, window: timedelta) -> None:
+        """Give back a slot of the current window: the attempt turned out to be rightful."""
+        now = self._clock()
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(t.rate_limits)
+                .where(
+                    _c.bucket == bucket,
+                    _c.count > 0,
+                    _c.window_start > literal(now - window, t.UtcDateTime()),
                 )
-            else:
-                connection.execute(update(t.rate_limits).where(c.bucket == bucket).values(count=c.count + 1))
+                .values(count=_c.count - 1)
+            )

@@ -31,6 +31,12 @@ def services(request: Request) -> ServiceContext:
     return application(request).services
 
 
+def client_address(request: Request) -> str:
+    """Who is asking, for rate limits: the socket's peer, or what a trusted proxy says
+    (LINESIDE_TRUSTED_PROXIES; see ``api.app``)."""
+    return request.client.host if request.client else "unknown"
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -133,6 +139,7 @@ class CredentialsFirst(APIRoute):
 
 
 Services = Annotated[ServiceContext, Depends(services)]
+ClientAddress = Annotated[str, Depends(client_address)]
 Caller = Annotated[Principal, Depends(principal)]
 # For ``async def`` routes that authenticate with ``as_caller``: the same OpenAPI security.
 CallerCredentials = Annotated[Credentials, Depends(bearer_credentials)]

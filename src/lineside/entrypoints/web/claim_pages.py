@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from lineside.domain.errors import DomainError, PermissionDenied
+from lineside.domain.errors import DomainError, Gone, NotFound, PermissionDenied, TooManyAttempts
 from lineside.domain.models import Principal, User
-from lineside.entrypoints.api.dependencies import application, services
+from lineside.entrypoints.api.dependencies import application, client_address, services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.api.routes.claims import client_address
 from lineside.services import claims, people
 from lineside.services.claims import ClaimStatus
 
@@ -84,14 +84,35 @@ _STATUS_PAGES = {
 
 
 def _claim_page(request: Request, code: str, error: str | None = None, status: int = 200) -> HTMLResponse:
-    view = claims.describe_claim(services(request), code)
+    signed_in = _signed_in(request)
+    actor = signed_in[1].actor if signed_in else None
+    try:
+        view = claims.describe_claim(
+            services(request), code, client_address=client_address(request), actor=actor
+        )
+    except TooManyAttempts as limited:
+        return _too_many_lookups(request, code, signed_in is not None, limited)
     if view.status in _STATUS_PAGES:
         page_status, heading, message = _STATUS_PAGES[view.status]
         return _page(request, "message.html", page_status, heading=heading, message=message)
-    signed_in = _signed_in(request)
     mine = bool(signed_in and view.owner_organization_id == signed_in[1].organization.id)
     user = signed_in[0] if signed_in else None
     return _page(request, "claim.html", status, view=view, code=code, user=user, mine=mine, error=error)
+
+
+def _too_many_lookups(request: Request, code: str, signed_in: bool, error: TooManyAttempts) -> HTMLResponse:
+    # Signed out, the person is asked to sign in: a signed-in owner's first look of the
+    # window still gets through a network whose lookups a stranger has spent.
+    response = _page(
+        request,
+        "limited.html",
+        429,
+        code=code,
+        signed_in=signed_in,
+        message=error.detail,
+    )
+    response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 @router.get("/claim/{code}")
@@ -109,6 +130,12 @@ def claim(request: Request, code: str, csrf: str = Form("")) -> Response:
         device = claims.claim_device(
             services(request), signed_in[1], code, client_address=client_address(request)
         )
+    except TooManyAttempts as limited:
+        return _too_many_lookups(request, code, True, limited)
+    except (NotFound, Gone) as error:
+        # Answered without another lookup: the claim's own was charged already.
+        heading = "Unknown code" if isinstance(error, NotFound) else "Device deleted"
+        return _page(request, "message.html", status_of(error), heading=heading, message=error.detail)
     except DomainError as error:
         return _claim_page(request, code, error.detail, status_of(error))
     return RedirectResponse(f"/account?claimed={device.serial_number}", status_code=303)
@@ -126,7 +153,12 @@ async def sign_in(
 ) -> Response:
     try:
         _check_csrf(request, csrf)
-        signed_in = await run_in_threadpool(people.sign_in, services(request), email, password)
+        signed_in = await run_in_threadpool(
+            partial(people.sign_in, client_address=client_address(request)),
+            services(request),
+            email,
+            password,
+        )
     except DomainError as error:
         return await run_in_threadpool(_claim_page, request, code, error.detail, status_of(error))
     return _with_session(request, code, signed_in.token)
@@ -139,8 +171,11 @@ async def sign_up(
     ctx = services(request)
     try:
         _check_csrf(request, csrf)
-        await run_in_threadpool(people.sign_up, ctx, email, password)
-        signed_in = await run_in_threadpool(people.sign_in, ctx, email, password)
+        address = client_address(request)
+        await run_in_threadpool(partial(people.sign_up, client_address=address), ctx, email, password)
+        signed_in = await run_in_threadpool(
+            partial(people.sign_in, client_address=address), ctx, email, password
+        )
     except DomainError as error:
         return await run_in_threadpool(_claim_page, request, code, error.detail, status_of(error))
     return _with_session(request, code, signed_in.token)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 from pydantic import Field, StrictStr
 
-from lineside.entrypoints.api.dependencies import Caller, Services
+from lineside.entrypoints.api.dependencies import Caller, ClientAddress, Services
 from lineside.entrypoints.api.schemas import DeviceOut
 from lineside.entrypoints.api.schemas import Request as RequestBody
 from lineside.services import claims
@@ -20,15 +20,11 @@ class ClaimIn(RequestBody):
     )
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 @router.post("/claims", status_code=status.HTTP_201_CREATED)
-def claim(body: ClaimIn, request: Request, ctx: Services, caller: Caller) -> DeviceOut:
+def claim(body: ClaimIn, ctx: Services, caller: Caller, address: ClientAddress) -> DeviceOut:
     """Move the device behind a claim code into your organization."""
     device = claims.claim_device(
-        ctx, caller, body.code, client_address=client_address(request), organization_id=body.organization_id
+        ctx, caller, body.code, client_address=address, organization_id=body.organization_id
     )
     return DeviceOut.of(device)
 

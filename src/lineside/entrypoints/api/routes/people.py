@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field, StrictStr
 
-from lineside.entrypoints.api.dependencies import Caller, Services, bearer_token
+from lineside.entrypoints.api.dependencies import Caller, ClientAddress, Services, bearer_token
 from lineside.entrypoints.api.schemas import OrganizationOut
 from lineside.entrypoints.api.schemas import Request as RequestBody
 from lineside.services import people
@@ -53,9 +53,9 @@ class AcceptIn(RequestBody):
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED)
-def sign_up(body: Credentials, ctx: Services) -> UserOut:
+def sign_up(body: Credentials, ctx: Services, address: ClientAddress) -> UserOut:
     """Create an account (and its personal organization). No authentication needed."""
-    user = people.sign_up(ctx, body.email, body.password)
+    user = people.sign_up(ctx, body.email, body.password, client_address=address)
     return UserOut(
         id=user.id,
         email=user.email,
@@ -65,9 +65,9 @@ def sign_up(body: Credentials, ctx: Services) -> UserOut:
 
 
 @router.post("/auth/token")
-def sign_in(body: Credentials, ctx: Services) -> TokenOut:
+def sign_in(body: Credentials, ctx: Services, address: ClientAddress) -> TokenOut:
     """Exchange email and password for a bearer token."""
-    signed_in = people.sign_in(ctx, body.email, body.password)
+    signed_in = people.sign_in(ctx, body.email, body.password, client_address=address)
     return TokenOut(access_token=signed_in.token, expires_in=signed_in.expires_in_seconds)
 
 
