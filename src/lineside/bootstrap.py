@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from lineside.adapters.db.engine import create_database_engine
 from lineside.adapters.db.idempotency import SqlIdempotencyStore
-from lineside.adapters.db.migrate import upgrade_database
+from lineside.adapters.db.migrate import HEAD_REVISION, current_revision, upgrade_database
 from lineside.adapters.db.rate_limits import SqlRateLimiter
 from lineside.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from lineside.adapters.firmware_store import FileFirmwareStore
+from lineside.adapters.metrics import PrometheusMetrics, Reading
 from lineside.adapters.passwords import Argon2PasswordHasher
 from lineside.adapters.sealing import AesGcmSecretBox
 from lineside.adapters.webhooks import HttpxWebhookSender
@@ -27,6 +29,7 @@ from lineside.adapters.x509_ca import FileCertificateAuthority
 from lineside.domain.secret_tokens import SecretHasher
 from lineside.domain.webhooks import DEFAULT_RETRY_SCHEDULE
 from lineside.services.context import ServiceConfig, ServiceContext
+from lineside.services.operations import fleet_figures
 from lineside.services.ports import WebhookAdapters
 from lineside.settings import Settings
 
@@ -40,6 +43,7 @@ class Application:
     engine: Engine
     services: ServiceContext
     idempotency: SqlIdempotencyStore
+    metrics: PrometheusMetrics
 
     def database_is_reachable(self) -> bool:
         try:
@@ -48,6 +52,40 @@ class Application:
         except Exception:
             return False
         return True
+
+    def readiness(self) -> dict[str, str | None]:
+        """Each check of /readyz: None when it passes, else why it does not."""
+        return {
+            "database": None if self.database_is_reachable() else "the database does not answer",
+            "migrations": self._schema_problem(),
+            "data_dir": self._data_dir_problem(),
+            "mqtt": self._broker_problem(),
+        }
+
+    def _schema_problem(self) -> str | None:
+        try:
+            revision = current_revision(self.engine)
+        except Exception:
+            return "the schema revision cannot be read"
+        if revision != HEAD_REVISION:
+            return f"the schema is at {revision or 'nothing'}, not {HEAD_REVISION}: run `lineside db upgrade`"
+        return None
+
+    def _data_dir_problem(self) -> str | None:
+        key = self.settings.data_dir / SERVER_KEY_FILE
+        if not os.access(key, os.R_OK):
+            return f"{key} cannot be read"
+        return None
+
+    def _broker_problem(self) -> str | None:
+        settings = self.settings
+        if not settings.mqtt_enabled:
+            return None
+        try:
+            socket.create_connection((settings.mqtt_host, settings.mqtt_port), timeout=1.0).close()
+        except OSError as error:
+            return f"nothing listens for MQTT on {settings.mqtt_host}:{settings.mqtt_port} ({error.strerror})"
+        return None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -96,14 +134,44 @@ def webhook_lease(settings: Settings) -> timedelta:
     return timedelta(seconds=2 * settings.webhook_timeout_seconds + 5)
 
 
+def observed(engine: Engine, metrics: PrometheusMetrics) -> Engine:
+    """Count the engine's connections in use."""
+    event.listen(engine.pool, "checkout", lambda *_: metrics.db_connection_checked_out())
+    event.listen(engine.pool, "checkin", lambda *_: metrics.db_connection_checked_in())
+    return engine
+
+
+def fleet_readings(services: ServiceContext) -> list[Reading]:
+    """The gauges read from the database when /metrics is scraped."""
+    figures = fleet_figures(services)
+    oldest = figures.oldest_pending_delivery_at
+    age = (services.clock() - oldest).total_seconds() if oldest is not None else 0.0
+    return [
+        Reading("lineside_devices", "Devices, by lifecycle state.", "state", dict(figures.devices_by_state)),
+        Reading(
+            "lineside_webhook_queue_depth",
+            "Webhook deliveries still to send.",
+            None,
+            {"": figures.webhook_backlog},
+        ),
+        Reading(
+            "lineside_webhook_queue_oldest_age_seconds",
+            "Age of the oldest webhook delivery still to send (0 when none).",
+            None,
+            {"": max(age, 0.0)},
+        ),
+    ]
+
+
 def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> Application:
     settings = settings or Settings()
-    engine = create_database_engine(settings.database_url)
+    metrics = PrometheusMetrics()
+    engine = observed(create_database_engine(settings.database_url), metrics)
     if migrate:
         upgrade_database(engine)
     hasher = SecretHasher(load_or_create_server_key(settings.data_dir))
     services = ServiceContext(
-        unit_of_work=SqlUnitOfWorkFactory(engine),
+        unit_of_work=SqlUnitOfWorkFactory(engine, on_commit=metrics.events_committed),
         hasher=hasher,
         certificate_authority=FileCertificateAuthority(settings.data_dir / "ca"),
         clock=utc_now,
@@ -129,9 +197,11 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> App
         firmware_store=FileFirmwareStore(settings.data_dir / "firmware"),
         webhooks=webhook_adapters(settings, hasher),
     )
+    metrics.read_at_scrape(lambda: fleet_readings(services))
     return Application(
         settings=settings,
         engine=engine,
         services=services,
         idempotency=SqlIdempotencyStore(engine, hasher),
+        metrics=metrics,
     )

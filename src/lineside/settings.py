@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         le=600,
         description="On SIGTERM: how long in-flight requests and webhook deliveries get to finish.",
     )
+    metrics_enabled: bool = Field(default=True, description="Serve GET /metrics (Prometheus text format).")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics answers only 'Authorization: Bearer <token>'."
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Least severe log level written (secrets are always redacted)."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 
-def test_healthz_answers_ok_when_the_database_is_reachable(http: httpx.Client) -> None:
+def test_healthz_answers_ok_while_the_process_is_alive(http: httpx.Client) -> None:
     response = http.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}

@@ -85,6 +85,17 @@ def test_an_mqtt_5_client_is_told_the_broker_speaks_3_1_1(
     assert "unsupported protocol version" in (mqtt_5.stderr + mqtt_5.stdout).lower()
 
 
+def test_an_mqtt_3_1_client_is_told_its_protocol_version_is_unacceptable(
+    server_url: str, mqtt_port: int, tenant: Tenant
+) -> None:
+    device_id, token = device_with_token(tenant)
+
+    mqtt_31 = mosquitto_pub(mqtt_port, device_id, token, version="mqttv31")
+
+    assert mqtt_31.returncode != 0
+    assert "unacceptable protocol version" in (mqtt_31.stderr + mqtt_31.stdout).lower()
+
+
 def serve(settings: Settings, http_port: int, **environment: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,

@@ -31,9 +31,9 @@ def string(value: str) -> bytes:
 
 
 def connect_packet(
-    client_id: str, *, flags: int, username: str = "", password: str = "", level: int = 4
+    client_id: str, *, flags: int, username: str = "", password: str = "", level: int = 4, name: str = "MQTT"
 ) -> bytes:
-    body = string("MQTT") + bytes([level, flags]) + struct.pack("!H", 60) + string(client_id)
+    body = string(name) + bytes([level, flags]) + struct.pack("!H", 60) + string(client_id)
     if flags & USERNAME:
         body += string(username)
     if flags & PASSWORD:
@@ -67,6 +67,20 @@ def test_a_well_formed_connect_with_a_token_is_accepted(broker: Address, tenant:
 
 def test_mqtt_3_1_level_is_refused_as_an_unacceptable_protocol_version(broker: Address) -> None:
     packet = connect_packet("someone", flags=CLEAN_SESSION, level=3)
+    assert return_code(connack(broker, packet)) == 1
+
+
+def test_an_mqtt_3_1_client_gets_connack_1_as_the_docs_say(broker: Address, tenant: Tenant) -> None:
+    # MQTT 3.1: protocol name MQIsdp, level 3 (paho's MQTTv31, mosquitto_pub -V mqttv31).
+    device_id = tenant.device(tenant.product()["id"])["id"]
+    packet = connect_packet(
+        device_id,
+        flags=USERNAME | PASSWORD | CLEAN_SESSION,
+        username=device_id,
+        password=tenant.token(device_id),
+        level=3,
+        name="MQIsdp",
+    )
     assert return_code(connack(broker, packet)) == 1
 
 

@@ -92,7 +92,8 @@ class EmbeddedBroker(LoopThread):
     async def serve(self, stop: asyncio.Event) -> None:
         listeners = Listeners(self.host, self.port, self.tls)
         try:
-            broker = AmqttBroker(self._application.services, self.presence, listeners)
+            application = self._application
+            broker = AmqttBroker(application.services, self.presence, listeners, application.metrics)
             await broker.start()
         except Exception as error:  # amqtt's BrokerError wraps the OSError of a taken port
             self._failure = error.__cause__ if isinstance(error, BrokerError) and error.__cause__ else error
@@ -173,4 +174,4 @@ def running_broker(application: Application) -> Iterator[EmbeddedBroker | None]:
     try:
         yield broker
     finally:
-        broker.stop()
+        broker.stop(application.settings.shutdown_seconds)

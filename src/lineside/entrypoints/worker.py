@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
+from lineside.adapters.metrics import PrometheusMetrics
 from lineside.bootstrap import Application
 from lineside.entrypoints.loops import LoopThread
 from lineside.services.context import ServiceContext
@@ -27,9 +28,12 @@ MAX_PAUSE_SECONDS = 30.0
 
 
 class WebhookWorker:
-    def __init__(self, services: ServiceContext, *, poll_seconds: float) -> None:
+    def __init__(
+        self, services: ServiceContext, *, poll_seconds: float, metrics: PrometheusMetrics | None = None
+    ) -> None:
         self._services = services
         self._poll_seconds = poll_seconds
+        self._metrics = metrics
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; an attempt in flight is finished, not abandoned."""
@@ -39,8 +43,12 @@ class WebhookWorker:
                 # Only a round that filled a batch goes again at once: under steady traffic
                 # a round that handled a few events would otherwise follow the last without
                 # a pause, in every server worker, and take CPU from the requests.
-                again = (await run_once(self._services)).full
+                done = await run_once(self._services)
+                again = done.full
                 failures = 0
+                if self._metrics is not None:
+                    for outcome in done.outcomes:
+                        self._metrics.webhook_attempted(outcome.value)
             except Exception:
                 # A database that went away must not end the loop: log, wait longer each
                 # time (up to half a minute), try again.
@@ -57,9 +65,11 @@ class BackgroundWorker(LoopThread):
     """A WebhookWorker on a thread of its own, so a slow receiver or a busy database never
     holds up the server's event loop."""
 
-    def __init__(self, services: ServiceContext, *, poll_seconds: float) -> None:
+    def __init__(
+        self, services: ServiceContext, *, poll_seconds: float, metrics: PrometheusMetrics | None = None
+    ) -> None:
         super().__init__("lineside-webhooks")
-        self._worker = WebhookWorker(services, poll_seconds=poll_seconds)
+        self._worker = WebhookWorker(services, poll_seconds=poll_seconds, metrics=metrics)
 
     def start(self) -> None:
         self.start_thread()
@@ -80,26 +90,36 @@ def worker_lifespan(application: Application) -> Callable[[FastAPI], AbstractAsy
         settings = application.settings
         worker = None
         if settings.webhook_worker:
-            worker = BackgroundWorker(application.services, poll_seconds=settings.webhook_poll_seconds)
+            worker = BackgroundWorker(
+                application.services, poll_seconds=settings.webhook_poll_seconds, metrics=application.metrics
+            )
             worker.start()
         try:
             yield
         finally:
             if worker is not None:
-                await asyncio.to_thread(worker.stop)
+                # Deliveries in flight are finished (their attempts recorded), within the
+                # shutdown bound; past it the thread is left to die with the process.
+                await asyncio.to_thread(worker.stop, settings.shutdown_seconds)
 
     return lifespan
 
 
-def run_until_signalled(application: Application) -> None:
-    """Work in the foreground until SIGTERM or SIGINT, then finish what is in flight."""
+def run_until_signalled(application: Application, on_ready: Callable[[], None] = lambda: None) -> None:
+    """Work in the foreground until SIGTERM or SIGINT, then finish what is in flight.
+    ``on_ready`` runs once the signals are handled (a signal before then would kill)."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, stop.set)
-        worker = WebhookWorker(application.services, poll_seconds=application.settings.webhook_poll_seconds)
+        on_ready()
+        worker = WebhookWorker(
+            application.services,
+            poll_seconds=application.settings.webhook_poll_seconds,
+            metrics=application.metrics,
+        )
         await worker.run(stop)
 
     asyncio.run(main())

@@ -166,6 +166,7 @@ class Round:
 
     handled: int  # events dispatched plus deliveries attempted
     full: bool  # a batch was filled, so more may be waiting: go again without a pause
+    outcomes: tuple[AttemptOutcome, ...] = ()  # of this round's attempts
 
 
 async def run_once(ctx: ServiceContext) -> Round:
@@ -180,4 +181,5 @@ async def run_once(ctx: ServiceContext) -> Round:
         if isinstance(outcome, BaseException):
             raise outcome
     full = dispatched >= DISPATCH_BATCH or len(leased) >= ctx.config.webhook_batch_size
-    return Round(handled=dispatched + len(leased), full=full)
+    attempted = tuple(outcome_of(result.status_code) for result in outcomes if isinstance(result, SendResult))
+    return Round(handled=dispatched + len(leased), full=full, outcomes=attempted)

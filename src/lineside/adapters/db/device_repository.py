@@ -151,6 +151,12 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
     def delete(self, device_id: str) -> None:
         self.connection.execute(t.devices.delete().where(t.devices.c.id == device_id))
 
+    def count_by_state(self) -> dict[str, int]:
+        """Every organization's devices, by lifecycle state (the operator's metrics)."""
+        state = t.devices.c.state
+        rows = self.connection.execute(select(state, func.count()).group_by(state))
+        return {row[0]: row[1] for row in rows}
+
     def count_defined_by(self, organization_id: str) -> int:
         query = (
             select(func.count()).select_from(t.devices).where(t.devices.c.organization_id == organization_id)

@@ -320,12 +320,18 @@ _INSERT_EVENT = insert(t.events)
 
 
 class SqlEventOutbox(SqlRepository):
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self.added_types: list[str] = []  # for the metrics, once the transaction commits
+
     def add(self, event: DomainEvent) -> None:
         self.connection.execute(_INSERT_EVENT, event_row(event))
+        self.added_types.append(event.type)
 
     def add_many(self, events: Sequence[DomainEvent]) -> None:
         if events:
             self.connection.execute(_INSERT_EVENT, [event_row(event) for event in events])
+            self.added_types.extend(event.type for event in events)
 
     def list(self, *, within: str, filters: EventFilter, cursor: str | None, limit: int) -> Page[DomainEvent]:
         query = select(t.events).where(owned_within(t.events.c.organization_id, within))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, exists, insert, or_, select, update
+from sqlalchemy import Row, delete, exists, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
@@ -108,6 +108,14 @@ def _delivery_row(delivery: WebhookDelivery) -> dict[str, Any]:
 
 class SqlWebhookRepository(SqlRepository):
     # -- endpoints ---------------------------------------------------------------------------
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        """Deliveries still to send (every organization's), and when the oldest was made."""
+        c = t.webhook_deliveries.c
+        row = self.connection.execute(
+            select(func.count(), func.min(c.created_at)).where(c.next_attempt_at.is_not(None))
+        ).one()
+        return int(row[0]), row[1]  # min() keeps the column's type: an aware datetime
 
     def add_endpoint(self, endpoint: WebhookEndpoint, sealed_secret: str) -> None:
         self.connection.execute(

@@ -45,8 +45,9 @@ from amqtt.mqtt.constants import QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
+from lineside.adapters.metrics import PrometheusMetrics
 from lineside.adapters.mqtt.authentication import BatchedAuthenticator
-from lineside.adapters.mqtt.connect import first_packet
+from lineside.adapters.mqtt.connect import UnsupportedProtocol, first_packet
 from lineside.adapters.mqtt.session_states import session_from_connect
 from lineside.adapters.mqtt.tls import TlsListener
 from lineside.domain.mqtt import (
@@ -110,7 +111,13 @@ class AmqttBroker(Broker):
     """Start with ``await broker.start()``, stop with ``await broker.shutdown()``; both on
     the loop the broker was created on."""
 
-    def __init__(self, ctx: ServiceContext, presence: PresenceRecorder, listeners: Listeners) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        presence: PresenceRecorder,
+        listeners: Listeners,
+        metrics: PrometheusMetrics | None = None,
+    ) -> None:
         configured = {"default": ListenerConfig(bind=f"{listeners.host}:{listeners.port}")}
         if listeners.tls is not None:
             configured[TLS_LISTENER] = ListenerConfig(bind=f"{listeners.host}:{listeners.tls.port}")
@@ -122,6 +129,7 @@ class AmqttBroker(Broker):
         self._tls = listeners.tls
         self._connections: dict[str, _Connection] = {}
         self._answers: set[asyncio.Task[None]] = set()
+        self._metrics = metrics
 
     # -- what the runner uses ---------------------------------------------------------
 
@@ -196,18 +204,28 @@ class AmqttBroker(Broker):
     async def _initialize_client_session(
         self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
-        connect = await first_packet(reader, writer)
+        try:
+            connect = await first_packet(reader, writer)
+        except UnsupportedProtocol:
+            self._count_connect("unsupported_protocol")
+            raise
+        except MQTTError:
+            self._count_connect("malformed")
+            raise
         try:
             fresh = await session_from_connect(connect, writer)
             handler = _Handler(self.plugins_manager)
         except (MQTTError, AMQTTError, NoDataError) as error:
+            self._count_connect("malformed")
             await writer.close()
             raise MQTTError(f"bad CONNECT from {remote_address}:{remote_port}: {error}") from None
         identity = await self._identify(fresh)
         if identity is None:
+            self._count_connect("not_authorized")
             await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
             await writer.close()
             raise MQTTError(f"MQTT CONNECT refused from {remote_address}:{remote_port}")
+        self._count_connect("accepted")
         if identity == PROVISIONER:
             # Anyone may connect as ``provision``, with any client id: give each such
             # connection a session of its own, so it can never take over (or wipe) the
@@ -217,6 +235,10 @@ class AmqttBroker(Broker):
         else:
             await self._take_over(fresh.client_id or "")
         return handler, self._session_for(fresh, identity)
+
+    def _count_connect(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.mqtt_connect_answered(result)
 
     async def _identify(self, session: Session) -> MqttIdentity | None:
         attempt = ConnectAttempt(
@@ -291,11 +313,15 @@ class AmqttBroker(Broker):
         self._connections[client_id] = connection
         if identity.device_id is not None:
             self._presence.connected(identity.device_id)
+        if self._metrics is not None:
+            self._metrics.mqtt_connection_opened()
         try:
             await super()._handle_client_session(
                 reader, writer, client_session, handler, server, listener_name
             )
         finally:
+            if self._metrics is not None:
+                self._metrics.mqtt_connection_closed()
             connection.ended.set()
             if self._connections.get(client_id) is connection:
                 del self._connections[client_id]

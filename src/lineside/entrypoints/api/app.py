@@ -9,8 +9,10 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lineside import __version__
 from lineside.bootstrap import Application
+from lineside.entrypoints.api import metrics
 from lineside.entrypoints.api.dependencies import recheck_credential
 from lineside.entrypoints.api.docs import install_docs
+from lineside.entrypoints.api.metrics import RequestMetrics
 from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
 from lineside.entrypoints.api.problems import install_problem_handlers
 from lineside.entrypoints.api.request_ids import RequestIds
@@ -81,6 +83,8 @@ def create_app(application: Application) -> FastAPI:
         claim_pages,
     ):
         app.include_router(module.router)
+    if application.settings.metrics_enabled:
+        app.include_router(metrics.router)
     # Added last runs first: the size cap guards the idempotency middleware's body read.
     app.add_middleware(
         IdempotencyKeys,
@@ -89,6 +93,7 @@ def create_app(application: Application) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit, max_bytes=application.settings.max_body_bytes)
     app.add_middleware(RefuseNulBytes)
+    app.add_middleware(RequestMetrics, metrics=application.metrics)
     app.add_middleware(RequestIds)
     _believe_forwarded_headers_from(app, application.settings.trusted_proxy_list)
     return app

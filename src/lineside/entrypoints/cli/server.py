@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
 
 import click
 from sqlalchemy.engine import make_url
 
 from lineside.adapters.db.engine import create_database_engine
 from lineside.adapters.db.migrate import upgrade_database
+from lineside.adapters.metrics import use_multiprocess_directory
 from lineside.bootstrap import Application
 from lineside.entrypoints.cli.common import current_settings, opened_application
 from lineside.settings import Settings
@@ -25,11 +28,13 @@ from lineside.settings import Settings
 )
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
 def serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
-    """Serve the HTTP API (and /docs), and the embedded MQTT broker unless LINESIDE_MQTT_ENABLED=0."""
-    # Imported here so every other command starts without loading the web stack.
-    import uvicorn  # noqa: PLC0415
+    """Serve the HTTP API (and /docs), and the embedded MQTT broker unless LINESIDE_MQTT_ENABLED=0.
 
-    from lineside.entrypoints.api.app import create_app  # noqa: PLC0415
+    SIGTERM (or Ctrl-C) stops accepting, finishes in-flight requests and webhook deliveries,
+    closes MQTT sessions and writes presence, within LINESIDE_SHUTDOWN_SECONDS, then exits 0.
+    """
+    # Imported here so every other command starts without loading the web stack.
+    from lineside.entrypoints.serving import serve_http  # noqa: PLC0415
 
     settings = current_settings()
     overrides = {"host": host, "port": port, "workers": workers}
@@ -39,37 +44,23 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         _migrate(settings)
     # The broker runs here, once: with several workers, in this supervising process. It
     # starts first, so a taken MQTT port is the one line printed, not a half-started server.
-    with opened_application(migrate=False) as application, _mqtt(application):
+    with _shared_metrics(), opened_application(migrate=False) as application, _mqtt(application):
         click.echo(
             f"Lineside on http://{settings.host}:{settings.port} (docs at /docs), database {_safe(settings)}"
         )
-        if settings.workers > 1:
-            uvicorn.run(
-                "lineside.entrypoints.asgi:create_app_from_environment",
-                factory=True,
-                workers=settings.workers,
-                **uvicorn_options(settings),
-            )
-        else:
-            uvicorn.run(create_app(application), **uvicorn_options(settings))
+        serve_http(settings, application)
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """How every Lineside server runs uvicorn.
-
-    ``log_config=None``: uvicorn's records go through the one redacting handler
-    (``entrypoints.logs``) instead of handlers of its own. ``proxy_headers=False``: the app
-    itself believes X-Forwarded-For only from LINESIDE_TRUSTED_PROXIES; uvicorn's default
-    would believe any client on loopback.
-    """
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "log_config": None,
-        "proxy_headers": False,
-        "timeout_graceful_shutdown": settings.shutdown_seconds,
-    }
+@contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """Metric values in files every process of this server writes (the workers, and this
+    one with the broker), so /metrics answers the same whichever worker is scraped."""
+    directory = Path(tempfile.mkdtemp(prefix="lineside-metrics-"))
+    try:
+        use_multiprocess_directory(directory)
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _check_http_port_free(host: str, port: int) -> None:

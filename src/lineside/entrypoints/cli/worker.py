@@ -17,6 +17,8 @@ def worker(migrate: bool) -> None:
     LINESIDE_WEBHOOK_WORKER=0 on the servers to leave delivery to these alone.
     """
     with opened_application(migrate=migrate) as application:
-        click.echo("Lineside webhook worker: delivering until SIGTERM or Ctrl-C")
-        run_until_signalled(application)
+        run_until_signalled(
+            application,
+            on_ready=lambda: click.echo("Lineside webhook worker: delivering until SIGTERM or Ctrl-C"),
+        )
     click.echo("webhook worker stopped")
