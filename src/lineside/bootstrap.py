@@ -62,9 +62,12 @@ class Application:
             "mqtt": self._broker_problem(),
         }
 
+    def schema_revision(self) -> str | None:
+        return current_revision(self.engine)
+
     def _schema_problem(self) -> str | None:
         try:
-            revision = current_revision(self.engine)
+            revision = self.schema_revision()
         except Exception:
             return "the schema revision cannot be read"
         if revision != HEAD_REVISION:

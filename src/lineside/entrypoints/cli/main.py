@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lineside import __version__
+from lineside.entrypoints.cli.backups import backup, restore
 from lineside.entrypoints.cli.common import load_settings
 from lineside.entrypoints.cli.demo import demo
 from lineside.entrypoints.cli.devices import devices
@@ -31,7 +32,21 @@ def cli(context: click.Context) -> None:
     context.obj = settings
 
 
-for command in (serve, db, org, keys, devices, tokens, firmware, factory, worker, demo, provisioning):
+for command in (
+    serve,
+    db,
+    org,
+    keys,
+    devices,
+    tokens,
+    firmware,
+    factory,
+    worker,
+    demo,
+    provisioning,
+    backup,
+    restore,
+):
     cli.add_command(command)
 
 
