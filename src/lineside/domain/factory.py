@@ -23,7 +23,7 @@ from typing import Any, Literal
 from lineside.domain.errors import InvalidInput
 
 # A MAC (with or without separators) or a chip id in hex: what a fixture reads off a unit.
-_HARDWARE_ID = re.compile(r"^[0-9a-z][0-9a-z:._-]{0,63}\Z")
+_HARDWARE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:._-]{0,63}\Z")
 MAX_LABEL_LENGTH = 200  # test fixture and operator names
 MAX_MEASUREMENT_VALUES = 1000  # keys, numbers and strings of one test run, all counted
 
@@ -31,13 +31,14 @@ MAX_MEASUREMENT_VALUES = 1000  # keys, numbers and strings of one test run, all 
 def normalize_hardware_id(text: str) -> str:
     """The hardware id as stored: trimmed and lower-cased, so ``00:1A:..`` and ``00:1a:..``
     are one unit. Letters, digits and ``: . _ -``, at most 64 characters."""
-    hardware_id = text.strip().lower()
+    hardware_id = text.strip()
+    # Checked before lower-casing: a few non-ASCII letters lower-case to ASCII ones.
     if not _HARDWARE_ID.match(hardware_id):
         raise InvalidInput(
             "hardware_id must be 1 to 64 letters, digits or ':', '.', '_', '-' (a MAC or a chip id), "
             "starting with a letter or digit."
         )
-    return hardware_id
+    return hardware_id.lower()
 
 
 def check_measurements(measurements: dict[str, Any]) -> dict[str, Any]:

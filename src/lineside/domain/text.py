@@ -21,10 +21,11 @@ def has_control_characters(text: str, *, allow_newlines: bool = False) -> bool:
 
 
 def clean_name(name: str, what: str) -> str:
-    """A name trimmed of surrounding space, 1 to 200 characters, on one line."""
+    """A name trimmed of surrounding space, 1 to 200 characters, on one line (a control
+    character anywhere, even at an end that trimming would drop, is refused)."""
+    if has_control_characters(name):
+        raise InvalidInput(f"The {what} name must not contain control characters.")
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(f"The {what} name must be 1 to {MAX_NAME_LENGTH} characters.")
-    if has_control_characters(name):
-        raise InvalidInput(f"The {what} name must not contain control characters.")
     return name

@@ -198,12 +198,9 @@ def _first_group(uow: UnitOfWork, product_id: str, kind: GroupKind) -> DeviceGro
 def _label(text: str | None, what: str) -> str | None:
     if text is None:
         return None
-    text = text.strip()
-    if not text:
-        return None
     if len(text) > MAX_LABEL_LENGTH or has_control_characters(text):
         raise InvalidInput(f"{what} must be at most {MAX_LABEL_LENGTH} characters on one line.")
-    return text
+    return text.strip() or None
 
 
 def record_test_run(

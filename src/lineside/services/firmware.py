@@ -161,13 +161,11 @@ def report_installed_version(ctx: ServiceContext, device: Device, version: str) 
 
 
 def clean_version(version: str) -> str:
-    if (
-        not 1 <= len(version) <= MAX_VERSION_LENGTH
-        or not version.isprintable()
-        or any(character.isspace() for character in version)
+    if not 1 <= len(version) <= MAX_VERSION_LENGTH or not all(
+        "!" <= character <= "~" for character in version
     ):
         raise InvalidInput(
-            f"A firmware version is 1 to {MAX_VERSION_LENGTH} printable characters without spaces."
+            f"A firmware version is 1 to {MAX_VERSION_LENGTH} visible ASCII characters (no spaces)."
         )
     return version
 

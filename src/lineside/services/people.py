@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from lineside.domain import events
-from lineside.domain.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
+from lineside.domain.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from lineside.domain.events import DomainEvent
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import Organization, OrganizationKind, Principal, Scope, User
@@ -36,10 +36,11 @@ class CreatedInvitation:
 
 
 def normalize_email(email: str) -> str:
-    email = email.strip().lower()
+    # Matched before lower-casing, which can lengthen a few letters past the limits.
+    email = email.strip()
     if not EMAIL.match(email):
         raise InvalidInput("That is not an email address.")
-    return email
+    return email.lower()
 
 
 def _check_password(password: str) -> None:
@@ -201,7 +202,7 @@ def invite(ctx: ServiceContext, principal: Principal, organization_id: str, emai
 
 def accept_invitation(ctx: ServiceContext, principal: Principal, code: str) -> Organization:
     if principal.user_id is None:
-        raise InvalidInput("Sign in as a person to accept an invitation.")
+        raise PermissionDenied("Sign in as a person to accept an invitation; API keys cannot.")
     now = ctx.clock()
     with ctx.unit_of_work() as uow:
         found = uow.users.open_invitation(ctx.hasher.hash(code), now)

@@ -1,29 +1,25 @@
-"""Cursor pagination over UUIDv7 ids, which sort by creation time."""
+"""Cursor pagination over UUIDv7 ids (which sort by creation time) or event sequence numbers."""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Row, Select
 
 from lineside.domain.errors import InvalidInput
-from lineside.domain.identifiers import is_uuid
 from lineside.services.ports import Page
+
+_HEX_UUID = re.compile(r"[0-9a-f]{32}\Z")
+MAX_SEQUENCE_DIGITS = 18
 
 
 def encode_cursor(last_key: str) -> str:
-    return base64.urlsafe_b64encode(last_key.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-    except (binascii.Error, UnicodeError, ValueError):
-        raise InvalidInput("The cursor is not one this server handed out.") from None
+    """The key a page ended at, as the next page's cursor: a UUID's 32 hex digits, or a
+    sequence number's decimal digits (``api.constraints`` documents both patterns)."""
+    return uuid.UUID(last_key).hex if not last_key.isdigit() else last_key
 
 
 T = TypeVar("T")
@@ -40,7 +36,7 @@ def paged(
     key_of: Callable[[Row[Any]], str] | None = None,
 ) -> Page[T]:
     if cursor is not None:
-        query = query.where(key > _cursor_value(key, decode_cursor(cursor)))
+        query = query.where(key > _cursor_value(key, cursor))
     rows = run(query.order_by(key).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -53,9 +49,9 @@ def paged(
 
 def _cursor_value(key: Column[Any], after: str) -> str | int:
     if key.type.python_type is not int:
-        if not is_uuid(after):
+        if not _HEX_UUID.match(after):
             raise InvalidInput("The cursor is not one this server handed out.")
-        return after
-    if not after.isdigit() or len(after) > 18:
+        return str(uuid.UUID(after))
+    if not after.isdigit() or len(after) > MAX_SEQUENCE_DIGITS:
         raise InvalidInput("The cursor is not one this server handed out.")
     return int(after)

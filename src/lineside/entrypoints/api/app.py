@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lineside import __version__
@@ -14,7 +14,9 @@ from lineside.entrypoints.api.dependencies import recheck_credential
 from lineside.entrypoints.api.docs import install_docs
 from lineside.entrypoints.api.metrics import RequestMetrics
 from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
+from lineside.entrypoints.api.openapi import install_openapi
 from lineside.entrypoints.api.problems import install_problem_handlers
+from lineside.entrypoints.api.query_parameters import refuse_unknown_query_parameters
 from lineside.entrypoints.api.request_ids import RequestIds
 from lineside.entrypoints.api.routes import (
     audit,
@@ -55,9 +57,11 @@ def create_app(application: Application) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=worker_lifespan(application),
+        dependencies=[Depends(refuse_unknown_query_parameters)],
     )
     app.state.lineside = application
     install_problem_handlers(app)
+    install_openapi(app)
     install_docs(app)
     # The device API first, then the factory line: devices and fixtures call them far more
     # often than people call the rest, and FastAPI tries routes in order, one by one.

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 
-from lineside.domain.factory import BlessingResult, ClaimStatus, FactoryToken, TestRun
+from lineside.domain.factory import MAX_MEASUREMENT_VALUES, BlessingResult, ClaimStatus, FactoryToken, TestRun
+from lineside.entrypoints.api.constraints import NO_NUL_PATTERN, HardwareId, Label, Name, SerialNumber
 from lineside.entrypoints.api.schemas import DeviceIdentityOut, DeviceOut, Request
 
 # Generous for every identifier and secret we hand out; refuses megabytes before hashing them.
@@ -21,7 +22,7 @@ _FIRMWARE_DESCRIPTION = "The firmware release to run (id, kind, version, sha256,
 
 class FactoryTokenIn(Request):
     product_id: StrictStr
-    name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
 
 
 class FactoryTokenOut(BaseModel):
@@ -57,10 +58,8 @@ class CreatedFactoryTokenOut(FactoryTokenOut):
 
 class DutIn(Request):
     enrollment_token: StrictStr = Field(max_length=MAX_TOKEN_LENGTH, description="A factory token, lsf_...")
-    hardware_id: StrictStr = Field(max_length=MAX_TOKEN_LENGTH, description="The unit's MAC or chip id.")
-    serial_number: StrictStr | None = Field(
-        default=None, max_length=MAX_TOKEN_LENGTH, description="Default: the hardware id."
-    )
+    hardware_id: HardwareId = Field(description="The unit's MAC or chip id.")
+    serial_number: SerialNumber | None = Field(default=None, description="Default: the hardware id.")
 
 
 class DutOut(BaseModel):
@@ -70,9 +69,16 @@ class DutOut(BaseModel):
 
 class TestRunIn(Request):
     passed: StrictBool
-    measurements: dict[str, Any] = Field(default_factory=dict)
-    fixture: StrictStr | None = None
-    operator: StrictStr | None = None
+    measurements: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Numbers, text without NUL, lists and objects: at most {MAX_MEASUREMENT_VALUES} values.",
+        json_schema_extra={
+            "propertyNames": {"pattern": NO_NUL_PATTERN},
+            "additionalProperties": {"$ref": "#/components/schemas/Measurement"},
+        },
+    )
+    fixture: Label | None = None
+    operator: Label | None = None
 
 
 class TestRunOut(BaseModel):

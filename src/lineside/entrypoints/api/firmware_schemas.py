@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, StrictStr
 
 from lineside.domain.models import ApplicationFirmwareAfter, FirmwareKind, FirmwareRelease
+from lineside.entrypoints.api.constraints import Version
 from lineside.entrypoints.api.schemas import GroupOut, Request
 from lineside.services.context import ServiceContext
 from lineside.services.firmware import DeviceFirmware, release_view
@@ -103,4 +104,4 @@ class DeviceFirmwareOut(BaseModel):
 
 
 class FirmwareReportIn(Request):
-    version: StrictStr = Field(description="The firmware version the device now runs.")
+    version: Version = Field(description="The firmware version the device now runs.")

@@ -80,7 +80,8 @@ def _validation_error(_request: Request, error: Exception) -> JSONResponse:
 def _http_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
-    return problem(error.status_code, title, str(error.detail))
+    # Starlette names the allowed methods of a 405 in its headers (Allow): keep them.
+    return problem(error.status_code, title, str(error.detail), dict(error.headers or {}))
 
 
 def _unexpected(_request: Request, error: Exception) -> JSONResponse:

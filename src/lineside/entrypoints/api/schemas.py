@@ -7,9 +7,10 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from lineside.domain.device_specs import MAX_BATCH_SIZE
 from lineside.domain.events import DomainEvent
 from lineside.domain.lifecycle import STATE_TIMESTAMP_FIELD
-from lineside.domain.metadata import FieldType, MetadataField
+from lineside.domain.metadata import RESERVED_NAMES, FieldType, MetadataField
 from lineside.domain.models import (
     ApiKey,
     ApplicationFirmwareAfter,
@@ -23,6 +24,7 @@ from lineside.domain.models import (
     Product,
     Scope,
 )
+from lineside.entrypoints.api.constraints import FIELD_NAME_PATTERN, HardwareId, Mac, Name, SerialNumber
 from lineside.services.devices import DefinedBatch, DefinedDevice
 
 
@@ -34,7 +36,7 @@ class Request(BaseModel):
 
 
 class OrganizationIn(Request):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class OrganizationOut(BaseModel):
@@ -58,7 +60,7 @@ class CreatedOrganizationOut(OrganizationOut):
 
 
 class ApiKeyIn(Request):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Name
     scopes: list[Scope] = Field(min_length=1)
     organization_id: StrictStr | None = Field(
         default=None, description="A sub-organization to create the key for; default: yours."
@@ -94,8 +96,18 @@ class CreatedApiKeyOut(ApiKeyOut):
 # -- products -----------------------------------------------------------------------------
 
 
+_RESERVED_FIELD_NAMES: list[Any] = sorted(RESERVED_NAMES)
+
+
 class MetadataFieldIn(Request):
-    name: StrictStr
+    name: StrictStr = Field(
+        max_length=64,
+        description="Letters, digits and underscores; not id, serial_number, mac, state or product_id.",
+        json_schema_extra={
+            "pattern": FIELD_NAME_PATTERN,
+            "not": {"enum": _RESERVED_FIELD_NAMES},
+        },
+    )
     type: FieldType
     required: StrictBool = False
 
@@ -107,7 +119,7 @@ _REQUIRES_BLESSING = (
 
 
 class ProductIn(Request):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Name
     metadata_fields: list[MetadataFieldIn] = Field(default_factory=list, max_length=100)
     enrollment_policy: EnrollmentPolicy = Field(
         default=EnrollmentPolicy.CREATE,
@@ -147,7 +159,7 @@ class ProductPatchIn(Request):
 
 
 class GroupIn(Request):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Name
     kind: GroupKind
 
 
@@ -178,9 +190,9 @@ class GroupOut(BaseModel):
 
 class DeviceIn(Request):
     product_id: StrictStr
-    serial_number: StrictStr
-    mac: StrictStr | None = None
-    hardware_id: StrictStr | None = Field(
+    serial_number: SerialNumber
+    mac: Mac | None = None
+    hardware_id: HardwareId | None = Field(
         default=None, description="The MAC or chip id a fixture reads off the unit; unique per product."
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -233,19 +245,53 @@ class DeviceOut(BaseModel):
 
 
 class BatchDeviceIn(Request):
-    serial_number: StrictStr
-    mac: StrictStr | None = None
+    serial_number: SerialNumber
+    mac: Mac | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class BatchIn(Request):
+    """Exactly one of ``serial_numbers`` and ``devices``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["serial_numbers"],
+                    "properties": {"serial_numbers": {"type": "array"}, "devices": {"type": "null"}},
+                },
+                {
+                    "required": ["devices"],
+                    "properties": {"devices": {"type": "array"}, "serial_numbers": {"type": "null"}},
+                },
+            ]
+        },
+    )
+
     product_id: StrictStr
-    serial_numbers: list[StrictStr] | None = None
-    devices: list[BatchDeviceIn] | None = None
+    serial_numbers: list[SerialNumber] | None = Field(
+        default=None, json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH_SIZE, "uniqueItems": True}
+    )
+    devices: list[BatchDeviceIn] | None = Field(
+        default=None, json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH_SIZE}
+    )
     issue_credentials: CredentialType | None = None
 
 
 class CredentialIn(Request):
+    """``csr`` (PEM) goes only with type ``x509``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"properties": {"type": {"const": "x509"}}},
+                {"properties": {"type": {"enum": ["token", "mqtt_password"]}, "csr": {"type": "null"}}},
+            ]
+        },
+    )
+
     type: CredentialType
     csr: StrictStr | None = Field(default=None, max_length=65536)
 

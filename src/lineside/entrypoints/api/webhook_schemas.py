@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from lineside.domain.webhooks import (
+    KNOWN_EVENT_TYPES,
     MAX_EVENT_TYPES,
     MAX_URL_LENGTH,
+    WILDCARD,
     DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,
@@ -18,18 +21,29 @@ from lineside.entrypoints.api.schemas import Request
 from lineside.services.webhooks import DeliveryWithAttempts, EndpointChanges
 
 EVENT_TYPES_HELP = 'Event types to receive (GET /api/v1/webhook-event-types), or ["*"] for all.'
+_EVENT_TYPES: list[Any] = sorted(KNOWN_EVENT_TYPES | {WILDCARD})
+EventTypes = Annotated[
+    list[StrictStr],
+    Field(
+        max_length=MAX_EVENT_TYPES,
+        description=EVENT_TYPES_HELP,
+        json_schema_extra={"minItems": 1, "items": {"type": "string", "enum": _EVENT_TYPES}},
+    ),
+]
 
 
 class WebhookEndpointIn(Request):
-    url: StrictStr = Field(max_length=MAX_URL_LENGTH, description="An http(s) URL; no credentials in it.")
-    event_types: list[StrictStr] = Field(max_length=MAX_EVENT_TYPES, description=EVENT_TYPES_HELP)
+    url: StrictStr = Field(
+        max_length=MAX_URL_LENGTH,
+        description="An http(s) URL whose host resolves to a public address; no credentials in it.",
+        json_schema_extra={"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+(/[^\s#]*)?$"},
+    )
+    event_types: EventTypes
     description: StrictStr | None = Field(default=None, max_length=500)
 
 
 class WebhookEndpointPatch(Request):
-    event_types: list[StrictStr] | None = Field(
-        default=None, max_length=MAX_EVENT_TYPES, description=EVENT_TYPES_HELP
-    )
+    event_types: EventTypes | None = None
     description: StrictStr | None = Field(default=None, max_length=500, description='"" removes it.')
     enabled: StrictBool | None = Field(
         default=None, description="false disables the endpoint and cancels its pending deliveries."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
+from lineside.entrypoints.api.constraints import Limit, SequenceCursor
 from lineside.entrypoints.api.dependencies import Caller, Services
 from lineside.entrypoints.api.schemas import EventOut, PageOut
 from lineside.services.audit import list_audit_events
@@ -18,8 +19,8 @@ def audit_events(
     caller: Caller,
     type: str | None = Query(default=None, description="e.g. device.defined"),
     subject_id: str | None = Query(default=None, description="a device, product or key id"),
-    cursor: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
+    cursor: SequenceCursor = None,
+    limit: Limit = 100,
 ) -> PageOut[EventOut]:
     """Every event of your organization and its sub-organizations, oldest first."""
     page = list_audit_events(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import Field, StrictStr
 
 from lineside.entrypoints.api.dependencies import Caller, ClientAddress, Services
+from lineside.entrypoints.api.openapi import problem_responses
 from lineside.entrypoints.api.schemas import DeviceOut
 from lineside.entrypoints.api.schemas import Request as RequestBody
 from lineside.services import claims
@@ -20,7 +21,7 @@ class ClaimIn(RequestBody):
     )
 
 
-@router.post("/claims", status_code=status.HTTP_201_CREATED)
+@router.post("/claims", status_code=status.HTTP_201_CREATED, responses=problem_responses(410, 429))
 def claim(body: ClaimIn, ctx: Services, caller: Caller, address: ClientAddress) -> DeviceOut:
     """Move the device behind a claim code into your organization."""
     device = claims.claim_device(

@@ -12,6 +12,7 @@ from lineside.entrypoints.api.factory_schemas import (
     DeviceConfigurationOut,
     DeviceCredentialOut,
 )
+from lineside.entrypoints.api.openapi import problem_responses
 from lineside.entrypoints.api.schemas import DeviceIdentityOut
 from lineside.services import activation
 from lineside.services.firmware import release_view
@@ -19,7 +20,7 @@ from lineside.services.firmware import release_view
 router = APIRouter(prefix="/device/v1", tags=["device"])
 
 
-@router.post("/activate")
+@router.post("/activate", responses=problem_responses(401, 404, 409, 410))
 def activate(body: ActivationIn, ctx: Services) -> ActivationOut:
     """Only a blessed device activates; the token must be unexpired and unused, and is spent."""
     done = activation.activate_device(

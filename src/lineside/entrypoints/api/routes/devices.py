@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -16,6 +16,7 @@ from lineside.domain.errors import InvalidInput
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import CredentialType
 from lineside.entrypoints.api.bodies import csv_text, invalid, media_type
+from lineside.entrypoints.api.constraints import Cursor, Limit
 from lineside.entrypoints.api.dependencies import Caller, Services
 from lineside.entrypoints.api.schemas import (
     BatchIn,
@@ -67,8 +68,8 @@ def list_devices(
     state: DeviceState | None = None,
     serial_number: str | None = None,
     batch_id: str | None = None,
-    cursor: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
+    cursor: Cursor = None,
+    limit: Limit = 100,
 ) -> PageOut[DeviceOut]:
     filters = DeviceFilter(product_id=product_id, state=state, serial_number=serial_number, batch_id=batch_id)
     page = devices.list_devices(ctx, caller, filters=filters, cursor=cursor, limit=limit)

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from lineside.domain.errors import InvalidInput
 from lineside.domain.models import FirmwareKind, FirmwareRelease
 from lineside.entrypoints.api.bodies import media_type
+from lineside.entrypoints.api.constraints import VERSION_PATTERN
 from lineside.entrypoints.api.dependencies import Caller, Services
 from lineside.entrypoints.api.firmware_schemas import (
     DeploymentIn,
@@ -42,7 +43,11 @@ async def upload_release(
     ctx: Services,
     caller: Caller,
     kind: FirmwareKind,
-    version: str = Query(max_length=firmware.MAX_VERSION_LENGTH),
+    version: str = Query(
+        max_length=firmware.MAX_VERSION_LENGTH,
+        description="1 to 64 visible ASCII characters (no spaces).",
+        json_schema_extra={"pattern": VERSION_PATTERN},
+    ),
     notes: str | None = Query(default=None, max_length=firmware.MAX_NOTES_LENGTH),
 ) -> ReleaseOut:
     """Upload an image (the raw request body) as a release of the product."""

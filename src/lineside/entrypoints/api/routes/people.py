@@ -7,7 +7,9 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field, StrictStr
 
+from lineside.entrypoints.api.constraints import MAX_PASSWORD_LENGTH, Email, NewPassword
 from lineside.entrypoints.api.dependencies import Caller, ClientAddress, Services, bearer_token
+from lineside.entrypoints.api.openapi import problem_responses
 from lineside.entrypoints.api.schemas import OrganizationOut
 from lineside.entrypoints.api.schemas import Request as RequestBody
 from lineside.services import people
@@ -16,8 +18,13 @@ router = APIRouter(prefix="/api/v1", tags=["people"])
 
 
 class Credentials(RequestBody):
-    email: StrictStr = Field(max_length=320)
-    password: StrictStr = Field(max_length=1024)
+    email: Email
+    password: StrictStr = Field(max_length=MAX_PASSWORD_LENGTH)
+
+
+class NewAccount(RequestBody):
+    email: Email
+    password: NewPassword
 
 
 class UserOut(BaseModel):
@@ -38,7 +45,7 @@ class MeOut(UserOut):
 
 
 class InvitationIn(RequestBody):
-    email: StrictStr = Field(max_length=320)
+    email: Email
 
 
 class InvitationOut(BaseModel):
@@ -52,8 +59,8 @@ class AcceptIn(RequestBody):
     code: StrictStr = Field(max_length=200)
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED)
-def sign_up(body: Credentials, ctx: Services, address: ClientAddress) -> UserOut:
+@router.post("/users", status_code=status.HTTP_201_CREATED, responses=problem_responses(409, 429))
+def sign_up(body: NewAccount, ctx: Services, address: ClientAddress) -> UserOut:
     """Create an account (and its personal organization). No authentication needed."""
     user = people.sign_up(ctx, body.email, body.password, client_address=address)
     return UserOut(
@@ -64,7 +71,7 @@ def sign_up(body: Credentials, ctx: Services, address: ClientAddress) -> UserOut
     )
 
 
-@router.post("/auth/token")
+@router.post("/auth/token", responses=problem_responses(401, 429))
 def sign_in(body: Credentials, ctx: Services, address: ClientAddress) -> TokenOut:
     """Exchange email and password for a bearer token."""
     signed_in = people.sign_in(ctx, body.email, body.password, client_address=address)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
+from lineside.entrypoints.api.constraints import Cursor, Limit
 from lineside.entrypoints.api.dependencies import Caller, Services
 from lineside.entrypoints.api.schemas import (
     GroupIn,
@@ -36,8 +37,8 @@ def create_product(body: ProductIn, ctx: Services, caller: Caller) -> ProductOut
 def list_products(
     ctx: Services,
     caller: Caller,
-    cursor: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
+    cursor: Cursor = None,
+    limit: Limit = 100,
 ) -> PageOut[ProductOut]:
     page = products.list_products(ctx, caller, cursor=cursor, limit=limit)
     return PageOut(items=[ProductOut.of(p) for p in page.items], next_cursor=page.next_cursor)

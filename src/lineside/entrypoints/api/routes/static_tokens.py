@@ -22,6 +22,7 @@ from lineside.domain.errors import InvalidInput
 from lineside.domain.models import Principal
 from lineside.entrypoints.api.bodies import csv_text, invalid, media_type
 from lineside.entrypoints.api.dependencies import Caller, Services, application
+from lineside.entrypoints.api.openapi import problem_responses
 from lineside.entrypoints.api.schemas import Request as RequestBody
 from lineside.services import static_tokens
 from lineside.services.context import ServiceContext
@@ -30,13 +31,36 @@ from lineside.services.static_tokens import BatchContents
 router = APIRouter(prefix="/api/v1", tags=["static tokens"])
 
 _CREATE_BODY = {
+    "parameters": [
+        {
+            "name": "mapping",
+            "in": "query",
+            "required": False,
+            "content": {
+                "application/json": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}
+            },
+            "description": 'With text/csv: CSV header -> field name, as a JSON object ({"Serial Number": '
+            '"serial_number"}).',
+        }
+    ],
     "requestBody": {
+        "required": True,
         "content": {
-            "application/json": {"schema": {"type": "object", "properties": {"count": {"type": "integer"}}}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["count"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "count": {"type": "integer", "minimum": 1, "maximum": static_tokens.MAX_COUNT}
+                    },
+                }
+            },
             "text/csv": {"schema": {"type": "string"}},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
+                    "required": ["file"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         "mapping": {"type": "string"},
@@ -47,7 +71,7 @@ _CREATE_BODY = {
         "description": "A count, or a CSV whose header names serial_number, mac and metadata fields. "
         "mapping (JSON object, CSV header -> field name) renames columns: ?mapping= for text/csv, "
         "a form field for multipart. Headers are case-sensitive.",
-    }
+    },
 }
 
 
@@ -55,7 +79,7 @@ class CountIn(RequestBody):
     count: StrictInt = Field(ge=1, le=static_tokens.MAX_COUNT)
 
 
-class BatchOut(BaseModel):
+class StaticTokenBatchOut(BaseModel):
     batch_id: str
     product_id: str
     count: int
@@ -66,9 +90,9 @@ class BatchOut(BaseModel):
     labels_pdf_url: str
 
 
-def _batch_out(request: Request, batch: Any) -> BatchOut:
+def _batch_out(request: Request, batch: Any) -> StaticTokenBatchOut:
     base = f"{application(request).settings.effective_public_url}/api/v1/static-token-batches/{batch.id}"
-    return BatchOut(
+    return StaticTokenBatchOut(
         batch_id=batch.id,
         product_id=batch.product_id,
         count=batch.count,
@@ -123,9 +147,11 @@ async def _creation_arguments(request: Request) -> dict[str, Any]:
     "/products/{product_id}/static-tokens",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_CREATE_BODY,
-    response_model=BatchOut,
+    response_model=StaticTokenBatchOut,
 )
-async def create_static_tokens(product_id: str, request: Request, ctx: Services, caller: Caller) -> BatchOut:
+async def create_static_tokens(
+    product_id: str, request: Request, ctx: Services, caller: Caller
+) -> StaticTokenBatchOut:
     """N devices at once, or one per CSV row, each with a claim code (QR) and, at export, a token."""
     arguments = await _creation_arguments(request)
     batch = await run_in_threadpool(static_tokens.create_static_tokens, ctx, caller, product_id, **arguments)
@@ -133,12 +159,12 @@ async def create_static_tokens(product_id: str, request: Request, ctx: Services,
 
 
 @router.get("/static-token-batches/{batch_id}")
-def get_batch(batch_id: str, request: Request, ctx: Services, caller: Caller) -> BatchOut:
+def get_batch(batch_id: str, request: Request, ctx: Services, caller: Caller) -> StaticTokenBatchOut:
     return _batch_out(request, static_tokens.get_batch(ctx, caller, batch_id))
 
 
 @router.post("/static-token-batches/{batch_id}/regenerate")
-def regenerate(batch_id: str, request: Request, ctx: Services, caller: Caller) -> BatchOut:
+def regenerate(batch_id: str, request: Request, ctx: Services, caller: Caller) -> StaticTokenBatchOut:
     """Void the batch's device tokens and allow one new export (until a device activates)."""
     return _batch_out(request, static_tokens.regenerate_batch(ctx, caller, batch_id))
 
@@ -196,7 +222,11 @@ def _zip_of(contents: BatchContents, with_tokens: bool) -> Callable[[BinaryIO], 
     )
 
 
-@router.get("/static-token-batches/{batch_id}/export.zip", response_class=FileResponse)
+@router.get(
+    "/static-token-batches/{batch_id}/export.zip",
+    response_class=FileResponse,
+    responses=problem_responses(410),
+)
 async def export(batch_id: str, request: Request, ctx: Services, caller: Caller) -> FileResponse:
     """tokens.csv (with device tokens) and qr/*.png. Downloadable once: then 410.
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from lineside.domain.webhooks import DeliveryStatus
+from lineside.entrypoints.api.constraints import Cursor, Limit
 from lineside.entrypoints.api.dependencies import Caller, Services
 from lineside.entrypoints.api.schemas import PageOut
 from lineside.entrypoints.api.webhook_schemas import (
@@ -37,8 +38,8 @@ def create_webhook(body: WebhookEndpointIn, ctx: Services, caller: Caller) -> We
 def list_webhooks(
     ctx: Services,
     caller: Caller,
-    cursor: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
+    cursor: Cursor = None,
+    limit: Limit = 100,
 ) -> PageOut[WebhookEndpointOut]:
     page = webhooks.list_endpoints(ctx, caller, cursor=cursor, limit=limit)
     return PageOut(items=[WebhookEndpointOut.of(e) for e in page.items], next_cursor=page.next_cursor)
@@ -84,8 +85,8 @@ def list_webhook_deliveries(
     ctx: Services,
     caller: Caller,
     status: DeliveryStatus | None = None,
-    cursor: str | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
+    cursor: Cursor = None,
+    limit: Limit = 100,
 ) -> PageOut[WebhookDeliveryOut]:
     """The endpoint's deliveries, oldest first."""
     page = webhooks.list_deliveries(ctx, caller, endpoint_id, status=status, cursor=cursor, limit=limit)

@@ -65,12 +65,15 @@ def _body_fields(body: bytes, content_type: str) -> Params:
         return {}
 
 
-def any_method(router: APIRouter, path: str, also: tuple[str, ...]) -> Callable[[Endpoint], Endpoint]:
+def any_method(
+    router: APIRouter, path: str, also: tuple[str, ...], **documented: Any
+) -> Callable[[Endpoint], Endpoint]:
     """Route POST to ``path``, and the other methods a broker may be configured with too
-    (kept out of the OpenAPI document, which would otherwise list one operation twice)."""
+    (kept out of the OpenAPI document, which would otherwise list one operation twice).
+    ``documented``: how the POST route is described (its responses, response class)."""
 
     def register(endpoint: Endpoint) -> Endpoint:
-        router.post(path)(endpoint)
+        router.post(path, **documented)(endpoint)
         router.api_route(path, methods=list(also), include_in_schema=False)(endpoint)
         return endpoint
 

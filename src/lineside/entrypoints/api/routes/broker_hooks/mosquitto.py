@@ -27,7 +27,19 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
     text,
 )
 
-router = APIRouter(prefix="/mosquitto")
+# mosquitto-go-auth reads the status: 200 allows, 403 refuses (with a JSON or text reason).
+router = APIRouter(
+    prefix="/mosquitto",
+    responses={
+        403: {
+            "description": "Refused (mosquitto-go-auth's contract).",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 
 OTHER_METHODS = ("GET", "PUT")  # besides POST
 READ, WRITE, READ_WRITE, SUBSCRIBE = 1, 2, 3, 4

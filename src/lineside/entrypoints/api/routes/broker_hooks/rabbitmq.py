@@ -33,7 +33,8 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
     text,
 )
 
-router = APIRouter(prefix="/rabbitmq")
+# RabbitMQ's HTTP auth backend reads a plain-text body: "allow" or "deny".
+router = APIRouter(prefix="/rabbitmq", default_response_class=PlainTextResponse)
 
 OTHER_METHODS = ("GET",)  # besides POST
 MQTT_EXCHANGE = "amq.topic"

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from lineside.domain.errors import NotFound
 from lineside.domain.mqtt import TopicAccess
+from lineside.entrypoints.api.openapi import problem_responses
 from lineside.entrypoints.api.routes.broker_hooks.common import (
     Params,
     allowed,
@@ -35,7 +36,7 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
     text,
 )
 
-router = APIRouter(prefix="/vernemq")
+router = APIRouter(prefix="/vernemq", responses=problem_responses(404))
 
 HOOK_HEADER = "vernemq-hook"
 OK: dict[str, Any] = {"result": "ok"}
