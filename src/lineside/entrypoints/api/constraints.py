@@ -22,7 +22,8 @@ SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u
 # No control characters, and not blank.
 NAME_PATTERN = rf"^[^\x00-\x1f\x7f]*[^{SPACE}\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 _EMAIL_PART = rf"[^@{SPACE}\x00-\x1f]"
-EMAIL_PATTERN = rf"^[{SPACE}]*{_EMAIL_PART}{{1,64}}@{_EMAIL_PART}{{1,255}}\.[^@{SPACE}\x00-\x1f.]{{1,63}}[{SPACE}]*$"
+_EMAIL_TOP = rf"[^@{SPACE}\x00-\x1f.]"
+EMAIL_PATTERN = rf"^[{SPACE}]*{_EMAIL_PART}{{1,64}}@{_EMAIL_PART}{{1,255}}\.{_EMAIL_TOP}{{1,63}}[{SPACE}]*$"
 # A MAC or a chip id: letters, digits and : . _ - (case does not matter), surrounding space trimmed.
 HARDWARE_ID_PATTERN = rf"^[{SPACE}]*[0-9A-Za-z][0-9A-Za-z:._-]{{0,63}}[{SPACE}]*$"
 SERIAL_NUMBER_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?$"
