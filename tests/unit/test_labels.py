@@ -10,6 +10,7 @@ import multiprocessing
 import re
 import secrets
 import tracemalloc
+import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -412,6 +413,26 @@ def test_long_serials_and_names_wrap_within_the_label_and_other_scripts_print_as
     serial = "LONG-" + "9" * 120
     rows = [label(0, serial)]
     text = pypdf.PdfReader(io.BytesIO(pdf_of(rows, "温度 sensor " + "word " * 30))).pages[0].extract_text()
-    assert "LONG-999" in text
+    assert "LONG-\n999" in text  # broken after its hyphen, then where the column ends
     assert "?? sensor" in text
     assert "..." in text  # the product name did not fit in two lines
+
+
+def test_a_uuid_serial_breaks_after_hyphens_and_never_leaves_a_few_characters_alone() -> None:
+    from lineside.adapters.labels.pdf import _serial_lines
+
+    for _ in range(2000):
+        serial = str(uuid.uuid4())
+        lines = [text.decode() for _font, _size, text in _serial_lines(serial)]
+
+        assert "".join(lines) == serial
+        assert all(len(line) >= 4 for line in lines), lines
+        assert all(line.endswith("-") for line in lines[:-1]), lines
+
+
+def test_a_uuid_serial_prints_whole_on_the_sheet() -> None:
+    serials = [str(uuid.uuid4()) for _ in range(3)]
+    rows = [label(index, serial) for index, serial in enumerate(serials)]
+    text = pypdf.PdfReader(io.BytesIO(pdf_of(rows, "Sensor"))).pages[0].extract_text()
+    flattened = "".join(text.split())
+    assert all(serial in flattened for serial in serials)

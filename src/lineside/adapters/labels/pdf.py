@@ -29,7 +29,8 @@ _CELL_HEIGHT = (PAGE_HEIGHT - 2 * _MARGIN_Y) / ROWS
 _QR_SIZE = 28 * MM
 _PAD = 2 * MM
 _TEXT_WIDTH = _CELL_WIDTH - _QR_SIZE - 3 * _PAD
-_SERIAL_SIZE, _SERIAL_LINES = 9, 4
+_SERIAL_SIZES, _SERIAL_LINES = (9, 8, 7), 4
+_SHORTEST_LINE = 4  # characters: a shorter line of a wrapped serial reads as a typo
 _NAME_SIZE, _NAME_LINES = 7, 2
 _LEADING = 1.25
 
@@ -110,11 +111,7 @@ def _write_page(
             idat,
         )
         images.append(f"/Q{slot} {image} 0 R")
-        serial = [
-            (b"F2", _SERIAL_SIZE, text)
-            for text in _wrap(row.serial_number, _BOLD_WIDTHS, _SERIAL_SIZE, _SERIAL_LINES)
-        ]
-        operators.append(_label(slot, serial + name_lines))
+        operators.append(_label(slot, _serial_lines(row.serial_number) + name_lines))
     content = pdf.add_content(b"".join(operators))
     pdf.add_page(
         f"/MediaBox [0 0 {PAGE_WIDTH:.2f} {PAGE_HEIGHT:.2f}]"
@@ -141,9 +138,20 @@ def _label(slot: int, lines: list[Line]) -> bytes:
     return b"".join(parts)
 
 
+def _serial_lines(serial: str) -> list[Line]:
+    """The serial in bold, as large as it fits without leaving a few characters stranded on a
+    line of their own (a UUID broken 35 + 1): smaller sizes are tried down to the smallest."""
+    for size in _SERIAL_SIZES:
+        lines = _wrap(serial, _BOLD_WIDTHS, size, _SERIAL_LINES)
+        if len(lines) == 1 or min(len(line) for line in lines) >= _SHORTEST_LINE or size == _SERIAL_SIZES[-1]:
+            return [(b"F2", size, line) for line in lines]
+    raise AssertionError("unreachable: the smallest size is always taken")
+
+
 def _wrap(text: str, widths: Sequence[int], size: int, max_lines: int) -> list[bytes]:
-    """``text`` in WinAnsi, broken into lines that fit the text column (at spaces when it can);
-    beyond ``max_lines`` the last line ends in ``...``."""
+    """``text`` in WinAnsi, broken into lines that fit the text column: at a space when it can,
+    else after a hyphen (UUIDs, part numbers), else where the column ends; beyond ``max_lines``
+    the last line ends in ``...``."""
     encoded = text.encode("cp1252", errors="replace")
     limit = _TEXT_WIDTH * 1000 / size
     if _width(encoded, widths) <= limit:
@@ -151,9 +159,8 @@ def _wrap(text: str, widths: Sequence[int], size: int, max_lines: int) -> list[b
     lines: list[bytes] = []
     while encoded and len(lines) < max_lines:
         end = _fitting(encoded, widths, limit)
-        space = encoded.rfind(b" ", 0, end + 1)
-        if end < len(encoded) and space > 0:
-            end = space
+        if end < len(encoded):
+            end = _break_before(encoded, end)
         lines.append(encoded[:end].strip())
         encoded = encoded[end:].lstrip()
     if encoded and lines:
@@ -162,6 +169,15 @@ def _wrap(text: str, widths: Sequence[int], size: int, max_lines: int) -> list[b
             last = last[:-1]
         lines[-1] = last + b"..."
     return [_escape(line) for line in lines]
+
+
+def _break_before(encoded: bytes, end: int) -> int:
+    """Where to end a line that may hold ``encoded[:end]``: a space, or just after a hyphen."""
+    space = encoded.rfind(b" ", 0, end + 1)
+    if space > 0:
+        return space
+    hyphen = encoded.rfind(b"-", 0, end)
+    return hyphen + 1 if hyphen > 0 else end
 
 
 def _fitting(encoded: bytes, widths: Sequence[int], limit: float) -> int:
