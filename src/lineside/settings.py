@@ -17,15 +17,20 @@ class Settings(BaseSettings):
         default="sqlite:///./lineside.db",
         description="Any SQLAlchemy URL; postgresql+psycopg://user@host/db at scale.",
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port of the HTTP server.")
     public_url: str = Field(
         default="",
         description="How devices and people reach this server; defaults to http://HOST:PORT.",
     )
-    data_dir: Path = Field(default=Path("./data"), description="Server key, CA keys, files.")
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    workers: int = Field(default=1, ge=1, le=64)
+    data_dir: Path = Field(
+        default=Path("./data"),
+        description="The server key, per-product CA keys, firmware images (back it up).",
+    )
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Request body cap; 413 above it."
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes of `lineside serve`.")
     default_device_quota: int = Field(
         default=1_000_000, ge=0, description="Devices an organization may define unless set per organization."
     )
@@ -124,6 +129,17 @@ class Settings(BaseSettings):
         default="text", description="text: one readable line per record; json: one JSON object per line."
     )
 
+    @classmethod
+    def documentation_table(cls) -> str:
+        """The README's configuration table, made from the fields themselves (a test keeps
+        the README's copy equal to it; ``python -m lineside.settings`` prints it)."""
+        lines = ["| variable | default | meaning |", "|---|---|---|"]
+        for name, field in cls.model_fields.items():
+            default = field.default
+            shown = "unset" if default in (None, "") else f"`{_shown_default(default)}`"
+            lines.append(f"| `LINESIDE_{name.upper()}` | {shown} | {field.description or ''} |")
+        return "\n".join(lines)
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:
@@ -147,3 +163,15 @@ class Settings(BaseSettings):
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _shown_default(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, Path):
+        return f"./{value}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    print(Settings.documentation_table())
