@@ -75,6 +75,14 @@ def test_requests_are_counted_by_route_template_status_and_timed(
     assert not any(device_id in str(key) for key in after)  # never a series per id
 
 
+def test_routes_of_nested_routers_are_labelled_by_their_whole_template(client: httpx.Client) -> None:
+    before = scrape(client)
+    client.post("/broker/emqx/authenticate", json={"clientid": "x", "username": "x", "password": "x"})
+    after = scrape(client)
+    labels = {"method": "POST", "route": "/broker/emqx/authenticate", "status": "200"}
+    assert grew(before, after, "lineside_http_requests_total", **labels) == 1
+
+
 def test_domain_events_devices_by_state_and_the_webhook_backlog_are_exposed(
     client: httpx.Client, tenant: Tenant
 ) -> None:

@@ -211,7 +211,7 @@ def test_an_api_key_cannot_accept_an_invitation_nor_use_it_up(tenant: Tenant) ->
     client_org = tenant.sub_tenant()
     person = new_person(tenant.http)
     code = invite(tenant, client_org.organization_id, person.email).json()["code"]
-    assert_problem(tenant.post(f"{API}/invitations/accept", json={"code": code}), 422)
+    assert_problem(tenant.post(f"{API}/invitations/accept", json={"code": code}), 403)
     assert accept(person, code).status_code == 200
 
 

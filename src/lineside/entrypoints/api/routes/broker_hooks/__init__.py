@@ -18,6 +18,9 @@ from fastapi import APIRouter
 from lineside.entrypoints.api.routes.broker_hooks import emqx, mosquitto, rabbitmq, vernemq
 from lineside.entrypoints.api.routes.broker_hooks.presence import flushing_presence
 
-router = APIRouter(prefix="/broker", tags=["brokers"], lifespan=flushing_presence)
+# Each broker's router carries its whole prefix (/broker/emqx, ...): a prefix given when
+# including a router is not part of its routes' own paths, which the metrics label
+# requests by and the query-parameter check exempts broker hooks by.
+router = APIRouter(tags=["brokers"], lifespan=flushing_presence)
 for _broker in (emqx, mosquitto, vernemq, rabbitmq):
     router.include_router(_broker.router)

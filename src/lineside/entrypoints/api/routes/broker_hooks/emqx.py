@@ -30,7 +30,7 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
     text,
 )
 
-router = APIRouter(prefix="/emqx")
+router = APIRouter(prefix="/broker/emqx")
 
 ALLOW = {"result": "allow", "is_superuser": False}
 DENY = {"result": "deny"}

@@ -29,7 +29,7 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
 
 # mosquitto-go-auth reads the status: 200 allows, 403 refuses (with a JSON or text reason).
 router = APIRouter(
-    prefix="/mosquitto",
+    prefix="/broker/mosquitto",
     responses={
         403: {
             "description": "Refused (mosquitto-go-auth's contract).",

@@ -34,7 +34,7 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
 )
 
 # RabbitMQ's HTTP auth backend reads a plain-text body: "allow" or "deny".
-router = APIRouter(prefix="/rabbitmq", default_response_class=PlainTextResponse)
+router = APIRouter(prefix="/broker/rabbitmq", default_response_class=PlainTextResponse)
 
 OTHER_METHODS = ("GET",)  # besides POST
 MQTT_EXCHANGE = "amq.topic"

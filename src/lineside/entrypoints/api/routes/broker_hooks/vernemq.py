@@ -36,7 +36,7 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
     text,
 )
 
-router = APIRouter(prefix="/vernemq", responses=problem_responses(404))
+router = APIRouter(prefix="/broker/vernemq", responses=problem_responses(404))
 
 HOOK_HEADER = "vernemq-hook"
 OK: dict[str, Any] = {"result": "ok"}
