@@ -543,6 +543,19 @@ def test_every_body_endpoint_accepts_its_valid_body(world: World, endpoint: Endp
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_without_a_json_content_type_is_told_which_header_to_send(
+    world: World, content_type: str | None
+) -> None:
+    # What curl -d sends unless told -H 'Content-Type: application/json'.
+    headers = {"Authorization": f"Bearer {world.tenant.api_key}"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = world.tenant.http.post("/api/v1/products", content=b'{"name": "Thermostat"}', headers=headers)
+    body = assert_problem(response, 422)
+    assert "send Content-Type: application/json" in body["detail"]
+
+
 def test_every_validation_problem_names_the_field_at_fault(world: World) -> None:
     response = DEVICES.send_json(DEVICES.with_fields(serial_number=12345))(world)
     body = assert_problem(response, 422)

@@ -512,3 +512,16 @@ def test_an_outsider_cannot_touch_a_makers_static_tokens_and_the_maker_notices_n
     _, rows, _ = export(tenant, batch)  # the one export was not used up by the outsider
     assert all(identity(tenant.http, row["device_token"]).status_code == 200 for row in rows)
     assert claim_code(rows[0]["claim_url"]).startswith("lsc_")
+
+
+def test_a_batch_by_count_of_a_product_with_required_metadata_is_refused_as_a_single_define_is(
+    tenant: Tenant,
+) -> None:
+    product_id = tenant.product(COLOR_AND_WEIGHT)["id"]
+
+    by_count = create(tenant, product_id, json={"count": 3})
+    one = tenant.post(f"{API}/devices", json={"product_id": product_id, "serial_number": "SN-1"})
+
+    assert "'color'" in assert_problem(by_count, 422)["detail"]
+    assert_problem(one, 422)
+    assert devices_of(tenant, product_id=product_id) == []

@@ -72,6 +72,18 @@ def _specs_for_count(count: int) -> list[DeviceSpec]:
     return [DeviceSpec(serial_number="", row=row) for row in range(1, count + 1)]
 
 
+def _refuse_required_fields(product: Product) -> None:
+    """Units made by count carry no metadata, so a product that requires some cannot have
+    them: the same rule as defining one device without its required fields."""
+    required = [field.name for field in product.metadata_fields if field.required]
+    if required:
+        names = ", ".join(f"'{name}'" for name in required)
+        raise InvalidInput(
+            f"The product requires metadata {names}: make the units from a CSV with those columns, "
+            "not by count."
+        )
+
+
 def create_static_tokens(
     ctx: ServiceContext,
     principal: Principal,
@@ -89,6 +101,7 @@ def create_static_tokens(
         if csv_text is not None:
             specs = validated_specs(uow, product, None, _renamed_header(csv_text, mapping or {}))
         else:
+            _refuse_required_fields(product)
             specs = _specs_for_count(count or 0)
         check_device_quota(ctx, uow, product.organization_id, len(specs))
         batch = _write(ctx, uow, principal, product, specs)

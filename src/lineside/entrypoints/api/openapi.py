@@ -10,7 +10,8 @@ body of the shared ``Problem`` schema:
 - with path parameters or a caller: 404 (unknown here, or another organization's);
 - that change something (POST, PATCH, DELETE) with a caller: 409 (the state does not allow it,
   or an Idempotency-Key reused with another body);
-- with a body: 413 (over LINESIDE_MAX_BODY_BYTES) and 422 (it does not validate);
+- with a body: 413 (over LINESIDE_MAX_BODY_BYTES) and 422 (it does not validate, or a JSON
+  body came without Content-Type: application/json, which the detail then says);
 - with query or path parameters: 422;
 - and what a route declares itself (410, 429, 503).
 

@@ -65,8 +65,15 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
+    if _json_body_sent_as_something_else(request, error):
+        sent = request.headers.get("content-type") or "no Content-Type"
+        return problem(
+            422,
+            "Invalid request",
+            f"This call takes a JSON body: send Content-Type: application/json (the request said {sent}).",
+        )
     issues = [
         {"field": _location(item.get("loc", ())), "reason": str(item.get("msg", "is invalid"))}
         for item in error.errors()
@@ -75,6 +82,18 @@ def _validation_error(_request: Request, error: Exception) -> JSONResponse:
         return problem(400, "Malformed JSON", "The request body is not valid JSON.")
     detail = "; ".join(f"{issue['field']}: {issue['reason']}" for issue in issues)
     return problem(422, "Invalid request", detail, errors=issues)
+
+
+def _json_body_sent_as_something_else(request: Request, error: RequestValidationError) -> bool:
+    """A body FastAPI did not parse as JSON because its content type did not say JSON: curl's
+    ``-d`` sends application/x-www-form-urlencoded unless told otherwise."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return False
+    sent_a_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if not sent_a_body:
+        return False
+    return any(tuple(item.get("loc", ())) == ("body",) for item in error.errors())
 
 
 def _http_error(_request: Request, error: Exception) -> JSONResponse:
