@@ -5,7 +5,7 @@ postgres``): (1) ``create_static_tokens`` (devices with claim codes, one transac
 (2) ``export_batch`` + ``write_zip`` to a file: device tokens made as rows are read, the
 CSV, one QR PNG per unit encoded on every core, then the hashes committed at once: the code behind
 ``GET /api/v1/static-token-batches/{id}/export.zip`` and ``lineside tokens create``.
-Beside it, in the same run, the QR encoder alone on one core (``qr_png`` in a loop).
+Beside it, in the same run, the QR encoder alone on one core (``png_batch`` a chunk at a time).
 
 It prints units/s for each step and overall, and the process's peak memory (ru_maxrss,
 which includes the parent's share only; the encoder workers are separate processes). Run
@@ -38,7 +38,9 @@ from pathlib import Path
 from PIL import Image
 from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
 
-from lineside.adapters.labels import label_rows, qr_png, write_zip
+from lineside.adapters.labels import label_rows, write_zip
+from lineside.adapters.labels.qr import png_batch
+from lineside.adapters.labels.qr_stream import CHUNK_ROWS
 from lineside.bootstrap import bootstrap
 from lineside.services import static_tokens
 from lineside.services.organizations import authenticate_api_key, create_organization
@@ -60,8 +62,8 @@ def peak_rss_mib() -> float:
 def encoder_rate() -> float:
     urls = [f"http://127.0.0.1:8080/claim/lsc_{secrets.token_urlsafe(20)}" for _ in range(ENCODER_SAMPLE)]
     started = time.perf_counter()
-    for url in urls:
-        qr_png(url)
+    for start in range(0, len(urls), CHUNK_ROWS):
+        png_batch(urls[start : start + CHUNK_ROWS])  # as an export encodes them, a chunk at a time
     return ENCODER_SAMPLE / (time.perf_counter() - started)
 
 
@@ -120,7 +122,7 @@ def measure(count: int, backend: str, url: str, workdir: Path) -> None:
         f"{count / total:>9,.0f} {rss:>5.0f} MiB"
     )
     size = archive.stat().st_size / 2**20
-    print(f"QR encoder alone (qr_png, one core): {encoder:,.0f} PNG/s; archive {size:.1f} MiB")
+    print(f"QR encoder alone (png_batch, one core): {encoder:,.0f} PNG/s; archive {size:.1f} MiB")
 
 
 def main() -> None:
