@@ -18,6 +18,7 @@ from typing import IO, BinaryIO
 
 from anyio import to_thread
 
+from lineside.adapters.disk import sync_directory
 from lineside.services.ports import StoredImage
 
 # Chunks are gathered up to this size, then written and hashed off the event loop: one
@@ -83,7 +84,7 @@ class FileFirmwareStore:
             return  # the same bytes are already here; the temporary file is removed
         temporary.chmod(0o640)
         os.replace(temporary, final)
-        _sync_directory(self.root)
+        sync_directory(self.root)  # the rename must survive a power cut, not only the bytes
 
 
 def _write(handle: IO[bytes], digest: hashlib._Hash, chunks: list[bytes]) -> None:
@@ -95,12 +96,3 @@ def _write(handle: IO[bytes], digest: hashlib._Hash, chunks: list[bytes]) -> Non
 def _sync_to_disk(handle: IO[bytes]) -> None:
     handle.flush()
     os.fsync(handle.fileno())
-
-
-def _sync_directory(directory: Path) -> None:
-    # The rename itself must survive a power cut, not only the file's bytes.
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from lineside.adapters.disk import sync_directory
+
 OWNER_ONLY = 0o600
 
 
@@ -101,12 +103,3 @@ class StagedSecretFile:
             with contextlib.suppress(OSError):
                 self._handle.close()
         self.staging.unlink(missing_ok=True)
-
-
-def sync_directory(directory: Path) -> None:
-    """A rename or a new file in ``directory`` survives a power cut."""
-    descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

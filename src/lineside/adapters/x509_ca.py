@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lineside.adapters.disk import sync_directory
 from lineside.domain.errors import InvalidInput
 from lineside.services.ports import RevokedSerial
 
@@ -178,7 +179,7 @@ class FileCertificateAuthority:
             # Another process published this product's CA first: adopt it.
             shutil.rmtree(staging, ignore_errors=True)
             return self._adopt(product_id)
-        _fsync_directory(self._directory)
+        sync_directory(self._directory)
         return authority
 
     def _adopt(self, product_id: str) -> _Authority:
@@ -407,7 +408,7 @@ def _stage(directory: Path, product_id: str, authority: _Authority) -> Path:
         os.chmod(staging, 0o700)  # mkdir's mode is filtered through the umask
         _write_new_file(staging / _KEY_FILE, _private_key_pem(authority.key), 0o600)
         _write_new_file(staging / _CERT_FILE, authority.certificate_pem.encode("ascii"), 0o644)
-        _fsync_directory(staging)
+        sync_directory(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -421,11 +422,3 @@ def _write_new_file(path: Path, data: bytes, mode: int) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
