@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,14 @@ from tests.support.api import unique
 CREDENTIAL_COLUMNS = ["device_id", "serial_number", "token", "certificate", "private_key"]
 
 
-def lineside(settings: Settings, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def lineside(
+    settings: Settings, *args: str, cwd: Path, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "LINESIDE_DATABASE_URL": settings.database_url,
         "LINESIDE_DATA_DIR": str(settings.data_dir),
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
     return subprocess.run(
         [sys.executable, "-m", "lineside", *args],
@@ -49,6 +53,7 @@ def lineside(settings: Settings, *args: str, cwd: Path) -> subprocess.CompletedP
         text=True,
         timeout=120,
         check=False,
+        preexec_fn=preexec_fn,
     )
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import resource
 import signal
 import stat
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,22 +82,7 @@ def with_file_size_limit(limit: int) -> None:
 
 
 def lineside_with_a_small_disk(settings: Settings, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "LINESIDE_DATABASE_URL": settings.database_url,
-        "LINESIDE_DATA_DIR": str(settings.data_dir),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lineside", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        preexec_fn=lambda: with_file_size_limit(4096),
-    )
+    return lineside(settings, *args, cwd=cwd, preexec_fn=lambda: with_file_size_limit(4096))
 
 
 # These two run on PostgreSQL alone: SQLite's database is a file of the process, which the
