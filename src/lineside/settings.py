@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         le=65535,
         description="MQTT over TLS port (e.g. 8883; off when unset). Certificate in DATA_DIR/mqtt/.",
     )
+    mqtt_public_url: str = Field(
+        default="",
+        description=(
+            "Where devices reach MQTT (mqtt://host:1883 or mqtts://host:8883), told to them by "
+            "GET /device/v1/me; default: the embedded broker's address, none when it is off."
+        ),
+    )
     mqtt_recheck_seconds: float = Field(
         default=2.0, gt=0, le=300, description="How often connected devices' credentials are checked again."
     )
@@ -159,6 +166,12 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_list(self) -> list[str]:
         return [entry for entry in self.trusted_proxies.split(",") if entry]
+
+    @property
+    def effective_mqtt_url(self) -> str | None:
+        if self.mqtt_public_url:
+            return self.mqtt_public_url.rstrip("/")
+        return f"mqtt://{self.mqtt_host}:{self.mqtt_port}" if self.mqtt_enabled else None
 
     @property
     def effective_public_url(self) -> str:

@@ -375,6 +375,23 @@ class DeviceIdentityOut(BaseModel):
     product_id: str
     serial_number: str
     state: str
+    online: bool = Field(description="Connected to MQTT, as the last presence flush recorded it.")
+    last_seen_at: datetime | None = Field(description="When the server last heard from it over MQTT.")
+    mqtt_url: str | None = Field(
+        description="Where to connect over MQTT (mqtt:// or mqtts://); null: the server knows of no broker."
+    )
+
+    @classmethod
+    def of(cls, device: Device, mqtt_url: str | None) -> DeviceIdentityOut:
+        return cls(
+            id=device.id,
+            product_id=device.product_id,
+            serial_number=device.serial_number,
+            state=device.state.value,
+            online=device.online,
+            last_seen_at=device.last_seen_at,
+            mqtt_url=mqtt_url,
+        )
 
 
 # -- events ---------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 import httpx
@@ -32,6 +32,13 @@ import httpx
 from lineside.device import DeviceClient, DeviceError, Flash, FlashContents
 from lineside.entrypoints.cli.common import echo_json, p50_p99_ms
 from lineside.entrypoints.cli.factory_options import NoApiKey, Refused, connection_options
+from lineside.entrypoints.cli.fleet_server import (
+    CONFIRM_DEADLINE_SECONDS,
+    FleetServerError,
+    advertised_broker,
+    confirmed,
+    server_time,
+)
 
 MAX_ERRORS_KEPT = 20
 SECRET_COLUMNS = ("token", "device_token", "mqtt_password")
@@ -72,6 +79,7 @@ class FleetReport:
     elapsed: float = 0.0
     connect_seconds: list[float] = field(default_factory=list)
     error_messages: list[str] = field(default_factory=list)
+    seen: int | None = None  # connected devices the server recorded; None: not asked
 
     @property
     def connected_per_second(self) -> float:
@@ -97,6 +105,7 @@ class FleetReport:
         return {
             "count": self.count,
             "connected": self.connected,
+            "seen_by_server": self.seen,
             "failed": self.failed,
             "published": self.published,
             "elapsed_seconds": round(self.elapsed, 3),
@@ -146,7 +155,17 @@ def run_fleet(
 ) -> FleetReport:
     """Bring every device online (``plan.concurrency`` at a time), then disconnect them all.
     ``on_outcome`` runs in the calling thread, once per device."""
+    return run_fleet_keeping(devices, plan, on_outcome)[0]
+
+
+def run_fleet_keeping(
+    devices: list[SimulatedDevice],
+    plan: FleetPlan,
+    on_outcome: Callable[[DeviceOutcome], None] | None = None,
+) -> tuple[FleetReport, list[SimulatedDevice]]:
+    """``run_fleet``, and the devices that connected."""
     report = FleetReport(len(devices))
+    connected: list[SimulatedDevice] = []
     online: list[DeviceClient] = []
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=plan.concurrency, thread_name_prefix="device") as pool:
@@ -157,13 +176,14 @@ def run_fleet(
                 report.add(outcome)
                 if outcome.client is not None:
                     online.append(outcome.client)
+                    connected.append(outcome.device)
                 if on_outcome is not None:
                     on_outcome(outcome)
             report.elapsed = time.perf_counter() - started
         finally:
             for client in online:
                 pool.submit(client.close)
-    return report
+    return report, connected
 
 
 # -- where the devices come from -----------------------------------------------------------
@@ -234,17 +254,17 @@ def _detail(response: httpx.Response) -> str:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Or take devices from this CSV (device_id and token, device_token or mqtt_password).",
 )
-@click.option("--mqtt-host", help="The MQTT broker [default: the --server's host].")
-@click.option(
-    "--mqtt-port",
-    type=click.IntRange(1, 65535),
-    default=1883,
-    show_default=True,
-    envvar="LINESIDE_MQTT_PORT",
-    show_envvar=True,
-)
+@click.option("--mqtt-host", help="The MQTT broker [default: the one the server names].")
+@click.option("--mqtt-port", type=click.IntRange(1, 65535), help="Its port [default: the server's].")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--messages", type=click.IntRange(0, 10_000), default=1, show_default=True, help="Per device.")
+@click.option(
+    "--confirm-seconds",
+    type=click.FloatRange(0, 600),
+    default=CONFIRM_DEADLINE_SECONDS,
+    show_default=True,
+    help="How long to wait for the server to record every connection.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @connection_options
 def simulate(
@@ -252,27 +272,26 @@ def simulate(
     product_id: str | None,
     csv_path: Path | None,
     mqtt_host: str | None,
-    mqtt_port: int,
+    mqtt_port: int | None,
     concurrency: int,
     messages: int,
+    confirm_seconds: float,
     as_json: bool,
     server: str,
     api_key: str | None,
 ) -> None:
     """Run a fleet of simulated devices over MQTT: connected/s, p50/p99 connect time, errors.
 
-    Exit 0 when every device connected and published; 1 when any failed.
+    The broker is the one the server names (GET /device/v1/me), unless --mqtt-host and
+    --mqtt-port say otherwise, and a device counts as connected only once the server has
+    recorded it. Exit 0 when every device connected, published and was seen; 1 otherwise.
     """
     devices = _fleet_source(count, product_id, csv_path, server, api_key)
-    plan = FleetPlan(
-        mqtt_host=mqtt_host or urlsplit(server).hostname or "127.0.0.1",
-        mqtt_port=mqtt_port,
-        server_url=server,
-        concurrency=concurrency,
-        messages=messages,
-    )
+    probe = next((device.token for device in devices if device.token), None)
+    plan, since = _plan(server, probe, mqtt_host, mqtt_port, concurrency, messages)
     with click.progressbar(length=len(devices), label="devices", file=sys.stderr) as bar:
-        report = run_fleet(devices, plan, lambda _outcome: bar.update(1))
+        report, connected = run_fleet_keeping(devices, plan, lambda _outcome: bar.update(1))
+    report.seen = _seen(server, connected, since, confirm_seconds)
     if as_json:
         echo_json(report.as_dict())
     else:
@@ -282,6 +301,47 @@ def simulate(
         click.echo(f"  {message}", err=True)
     if report.failed:
         raise Refused(f"{report.failed} of {report.count} devices failed (see above).")
+    if report.seen is None or report.seen < report.connected:
+        raise Refused(_unseen_reason(report))
+
+
+def _plan(
+    server: str, probe: str | None, host: str | None, port: int | None, concurrency: int, messages: int
+) -> tuple[FleetPlan, datetime | None]:
+    """Where to connect, and the server's time before the first connection."""
+    since: datetime | None = None
+    try:
+        if host is None or port is None:
+            if probe is None:
+                raise FleetServerError(
+                    "No device has a token to ask the server with: give --mqtt-host and --mqtt-port."
+                )
+            broker = advertised_broker(server, probe)
+            host, port, since = host or broker.host, port or broker.port, broker.server_time
+        elif probe is not None:
+            since = server_time(server, probe)
+    except FleetServerError as error:
+        raise Refused(str(error)) from None
+    return FleetPlan(host, port, server, concurrency, messages), since
+
+
+def _seen(server: str, connected: list[SimulatedDevice], since: datetime | None, wait: float) -> int | None:
+    tokens = [device.token for device in connected if device.token]
+    if since is None or len(tokens) < len(connected):
+        return None  # a device with only an MQTT password cannot ask the server about itself
+    return confirmed(server, tokens, since, wait)
+
+
+def _unseen_reason(report: FleetReport) -> str:
+    if report.seen is None:
+        return (
+            f"{report.connected} devices connected, but the server could not be asked whether it saw "
+            "them (they have no device token): check their state in the API."
+        )
+    return (
+        f"{report.connected} devices connected but the server saw only {report.seen}: "
+        "is --mqtt-host/--mqtt-port this server's broker?"
+    )
 
 
 def _fleet_source(
@@ -302,6 +362,8 @@ def _fleet_source(
 def report_lines(report: FleetReport, plan: FleetPlan) -> Iterator[str]:
     yield f"fleet:      {report.count} devices against mqtt://{plan.mqtt_host}:{plan.mqtt_port}"
     yield f"connected:  {report.connected}, failed {report.failed}, {report.published} messages published"
+    seen = "not asked (no device token)" if report.seen is None else f"{report.seen} of {report.connected}"
+    yield f"seen:       {seen} by the server"
     yield f"rate:       {report.connected_per_second:.1f} connected/s ({report.elapsed:.2f} s)"
     cuts = report.percentiles_ms()
     if cuts is not None:

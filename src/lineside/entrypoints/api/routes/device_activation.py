@@ -3,9 +3,9 @@ credentials and configuration. The token is the credential; there is no other.""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from lineside.entrypoints.api.dependencies import Services
+from lineside.entrypoints.api.dependencies import Services, application
 from lineside.entrypoints.api.factory_schemas import (
     ActivationIn,
     ActivationOut,
@@ -21,19 +21,14 @@ router = APIRouter(prefix="/device/v1", tags=["device"])
 
 
 @router.post("/activate", responses=problem_responses(401, 404, 409, 410))
-def activate(body: ActivationIn, ctx: Services) -> ActivationOut:
+def activate(body: ActivationIn, request: Request, ctx: Services) -> ActivationOut:
     """Only a blessed device activates; the token must be unexpired and unused, and is spent."""
     done = activation.activate_device(
         ctx, plan_id=body.plan_id, token_id=body.token_id, device_id=body.device_id
     )
     device = done.device
     return ActivationOut(
-        device=DeviceIdentityOut(
-            id=device.id,
-            product_id=device.product_id,
-            serial_number=device.serial_number,
-            state=device.state.value,
-        ),
+        device=DeviceIdentityOut.of(device, application(request).settings.effective_mqtt_url),
         credentials=DeviceCredentialOut(token=done.device_token),
         configuration=DeviceConfigurationOut(
             api_url=f"{ctx.config.public_url}/device/v1",

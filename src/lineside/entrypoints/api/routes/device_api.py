@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from lineside.entrypoints.api.dependencies import bearer_token, services
+from lineside.entrypoints.api.dependencies import application, bearer_token, services
 from lineside.entrypoints.api.schemas import DeviceIdentityOut
 from lineside.services.credentials import authenticate_device
 
@@ -19,12 +19,15 @@ async def who_am_i(request: Request) -> JSONResponse:
     # threadpool hops that cost more than the query itself (see bench/README.md).
     device = authenticate_device(services(request), bearer_token(request))
     # Answered as plain JSON: the schema above documents it, and skipping the response
-    # model's validation of four strings we just read is a measurable share of the request.
+    # model's validation of a few values we just read is a measurable share of the request.
     return JSONResponse(
         {
             "id": device.id,
             "product_id": device.product_id,
             "serial_number": device.serial_number,
             "state": device.state.value,
+            "online": device.online,
+            "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None,
+            "mqtt_url": application(request).settings.effective_mqtt_url,
         }
     )
