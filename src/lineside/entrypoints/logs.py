@@ -39,7 +39,7 @@ REDACTED = "[redacted]"
 
 # Libraries that narrate every connection or request at INFO: their warnings are what an
 # operator needs, unless LINESIDE_LOG_LEVEL=debug asks for everything.
-_CHATTY_LIBRARIES = ("amqtt", "transitions", "httpx", "httpcore", "hpack", "multipart", "asyncio")
+_CHATTY_LIBRARIES = ("amqtt", "transitions", "httpx", "httpcore", "hpack", "multipart", "asyncio", "alembic")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

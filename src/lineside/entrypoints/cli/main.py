@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
+from sqlalchemy.exc import DBAPIError
 
 from lineside import __version__
 from lineside.entrypoints.cli.backups import backup, restore
@@ -50,5 +53,22 @@ for command in (
     cli.add_command(command)
 
 
+EX_UNAVAILABLE = 69  # sysexits: a service the command needs is not there
+EX_IOERR = 74  # sysexits: a file or directory it needs cannot be used
+
+
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except DBAPIError as error:
+        # A database that is down, refuses the credentials or does not exist: one line.
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else error.__class__.__name__
+        click.echo(f"Error: cannot use the database ({reason}); check LINESIDE_DATABASE_URL.", err=True)
+        sys.exit(EX_UNAVAILABLE)
+    except OSError as error:
+        if error.filename is None:
+            raise
+        # The SQLite file's directory, or the data directory, cannot be made or written.
+        where = f"{error.filename}: {error.strerror}"
+        click.echo(f"Error: {where} (check LINESIDE_DATABASE_URL and LINESIDE_DATA_DIR).", err=True)
+        sys.exit(EX_IOERR)
