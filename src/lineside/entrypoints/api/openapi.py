@@ -76,6 +76,42 @@ _CHANGES = {"post", "put", "patch", "delete"}
 _CREDENTIAL_PREFIXES = ("/device/", "/broker/", "/v5/", "/api/v1/factory/duts", "/metrics")
 
 
+# In the order a newcomer meets them: who you are, what you make, the devices, their
+# credentials, the factory, the field, then what runs beside (Swagger UI lists them so).
+TAGS: list[dict[str, str]] = [
+    {"name": "organizations", "description": "Your organization, sub-organizations for clients, API keys."},
+    {"name": "people", "description": "Accounts of people (owners): sign-up, sign-in, invitations."},
+    {
+        "name": "products",
+        "description": "Products (device templates), metadata fields, device groups.",
+    },
+    {"name": "devices", "description": "Define devices one by one or in batches; their credentials; revoke."},
+    {
+        "name": "static tokens",
+        "description": "The Blynk flow: units with a token and a QR claim code each.",
+    },
+    {"name": "claims", "description": "Owners claim devices by their QR code; unclaim, disclaim, delete."},
+    {
+        "name": "factory",
+        "description": "The connected factory: enrollment tokens, DUTs, tests, blessing.",
+    },
+    {"name": "production enrollment", "description": "Electric Imp's production tokens and activation."},
+    {
+        "name": "provisioning",
+        "description": "MQTT provisioning of devices (ThingsBoard-compatible).",
+    },
+    {"name": "firmware", "description": "Firmware releases per product, deployed to device groups."},
+    {"name": "webhooks", "description": "Signed webhooks of every event, retried for three days."},
+    {"name": "audit", "description": "Every event of your organization."},
+    {"name": "device", "description": "What a device calls with its own device token."},
+    {
+        "name": "brokers",
+        "description": "Hooks a production MQTT broker calls (EMQX, go-auth, ...).",
+    },
+    {"name": "operations", "description": "Liveness, readiness and metrics."},
+]
+
+
 def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -84,7 +120,7 @@ def install_openapi(app: FastAPI) -> None:
                 version=app.version,
                 description=app.description,
                 routes=app.routes,
-                tags=app.openapi_tags,
+                tags=app.openapi_tags or TAGS,
             )
             app.openapi_schema = describe_errors(document)
         return app.openapi_schema
@@ -102,6 +138,7 @@ def describe_errors(document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
                 _no_nul(parameter.get("schema", {}))
+            _summarise(operation)
             for status in sorted(_error_statuses(path, method, operation)):
                 _add_problem(operation, status)
             operation["responses"] = dict(sorted(operation["responses"].items()))
@@ -129,6 +166,16 @@ def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[in
     if parameters:
         statuses.add(422)
     return statuses
+
+
+def _summarise(operation: dict[str, Any]) -> None:
+    """The docstring's first sentence as the summary, instead of the handler's name."""
+    description = operation.get("description", "").replace("``", "`")
+    first = description.split("\n\n")[0].replace("\n", " ").strip()
+    sentence = first.split(". ")[0].rstrip(".").strip()
+    if sentence:
+        operation["summary"] = sentence
+        operation["description"] = description
 
 
 def _no_nul(schema: dict[str, Any]) -> None:

@@ -48,6 +48,7 @@ _BATCH_BODY = {
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED)
 def define_device(body: DeviceIn, ctx: Services, caller: Caller) -> DeviceOut:
+    """Define one device of a product (serial number, MAC, metadata)."""
     device = devices.define_device(
         ctx,
         caller,
@@ -71,6 +72,7 @@ def list_devices(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> PageOut[DeviceOut]:
+    """Devices, filtered by product, state, serial number or batch, a page at a time."""
     filters = DeviceFilter(product_id=product_id, state=state, serial_number=serial_number, batch_id=batch_id)
     page = devices.list_devices(ctx, caller, filters=filters, cursor=cursor, limit=limit)
     return PageOut(items=[DeviceOut.of(d) for d in page.items], next_cursor=page.next_cursor)
@@ -78,6 +80,7 @@ def list_devices(
 
 @router.get("/devices/{device_id}")
 def get_device(device_id: str, ctx: Services, caller: Caller) -> DeviceOut:
+    """One device: its identity, state, owner, presence and lifecycle."""
     return DeviceOut.of(devices.get_device(ctx, caller, device_id))
 
 
@@ -99,6 +102,7 @@ def issue_credential(device_id: str, body: CredentialIn, ctx: Services, caller: 
 
 @router.get("/devices/{device_id}/certificates")
 def list_certificates(device_id: str, ctx: Services, caller: Caller) -> list[CertificateOut]:
+    """The device's certificates, newest first, revoked ones included."""
     return [CertificateOut.of(c) for c in credentials.list_certificates(ctx, caller, device_id)]
 
 

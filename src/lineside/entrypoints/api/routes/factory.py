@@ -49,6 +49,7 @@ def create_factory_token(body: FactoryTokenIn, ctx: Services, caller: Caller) ->
 
 @router.get("/factory/enrollment-tokens")
 def list_factory_tokens(ctx: Services, caller: Caller) -> list[FactoryTokenOut]:
+    """The organization's factory enrollment tokens (no secrets)."""
     return [FactoryTokenOut.of(token) for token in factory_tokens.list_factory_tokens(ctx, caller)]
 
 
@@ -86,6 +87,7 @@ async def enroll_dut(body: DutIn, request: Request, response: Response) -> DutOu
 async def record_test_run(
     device_id: str, body: TestRunIn, request: Request, credentials: CallerCredentials
 ) -> TestRunOut:
+    """Record a test run of a Device Under Test: passed or not, and its measurements."""
     work = partial(
         factory_line.record_test_run,
         device_id=device_id,

@@ -67,6 +67,7 @@ def list_releases(
 
 @router.get("/firmware-releases/{release_id}")
 def get_release(release_id: str, ctx: Services, caller: Caller) -> ReleaseOut:
+    """One firmware release."""
     return ReleaseOut.of(firmware.get_release(ctx, caller, release_id))
 
 

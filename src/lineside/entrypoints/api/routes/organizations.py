@@ -35,11 +35,13 @@ def list_organizations(ctx: Services, caller: Caller) -> list[OrganizationOut]:
 
 @router.get("/organizations/{organization_id}")
 def get_organization(organization_id: str, ctx: Services, caller: Caller) -> OrganizationOut:
+    """One organization: yours or one below it."""
     return OrganizationOut.of(organizations.get_organization(ctx, caller, organization_id))
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED)
 def create_api_key(body: ApiKeyIn, ctx: Services, caller: Caller) -> CreatedApiKeyOut:
+    """Create an API key with the given scopes; the key is shown once."""
     created = organizations.create_api_key(
         ctx,
         caller,
@@ -52,6 +54,7 @@ def create_api_key(body: ApiKeyIn, ctx: Services, caller: Caller) -> CreatedApiK
 
 @router.get("/api-keys")
 def list_api_keys(ctx: Services, caller: Caller) -> list[ApiKeyOut]:
+    """The organization's API keys (no secrets)."""
     return [ApiKeyOut.of(key) for key in organizations.list_api_keys(ctx, caller)]
 
 

@@ -80,6 +80,7 @@ def sign_in(body: Credentials, ctx: Services, address: ClientAddress) -> TokenOu
 
 @router.delete("/auth/token", status_code=status.HTTP_204_NO_CONTENT)
 def sign_out(request: Request, ctx: Services, _caller: Caller) -> Response:
+    """Sign out: the bearer token stops working."""
     people.sign_out(ctx, bearer_token(request))
     return Response(status_code=204)
 

@@ -22,6 +22,7 @@ PEM = "application/x-pem-file"
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_product(body: ProductIn, ctx: Services, caller: Caller) -> ProductOut:
+    """Create a product (device template) with its metadata fields."""
     product = products.create_product(
         ctx,
         caller,
@@ -40,28 +41,33 @@ def list_products(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> PageOut[ProductOut]:
+    """The products of your organization and those below it, a page at a time."""
     page = products.list_products(ctx, caller, cursor=cursor, limit=limit)
     return PageOut(items=[ProductOut.of(p) for p in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{product_id}")
 def get_product(product_id: str, ctx: Services, caller: Caller) -> ProductOut:
+    """One product."""
     return ProductOut.of(products.get_product(ctx, caller, product_id))
 
 
 @router.patch("/{product_id}")
 def update_product(product_id: str, body: ProductPatchIn, ctx: Services, caller: Caller) -> ProductOut:
+    """Change whether the product's devices need blessing to activate."""
     product = products.update_product(ctx, caller, product_id, requires_blessing=body.requires_blessing)
     return ProductOut.of(product)
 
 
 @router.post("/{product_id}/groups", status_code=status.HTTP_201_CREATED)
 def create_group(product_id: str, body: GroupIn, ctx: Services, caller: Caller) -> GroupOut:
+    """Create a device group (development, factory, pre-production or production)."""
     return GroupOut.of(products.create_group(ctx, caller, product_id, name=body.name, kind=body.kind))
 
 
 @router.get("/{product_id}/groups")
 def list_groups(product_id: str, ctx: Services, caller: Caller) -> list[GroupOut]:
+    """The product's device groups."""
     return [GroupOut.of(group) for group in products.list_groups(ctx, caller, product_id)]
 
 

@@ -46,6 +46,7 @@ def configure_provisioning(product_id: str, ctx: Services, caller: Caller) -> Pr
 
 @router.get("/products/{product_id}/provisioning")
 def get_provisioning(product_id: str, ctx: Services, caller: Caller) -> ProvisioningOut:
+    """The product's MQTT provisioning key, whether it is enabled, and its policy."""
     return ProvisioningOut.of(product_provisioning.get_provisioning(ctx, caller, product_id))
 
 

@@ -160,6 +160,7 @@ async def create_static_tokens(
 
 @router.get("/static-token-batches/{batch_id}")
 def get_batch(batch_id: str, request: Request, ctx: Services, caller: Caller) -> StaticTokenBatchOut:
+    """A static-token batch: its count, export state and download links."""
     return _batch_out(request, static_tokens.get_batch(ctx, caller, batch_id))
 
 

@@ -41,6 +41,7 @@ def list_webhooks(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> PageOut[WebhookEndpointOut]:
+    """The organization's webhook endpoints, a page at a time."""
     page = webhooks.list_endpoints(ctx, caller, cursor=cursor, limit=limit)
     return PageOut(items=[WebhookEndpointOut.of(e) for e in page.items], next_cursor=page.next_cursor)
 
@@ -53,6 +54,7 @@ def webhook_event_types(_caller: Caller) -> list[str]:
 
 @router.get("/webhooks/{endpoint_id}")
 def get_webhook(endpoint_id: str, ctx: Services, caller: Caller) -> WebhookEndpointOut:
+    """One webhook endpoint (its secret is never shown again)."""
     return WebhookEndpointOut.of(webhooks.get_endpoint(ctx, caller, endpoint_id))
 
 

@@ -43,6 +43,7 @@ _REPLACED = {"takenover", "takeovered", "discarded"}
 
 @any_method(router, "/authenticate", ("GET",))
 async def authenticate(request: Request) -> JSONResponse:
+    """EMQX HTTP authentication: may this client connect (allow or deny)?"""
     params = await hook_params(request)
     identity = await authenticated(
         request,
@@ -55,6 +56,7 @@ async def authenticate(request: Request) -> JSONResponse:
 
 @any_method(router, "/authorize", ("GET",))
 async def authorize(request: Request) -> JSONResponse:
+    """EMQX HTTP authorization: may this client publish or subscribe to this topic?"""
     params = await hook_params(request)
     identity = connected_as(text(params, "clientid"), text(params, "username"))
     access = _ACTIONS.get(text(params, "action") or "")
@@ -64,6 +66,7 @@ async def authorize(request: Request) -> JSONResponse:
 
 @router.post("/events", status_code=204)
 async def events(request: Request) -> Response:
+    """EMQX webhook: a client connected or disconnected (presence); needs the hook secret."""
     require_hook_secret(request)
     params = await hook_params(request)
     event = text(params, "event") or text(params, "action") or ""

@@ -87,29 +87,35 @@ def _text_answer(ok: bool, check: str) -> PlainTextResponse:
 
 @any_method(router, "/user", OTHER_METHODS)
 async def user(request: Request) -> Response:
+    """mosquitto-go-auth: may this client connect? 200 allows, 403 refuses (JSON)."""
     return _answer(await _user(request), "user")
 
 
 @any_method(router, "/superuser", OTHER_METHODS)
 async def superuser(request: Request) -> Response:
+    """mosquitto-go-auth: devices are never superusers (403)."""
     return _answer(False, "superuser")
 
 
 @any_method(router, "/acl", OTHER_METHODS)
 async def acl(request: Request) -> Response:
+    """mosquitto-go-auth: may this client read or write this topic? (JSON)"""
     return _answer(await _acl(request), "acl")
 
 
 @any_method(router, "/text/user", OTHER_METHODS)
 async def user_text(request: Request) -> Response:
+    """mosquitto-go-auth with plain-text answers: may this client connect?"""
     return _text_answer(await _user(request), "user")
 
 
 @any_method(router, "/text/superuser", OTHER_METHODS)
 async def superuser_text(request: Request) -> Response:
+    """mosquitto-go-auth with plain-text answers: never a superuser."""
     return _text_answer(False, "superuser")
 
 
 @any_method(router, "/text/acl", OTHER_METHODS)
 async def acl_text(request: Request) -> Response:
+    """mosquitto-go-auth with plain-text answers: may this client use this topic?"""
     return _text_answer(await _acl(request), "acl")

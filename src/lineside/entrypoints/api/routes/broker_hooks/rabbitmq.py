@@ -59,6 +59,7 @@ def mqtt_topic(routing_key: str) -> str:
 
 @any_method(router, "/user", OTHER_METHODS)
 async def user(request: Request) -> PlainTextResponse:
+    """RabbitMQ HTTP auth backend: may this MQTT client log in? (allow or deny)"""
     params = await hook_params(request)
     identity = await authenticated(
         request,
@@ -71,6 +72,7 @@ async def user(request: Request) -> PlainTextResponse:
 
 @any_method(router, "/vhost", OTHER_METHODS)
 async def vhost(request: Request) -> PlainTextResponse:
+    """RabbitMQ HTTP auth backend: may it use the virtual host?"""
     params = await hook_params(request)
     identity = connected_as(_client_id(params), text(params, "username"))
     return _answer(identity is not None and text(params, "vhost") == DEFAULT_VHOST)
@@ -78,6 +80,7 @@ async def vhost(request: Request) -> PlainTextResponse:
 
 @any_method(router, "/resource", OTHER_METHODS)
 async def resource(request: Request) -> PlainTextResponse:
+    """RabbitMQ HTTP auth backend: may it use this exchange or queue?"""
     params = await hook_params(request)
     username = text(params, "username")
     identity = connected_as(_client_id(params), username)
@@ -102,6 +105,7 @@ def _own_queue(name: str, client_id: str | None, username: str | None) -> bool:
 
 @any_method(router, "/topic", OTHER_METHODS)
 async def topic(request: Request) -> PlainTextResponse:
+    """RabbitMQ HTTP auth backend: may it publish or subscribe with this routing key?"""
     params = await hook_params(request)
     identity = connected_as(_client_id(params), text(params, "username"))
     access = _TOPIC_PERMISSIONS.get(text(params, "permission") or "")

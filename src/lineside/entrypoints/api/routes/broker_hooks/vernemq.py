@@ -119,4 +119,5 @@ async def any_hook(request: Request) -> JSONResponse:
 
 @router.post("/{hook}")
 async def named_hook(hook: str, request: Request) -> JSONResponse:
+    """VerneMQ webhook named in the path (auth_on_register, on_register, ...)."""
     return JSONResponse(await _answer(request, hook))
