@@ -27,6 +27,7 @@ class SecretKind(StrEnum):
     FACTORY_TOKEN = "lsf_"  # a factory line's enrollment token
     MQTT_PASSWORD = "lsm_"  # a device's MQTT CONNECT password
     PROVISION_SECRET = "lsp_"  # a product's MQTT provisioning secret
+    TRANSFER_CODE = "lst_"  # an owner's offer to hand a device to another person
 
 
 # 26 base64url characters carry 156 bits: short enough for a small QR code.

@@ -19,10 +19,10 @@ from lineside.domain.events import device_event
 from lineside.domain.models import Device, Principal, Product, Scope
 from lineside.domain.secret_tokens import SecretKind
 from lineside.services.attempts import Charge
-from lineside.services.context import MAX_PAGE_SIZE, ServiceContext, not_found, require
+from lineside.services.context import ServiceContext, not_found, require
 from lineside.services.lookups import load_device
 from lineside.services.people import acting_organization
-from lineside.services.ports import DeviceFilter, UnitOfWork
+from lineside.services.ports import UnitOfWork
 
 MAX_CODE_LENGTH = 100
 
@@ -43,6 +43,7 @@ class ClaimView:
     serial_number: str | None = None
     device_id: str | None = None
     owner_organization_id: str | None = None
+    maker_name: str | None = None  # the organization that made it, so people know whose it is
 
 
 def claim_url(ctx: ServiceContext, device_id: str, generation: int) -> str:
@@ -74,6 +75,7 @@ def describe_claim(
     with ctx.unit_of_work(write=False) as uow:
         device, status = _find(uow, ctx, code)
         product = _product_of(uow, device)
+        maker = uow.organizations.get(device.organization_id, within="/") if device else None
     if device is None:
         return ClaimView(status)
     charge.refund()  # a real code: the rightful owner's look costs nothing
@@ -83,6 +85,7 @@ def describe_claim(
         serial_number=device.serial_number,
         device_id=device.id,
         owner_organization_id=device.owner_organization_id,
+        maker_name=maker.name if maker else None,
     )
 
 
@@ -190,6 +193,7 @@ def unclaim_device(ctx: ServiceContext, principal: Principal, device_id: str) ->
             raise not_found("claimed device", device_id)
         now = ctx.clock()
         uow.devices.release_claim(device.id)
+        uow.transfers.cancel_open(device.id, now)
         _record(uow, events.DEVICE_UNCLAIMED, device, principal.actor, now, owner_organization_id=None)
         uow.commit()
     device.owner_organization_id = device.claimed_at = None
@@ -213,6 +217,7 @@ def disclaim_device(ctx: ServiceContext, principal: Principal, device_id: str) -
         now = ctx.clock()
         previous_owner = device.owner_organization_id
         uow.devices.release_claim(device.id)
+        uow.transfers.cancel_open(device.id, now)
         _record(uow, events.DEVICE_DISCLAIMED, device, principal.actor, now, previous_owner=previous_owner)
         uow.commit()
     device.owner_organization_id = device.claimed_at = None
@@ -230,6 +235,7 @@ def delete_device(ctx: ServiceContext, principal: Principal, device_id: str) -> 
             code_hash = claim_code_hash(ctx, device.id, device.claim_generation)
             uow.tombstones.add(code_hash, device.id, device.organization_id, device.serial_number, now)
         uow.certificates.revoke_active(device.id, now)
+        uow.transfers.cancel_open(device.id, now)
         uow.devices.delete(device.id)
         _record(
             uow,
@@ -240,19 +246,3 @@ def delete_device(ctx: ServiceContext, principal: Principal, device_id: str) -> 
             owner_organization_id=device.owner_organization_id,
         )
         uow.commit()
-
-
-def owned_devices(ctx: ServiceContext, principal: Principal) -> list[tuple[Device, str]]:
-    """The devices claimed into the caller's organization, with their product names."""
-    require(principal, Scope.READ)
-    with ctx.unit_of_work(write=False) as uow:
-        page = uow.devices.list(
-            within=principal.organization.path, filters=DeviceFilter(), cursor=None, limit=MAX_PAGE_SIZE
-        )
-        owned = [d for d in page.items if d.owner_organization_id == principal.organization.id]
-        names: dict[str, str] = {}
-        for device in owned:
-            if device.product_id not in names:
-                product = uow.products.get(device.product_id, within="/")
-                names[device.product_id] = product.name if product else "Device"
-    return [(device, names[device.product_id]) for device in owned]

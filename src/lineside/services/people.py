@@ -121,6 +121,47 @@ def sign_in(ctx: ServiceContext, email: str, password: str, *, client_address: s
     return SignedIn(user=user, token=token, expires_in_seconds=int(lifetime.total_seconds()))
 
 
+def change_password(
+    ctx: ServiceContext, principal: Principal, token: str, current: str, new: str, *, client_address: str
+) -> int:
+    """Set a new password after checking the current one; every other sign-in of the person
+    ends (this one, ``token``, goes on). Wrong current passwords count as failed sign-ins.
+    Returns how many other sign-ins ended."""
+    if principal.user_id is None:
+        raise PermissionDenied("Only a signed-in person has a password to change.")
+    _check_password(new)
+    with ctx.unit_of_work(write=False) as uow:
+        user = uow.users.get(principal.user_id)
+        current_hash = uow.users.password_hash(principal.user_id)
+    if user is None:
+        raise Unauthenticated("The account no longer exists.")
+    config = ctx.config
+    charge = Charge(ctx, config.sign_in_window, "failed sign-ins")
+    charge.take(f"signin:address:{client_address}", config.sign_in_address_attempts_per_window)
+    charge.take(f"signin:account:{keyed(user.email)}", config.sign_in_attempts_per_window)
+    if not ctx.passwords.verify(current_hash, current):
+        raise Unauthenticated("The current password is wrong.")
+    charge.refund()
+    new_hash = ctx.passwords.hash(new)
+    now = ctx.clock()
+    with ctx.unit_of_work() as uow:
+        uow.users.set_password_hash(user.id, new_hash)
+        ended = uow.users.revoke_sessions_except(user.id, ctx.hasher.hash(token), now)
+        uow.events.add(
+            DomainEvent(
+                type=events.USER_PASSWORD_CHANGED,
+                organization_id=user.personal_organization_id,
+                actor=principal.actor,
+                occurred_at=now,
+                subject_type="user",
+                subject_id=user.id,
+                data={"other_sessions_ended": ended},
+            )
+        )
+        uow.commit()
+    return ended
+
+
 def sign_out(ctx: ServiceContext, token: str) -> None:
     with ctx.unit_of_work() as uow:
         uow.users.revoke_session(ctx.hasher.hash(token), ctx.clock())

@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = ViewportSize(width=390, height=844)
+DESKTOP = ViewportSize(width=1280, height=800)
 TIMEOUT_MS = 15_000  # room for argon2 on a busy CI machine; waits end as soon as the page is ready
 
 
@@ -59,6 +60,22 @@ def make_phone(chromium: Browser, server_url: str) -> Iterator[Callable[[], Page
 
     def make() -> Page:
         context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True, base_url=server_url)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def make_desktop(chromium: Browser, server_url: str) -> Iterator[Callable[[], Page]]:
+    """Fresh desktop browsers: no cookies, a 1280x800 window with a mouse."""
+    contexts = []
+
+    def make() -> Page:
+        context = chromium.new_context(viewport=DESKTOP, base_url=server_url)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()

@@ -117,7 +117,7 @@ def test_a_claim_posted_without_the_pages_form_token_is_refused_and_claims_nothi
     sign_in(phone, person.email, person.password)
     expect(claim_button(phone)).to_be_visible()
     [session] = session_cookies(phone)
-    form_token = phone.locator("input[name=csrf]").input_value()
+    form_token = phone.locator("main input[name=csrf]").first.input_value()
 
     # Another site's form: the browser sends the person's cookies but cannot know the token.
     forged = phone.request.post(boxed.claim_path, form={"csrf": "guessed"}, max_redirects=0)

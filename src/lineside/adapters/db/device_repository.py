@@ -141,6 +141,15 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         )
         return result.rowcount == 1
 
+    def move_owner(self, device_id: str, from_owner: str, to_owner: str, at: datetime, actor: str) -> bool:
+        """Hand the device from one owner to another; False if ``from_owner`` no longer has it."""
+        result = self.connection.execute(
+            update(t.devices)
+            .where(t.devices.c.id == device_id, t.devices.c.owner_organization_id == from_owner)
+            .values(owner_organization_id=to_owner, claimed_at=at, claimed_by=actor)
+        )
+        return result.rowcount == 1
+
     def release_claim(self, device_id: str) -> None:
         self.connection.execute(
             update(t.devices)

@@ -89,6 +89,27 @@ class SqlUserRepository(SqlRepository):
             update(t.user_sessions).where(t.user_sessions.c.token_hash == token_hash).values(revoked_at=at)
         )
 
+    def password_hash(self, user_id: str) -> str | None:
+        found: str | None = self.connection.execute(
+            select(t.users.c.password_hash).where(t.users.c.id == user_id)
+        ).scalar()
+        return found
+
+    def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        self.connection.execute(
+            update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
+        )
+
+    def revoke_sessions_except(self, user_id: str, keep_token_hash: str, at: datetime) -> int:
+        """Sign the person out everywhere but here (after a password change)."""
+        c = t.user_sessions.c
+        result = self.connection.execute(
+            update(t.user_sessions)
+            .where(c.user_id == user_id, c.token_hash != keep_token_hash, c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return int(result.rowcount)
+
     def add_invitation(
         self,
         invitation_id: str,

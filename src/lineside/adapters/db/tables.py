@@ -285,6 +285,23 @@ device_tombstones = Table(
     Column("deleted_at", UtcDateTime, nullable=False),
 )
 
+# An owner's offer to hand a device to another person: accepted once, by whoever holds the
+# code (shown to the owner once, as a link), before it expires, unless cancelled.
+device_transfers = Table(
+    "device_transfers",
+    metadata,
+    _id(),
+    Column("device_id", Uuid, nullable=False, index=True),
+    Column("from_organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("offered_by", String(80), nullable=False),
+    _created_at(),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("accepted_at", UtcDateTime, nullable=True),
+    Column("to_organization_id", Uuid, ForeignKey("organizations.id"), nullable=True),
+    Column("cancelled_at", UtcDateTime, nullable=True),
+)
+
 users = Table(
     "users",
     metadata,

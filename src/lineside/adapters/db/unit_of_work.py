@@ -31,6 +31,7 @@ from lineside.adapters.db.repositories import (
     SqlProductRepository,
 )
 from lineside.adapters.db.static_token_repository import SqlStaticTokenBatchRepository, SqlTombstoneRepository
+from lineside.adapters.db.transfer_repository import SqlTransferRepository
 from lineside.adapters.db.webhook_repository import SqlWebhookRepository
 from lineside.domain.errors import Conflict
 
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
     certificates: SqlCertificateRepository
     events: SqlEventOutbox
     users: SqlUserRepository
+    transfers: SqlTransferRepository
     static_batches: SqlStaticTokenBatchRepository
     tombstones: SqlTombstoneRepository
     factory_tokens: SqlFactoryTokenRepository
@@ -97,6 +99,7 @@ class SqlUnitOfWork:
         self.certificates = SqlCertificateRepository(connection)
         self.events = SqlEventOutbox(connection)
         self.users = SqlUserRepository(connection)
+        self.transfers = SqlTransferRepository(connection)
         self.static_batches = SqlStaticTokenBatchRepository(connection)
         self.tombstones = SqlTombstoneRepository(connection)
         self.factory_tokens = SqlFactoryTokenRepository(connection)

@@ -37,7 +37,7 @@ from lineside.entrypoints.api.routes import (
     static_tokens,
     webhooks,
 )
-from lineside.entrypoints.web import claim_pages
+from lineside.entrypoints.web import claim_pages, home, owner_pages
 from lineside.entrypoints.worker import worker_lifespan
 
 DESCRIPTION = """
@@ -85,6 +85,8 @@ def create_app(application: Application) -> FastAPI:
         firmware,
         webhooks,
         claim_pages,
+        owner_pages,
+        home,
     ):
         app.include_router(module.router)
     if application.settings.metrics_enabled:

@@ -90,7 +90,10 @@ TAGS: list[dict[str, str]] = [
         "name": "static tokens",
         "description": "The Blynk flow: units with a token and a QR claim code each.",
     },
-    {"name": "claims", "description": "Owners claim devices by their QR code; unclaim, disclaim, delete."},
+    {
+        "name": "claims",
+        "description": "Owners claim devices by their QR code and transfer them; unclaim, disclaim, delete.",
+    },
     {
         "name": "factory",
         "description": "The connected factory: enrollment tokens, DUTs, tests, blessing.",

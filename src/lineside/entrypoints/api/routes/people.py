@@ -44,6 +44,15 @@ class MeOut(UserOut):
     organizations: list[OrganizationOut]
 
 
+class PasswordChange(RequestBody):
+    current_password: StrictStr = Field(max_length=MAX_PASSWORD_LENGTH)
+    new_password: NewPassword
+
+
+class PasswordChanged(BaseModel):
+    other_sessions_ended: int = Field(description="Sign-ins elsewhere that stopped working.")
+
+
 class InvitationIn(RequestBody):
     email: Email
 
@@ -96,6 +105,17 @@ def who_am_i(ctx: Services, caller: Caller) -> MeOut:
         created_at=user.created_at,
         organizations=[OrganizationOut.of(org) for org in organizations],
     )
+
+
+@router.post("/me/password", responses=problem_responses(401, 429))
+def change_password(
+    request: Request, body: PasswordChange, ctx: Services, caller: Caller, address: ClientAddress
+) -> PasswordChanged:
+    """Change your password; every other sign-in ends, this token goes on working."""
+    ended = people.change_password(
+        ctx, caller, bearer_token(request), body.current_password, body.new_password, client_address=address
+    )
+    return PasswordChanged(other_sessions_ended=ended)
 
 
 @router.post("/organizations/{organization_id}/invitations", status_code=status.HTTP_201_CREATED)
