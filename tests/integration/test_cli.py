@@ -146,7 +146,7 @@ def test_org_create_under_an_unknown_parent_fails_with_one_line_and_no_traceback
     result = lineside(settings, "org", "create", unique("orphan"), "--parent", parent_id, cwd=tmp_path)
 
     line = failed_with_one_line(result)
-    assert line == f"Error: No organization with id '{parent_id}' exists in your organization."
+    assert line == f"Error: No organization with id '{parent_id}' was found."
     assert result.stdout == ""
 
 

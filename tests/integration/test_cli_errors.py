@@ -95,3 +95,25 @@ def test_a_wrong_flag_is_usage_and_exit_2(tmp_path: Path) -> None:
     result = lineside(tmp_path, "org", "create")
     assert result.returncode == EX_USAGE
     assert "Missing argument 'NAME'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("devices", "simulate", "--count", "1", "--product", "p"),
+        ("factory", "simulate", "--count", "1", "--product", "p"),
+    ],
+    ids=["devices simulate", "factory simulate"],
+)
+def test_a_server_that_is_not_running_is_one_line_asking_whether_it_runs(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on once this block ends
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    result = lineside(tmp_path, *command, "--server", nowhere, LINESIDE_API_KEY="lsk_anything")
+    assert result.returncode == 1
+    assert (
+        one_line(result)
+        == f"Error: Cannot connect to {nowhere}: is the server running (and is --server right)?"
+    )

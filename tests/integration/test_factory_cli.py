@@ -308,7 +308,10 @@ def test_a_server_that_is_not_there_is_one_clear_line(line: Line) -> None:
 
     result = line.run("bless", "some-device", server=nowhere)
 
-    assert one_line_error(result) == f"Error: Cannot connect to {nowhere}: is the server running?"
+    assert (
+        one_line_error(result)
+        == f"Error: Cannot connect to {nowhere}: is the server running (and is --server right)?"
+    )
 
 
 # The simulated line

@@ -187,5 +187,5 @@ def claim_of_token(ctx: ServiceContext, principal: Principal, token_id: str) -> 
             )
     if token is None:
         # Never echo the id: it is a credential until used.
-        raise NotFound("No production enrollment token with this id exists in your organization.")
+        raise NotFound("No production enrollment token with this id was found.")
     return TokenClaim(token.claim_status(ctx.clock()), token.device_id, token.expires_at)

@@ -68,4 +68,6 @@ def page_size(limit: int) -> int:
 
 
 def not_found(kind: str, identifier: str) -> NotFound:
-    return NotFound(f"No {kind} with id '{identifier}' exists in your organization.")
+    # Worded for every door (the API, the CLI on the database, pages): none of them may tell
+    # "exists elsewhere" from "does not exist".
+    return NotFound(f"No {kind} with id '{identifier}' was found.")

@@ -9,6 +9,7 @@ import click
 from lineside.adapters.csv_files import csv_text
 from lineside.domain.models import CredentialType
 from lineside.entrypoints.cli.common import opened_application, run_reporting_errors, staged_output
+from lineside.entrypoints.cli.groups import Group
 from lineside.entrypoints.cli.simulate import simulate
 from lineside.services import devices as service
 from lineside.services.devices import DefinedBatch
@@ -17,7 +18,7 @@ from lineside.services.organizations import operator_principal
 CREDENTIAL_TYPES = click.Choice([kind.value for kind in CredentialType])
 
 
-@click.group()
+@click.group(cls=Group)
 def devices() -> None:
     """Devices."""
 

@@ -22,15 +22,17 @@ from lineside.entrypoints.cli.factory_options import (
     factory_api,
     finish,
     json_option,
+    server_option,
 )
 from lineside.entrypoints.cli.factory_simulation import simulate
+from lineside.entrypoints.cli.groups import Group
 
 DEFAULT_WAIT_SECONDS = 600.0  # a production token's default lifetime
 FIRST_POLL_SECONDS = 0.5
 MAX_POLL_SECONDS = 5.0
 
 
-@click.group()
+@click.group(cls=Group)
 def factory() -> None:
     """The factory line over HTTP: enroll DUTs, test, bless, production tokens, claims."""
 
@@ -106,17 +108,12 @@ def enrollment_token_revoke(token_id: str, as_json: bool, server: str, api_key: 
 @click.option("--hardware-id", required=True, help="The unit's MAC address or chip id.")
 @click.option("--serial", "serial_number", help="Its serial number.")
 @json_option
-@connection_options
+@server_option
 def enroll(
-    enrollment_token: str,
-    hardware_id: str,
-    serial_number: str | None,
-    as_json: bool,
-    server: str,
-    api_key: str | None,
+    enrollment_token: str, hardware_id: str, serial_number: str | None, as_json: bool, server: str
 ) -> None:
-    """Enroll a Device Under Test by its hardware id (needs no API key)."""
-    with factory_api(server, api_key) as api:
+    """Enroll a Device Under Test by its hardware id, with the enrollment token alone."""
+    with factory_api(server, None) as api:
         dut = api.enroll(enrollment_token, hardware_id, serial_number)
     if as_json:
         echo_json(dut.body)

@@ -22,6 +22,8 @@ from urllib.parse import quote
 
 import httpx
 
+from lineside.entrypoints.cli.reaching import cannot_reach
+
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
@@ -248,8 +250,8 @@ class FactoryClient:
             headers["authorization"] = f"Bearer {self._api_key}"
         try:
             return self._http.request(method, path, json=body, headers=headers)
-        except httpx.ConnectError:
-            raise ServerUnreachable(f"Cannot connect to {self.server}: is the server running?") from None
+        except httpx.ConnectError as error:
+            raise ServerUnreachable(cannot_reach(self.server, error)) from None
         except httpx.TimeoutException:
             raise ServerUnreachable(f"{self.server} did not answer {method} {path} in time.") from None
         except httpx.HTTPError as error:

@@ -40,14 +40,8 @@ def _server(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
-def connection_options(command: F) -> F:
-    """--server and --api-key, on every subcommand so they can follow it on the line."""
-    command = click.option(
-        "--api-key",
-        envvar="LINESIDE_API_KEY",
-        show_envvar=True,
-        help="A factory-scoped API key (better in the environment than on the command line).",
-    )(command)
+def server_option(command: F) -> F:
+    """--server, on every subcommand so it can follow it on the line."""
     return click.option(
         "--server",
         envvar="LINESIDE_SERVER",
@@ -57,6 +51,17 @@ def connection_options(command: F) -> F:
         callback=_server,
         help="The Lineside server.",
     )(command)
+
+
+def connection_options(command: F) -> F:
+    """--server and --api-key, for the subcommands that act with a factory API key."""
+    command = click.option(
+        "--api-key",
+        envvar="LINESIDE_API_KEY",
+        show_envvar=True,
+        help="A factory-scoped API key (better in the environment than on the command line).",
+    )(command)
+    return server_option(command)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")

@@ -29,6 +29,7 @@ from lineside.domain.errors import BatchRejected, DomainError, RowError
 from lineside.domain.identifiers import is_uuid
 from lineside.domain.secret_tokens import SecretKind
 from lineside.entrypoints.cli.common import run_reporting_errors
+from lineside.entrypoints.cli.groups import Group
 
 SUFFIXES = {ImageFormat.RAW: ".bin", ImageFormat.IHEX: ".hex", ImageFormat.NVS: ".bin"}
 TOKEN_COLUMNS = ("device_token", "token")  # tokens.csv, and the --out file of `devices import`
@@ -54,7 +55,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
         raise click.BadParameter(f"{value!r} is not a size such as 0x6000 or 24576.") from None
 
 
-@click.group()
+@click.group(cls=Group)
 def firmware() -> None:
     """Firmware images carrying device credentials."""
 

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from lineside.entrypoints.cli.reaching import cannot_reach
+
 CONFIRM_DEADLINE_SECONDS = 15.0
 POLL_SECONDS = 0.2
 
@@ -86,9 +88,7 @@ def _me(server: str, token: str) -> tuple[dict[str, object], datetime]:
     try:
         answer = httpx.get(f"{server.rstrip('/')}/device/v1/me", headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError as error:
-        raise FleetServerError(
-            f"Cannot reach {server} ({error.__class__.__name__}): is the server running?"
-        ) from None
+        raise FleetServerError(cannot_reach(server, error)) from None
     if answer.status_code != 200:
         raise FleetServerError(f"The server refused a device's token ({answer.status_code}).")
     date = answer.headers.get("date")

@@ -14,6 +14,7 @@ from lineside.entrypoints.cli.demo import demo
 from lineside.entrypoints.cli.devices import devices
 from lineside.entrypoints.cli.factory import factory
 from lineside.entrypoints.cli.firmware import firmware
+from lineside.entrypoints.cli.groups import Group
 from lineside.entrypoints.cli.organizations import keys, org
 from lineside.entrypoints.cli.provisioning import provisioning
 from lineside.entrypoints.cli.server import db, serve
@@ -22,7 +23,7 @@ from lineside.entrypoints.cli.worker import worker
 from lineside.entrypoints.logs import configure_logging
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lineside")
 @click.pass_context
 def cli(context: click.Context) -> None:

@@ -8,13 +8,14 @@ import click
 
 from lineside.domain.models import Scope
 from lineside.entrypoints.cli.common import as_operator, echo_json, opened_application, run_reporting_errors
+from lineside.entrypoints.cli.groups import Group
 from lineside.services import organizations as service
 from lineside.services.quotas import set_device_quota
 
 SCOPES = click.Choice([scope.value for scope in Scope])
 
 
-@click.group()
+@click.group(cls=Group)
 def org() -> None:
     """Organizations."""
 
@@ -65,7 +66,7 @@ def org_quota(organization_id: str, quota: int | None) -> None:
     click.echo(f"quota of {organization_id}: {quota if quota is not None else 'installation default'}")
 
 
-@click.group()
+@click.group(cls=Group)
 def keys() -> None:
     """API keys."""
 

@@ -11,11 +11,12 @@ from typing import Any
 import click
 
 from lineside.entrypoints.cli.common import as_operator, echo_json, staged_output
+from lineside.entrypoints.cli.groups import Group
 from lineside.services import product_provisioning
 from lineside.services.product_provisioning import ProvisioningSettings
 
 
-@click.group()
+@click.group(cls=Group)
 def provisioning() -> None:
     """MQTT provisioning (ThingsBoard-compatible) of a product's devices."""
 

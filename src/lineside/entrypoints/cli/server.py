@@ -17,6 +17,7 @@ from lineside.adapters.db.migrate import upgrade_database
 from lineside.adapters.metrics import use_multiprocess_directory
 from lineside.bootstrap import Application
 from lineside.entrypoints.cli.common import current_settings, opened_application
+from lineside.entrypoints.cli.groups import Group
 from lineside.settings import Settings
 
 
@@ -104,7 +105,7 @@ def _safe(settings: Settings) -> str:
     return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
-@click.group()
+@click.group(cls=Group)
 def db() -> None:
     """Database schema."""
 

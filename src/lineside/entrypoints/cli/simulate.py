@@ -39,6 +39,7 @@ from lineside.entrypoints.cli.fleet_server import (
     confirmed,
     server_time,
 )
+from lineside.entrypoints.cli.reaching import cannot_reach
 
 MAX_ERRORS_KEPT = 20
 SECRET_COLUMNS = ("token", "device_token", "mqtt_password")
@@ -224,7 +225,7 @@ def define_devices(server: str, api_key: str, product_id: str, count: int) -> li
             timeout=300.0,
         )
     except httpx.HTTPError as error:
-        raise Refused(f"Cannot define devices at {server}: {error.__class__.__name__}") from None
+        raise Refused(cannot_reach(server, error)) from None
     if response.status_code != 201:
         raise Refused(f"Defining devices was refused ({response.status_code}): {_detail(response)}")
     return [

@@ -13,6 +13,7 @@ from lineside.adapters.labels import label_rows, write_zip
 from lineside.adapters.secret_files import StagedSecretFile
 from lineside.domain.models import Principal
 from lineside.entrypoints.cli.common import opened_application, run_reporting_errors, staged_output
+from lineside.entrypoints.cli.groups import Group
 from lineside.services import static_tokens
 from lineside.services.context import ServiceContext
 from lineside.services.organizations import operator_principal
@@ -27,7 +28,7 @@ OUT_OPTION = click.option(
 FORCE_OPTION = click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 
 
-@click.group()
+@click.group(cls=Group)
 def tokens() -> None:
     """Static tokens: a device token for the firmware and a QR claim code per unit."""
 
