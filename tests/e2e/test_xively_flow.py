@@ -16,11 +16,15 @@ def test_a_device_defined_and_given_a_token_authenticates_until_the_token_is_reg
     first = tenant.token(device["id"])
     me = tenant.http.get("/device/v1/me", headers={"Authorization": f"Bearer {first}"})
     assert me.status_code == 200
-    assert me.json() == {
+    identity = me.json()
+    assert identity.pop("mqtt_url").startswith("mqtt://")  # where the device connects next
+    assert identity == {
         "id": device["id"],
         "product_id": product["id"],
         "serial_number": "SN-0001",
         "state": "defined",
+        "online": False,
+        "last_seen_at": None,
     }
 
     second = tenant.token(device["id"])

@@ -155,11 +155,14 @@ def test_a_blessed_device_activates_once_and_gets_its_credentials(tenant: Tenant
 
     assert response.status_code == 200, response.text
     body = response.json()
+    assert body["device"].pop("mqtt_url").startswith("mqtt://")
     assert body["device"] == {
         "id": device["id"],
         "product_id": device["product_id"],
         "serial_number": device["serial_number"],
         "state": "activated",
+        "online": False,
+        "last_seen_at": None,
     }
     assert body["credentials"]["type"] == "token"
     assert body["credentials"]["token"].startswith("lsd_")
