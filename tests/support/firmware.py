@@ -73,9 +73,10 @@ def place(
     with application.services.unit_of_work() as uow:
         device = uow.devices.get(device_id, within="/")
         assert device is not None
+        previous = device.state
         device.group_id = group_id
         device.state = state or device.state
-        uow.devices.save_state(device)
+        assert uow.devices.save_state_if(device, previous)
         uow.commit()
 
 

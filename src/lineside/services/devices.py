@@ -16,7 +16,7 @@ from lineside.domain.device_specs import (
     parse_csv,
     spec_problems,
 )
-from lineside.domain.errors import AlreadyExists, BatchRejected, InvalidInput, RowError
+from lineside.domain.errors import AlreadyExists, BatchRejected, Conflict, InvalidInput, RowError
 from lineside.domain.events import DomainEvent, device_event
 from lineside.domain.factory import normalize_hardware_id
 from lineside.domain.identifiers import new_id, new_ids
@@ -277,9 +277,10 @@ def revoke_device(ctx: ServiceContext, principal: Principal, device_id: str) -> 
     require(principal, Scope.ADMIN)
     with ctx.unit_of_work() as uow:
         device = load_device(uow, principal, device_id)
-        now = ctx.clock()
+        now, previous = ctx.clock(), device.state
         event = apply_transition(device, Transition.REVOKE, at=now, actor=principal.actor)
-        uow.devices.save_state(device)
+        if not uow.devices.save_state_if(device, previous):
+            raise Conflict("The device changed while it was being revoked; try again.")
         uow.events.add(event)
         revoke_all_in(uow, principal, device, now)
         uow.commit()

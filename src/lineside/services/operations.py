@@ -18,6 +18,15 @@ class FleetFigures:
 
 def fleet_figures(ctx: ServiceContext) -> FleetFigures:
     with ctx.unit_of_work(write=False) as uow:
-        by_state = uow.devices.count_by_state()
+        by_state = uow.device_counts.by_state()
         backlog, oldest = uow.webhooks.backlog()
     return FleetFigures(by_state, backlog, oldest)
+
+
+def recount_devices(ctx: ServiceContext) -> int:
+    """Rebuild the device counters from the devices (after a restore of an old backup, or
+    rows changed by hand); how many counters were wrong."""
+    with ctx.unit_of_work() as uow:
+        wrong = uow.device_counts.recount()
+        uow.commit()
+    return wrong

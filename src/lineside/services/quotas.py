@@ -15,7 +15,7 @@ def check_device_quota(ctx: ServiceContext, uow: UnitOfWork, organization_id: st
     quota = organization.device_quota
     if quota is None:
         quota = ctx.config.default_device_quota
-    used = uow.devices.count_defined_by(organization_id)
+    used = uow.device_counts.made_by(organization_id)
     if used + adding > quota:
         raise QuotaExceeded(
             f"This would make {used + adding:,} devices; the organization's quota is {quota:,} "

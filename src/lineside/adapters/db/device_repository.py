@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.device_counts import CountKey, DeviceCountChanges
 from lineside.adapters.db.device_rows import DeviceMqttQueries
 from lineside.adapters.db.device_rows import device_from_row as _device
 from lineside.adapters.db.paging import paged
@@ -68,12 +70,22 @@ def _sqlite_time(value: datetime | None) -> str | None:
 
 
 class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
+    """Every write to the devices table is here, and each tells ``counts`` what it changed
+    (adapters.db.device_counts): the counters cannot miss a path."""
+
+    def __init__(self, connection: Connection, counts: DeviceCountChanges) -> None:
+        super().__init__(connection)
+        self.counts = counts
+
     def add_many(self, devices: Iterable[NewDevice]) -> None:
         """Insert the devices as the iterable yields them (it is consumed once)."""
+        tally: Counter[CountKey] = Counter()
+        counted = (_counted(new, tally) for new in devices)
         if self.connection.dialect.name == "postgresql":
-            self._copy_into_postgres(devices)
+            self._copy_into_postgres(counted)
         else:
-            self._executemany(devices)
+            self._executemany(counted)
+        self.counts.add_all(tally.elements())
 
     def _row(self, new: NewDevice, to_time: Any) -> tuple[Any, ...]:
         device = new.device
@@ -134,12 +146,16 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
 
     def claim_if_unclaimed(self, device_id: str, owner_id: str, at: datetime, actor: str) -> bool:
         """The one winner of concurrent claims: the update only matches an unclaimed row."""
-        result = self.connection.execute(
+        changed = self.connection.execute(
             update(t.devices)
             .where(t.devices.c.id == device_id, t.devices.c.owner_organization_id.is_(None))
             .values(owner_organization_id=owner_id, claimed_at=at, claimed_by=actor)
-        )
-        return result.rowcount == 1
+            .returning(*_COUNT_KEY)
+        ).first()
+        if changed is not None:
+            organization_id, product_id, state = changed
+            self.counts.claim_changed(organization_id, product_id, state, claimed=True)
+        return changed is not None
 
     def move_owner(self, device_id: str, from_owner: str, to_owner: str, at: datetime, actor: str) -> bool:
         """Hand the device from one owner to another; False if ``from_owner`` no longer has it."""
@@ -151,26 +167,25 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         return result.rowcount == 1
 
     def release_claim(self, device_id: str) -> None:
-        self.connection.execute(
+        d = t.devices.c
+        changed = self.connection.execute(
             update(t.devices)
-            .where(t.devices.c.id == device_id)
+            .where(d.id == device_id, d.owner_organization_id.is_not(None))
             .values(owner_organization_id=None, claimed_at=None, claimed_by=None)
-        )
+            .returning(*_COUNT_KEY)
+        ).first()
+        if changed is not None:
+            organization_id, product_id, state = changed
+            self.counts.claim_changed(organization_id, product_id, state, claimed=False)
 
     def delete(self, device_id: str) -> None:
-        self.connection.execute(t.devices.delete().where(t.devices.c.id == device_id))
-
-    def count_by_state(self) -> dict[str, int]:
-        """Every organization's devices, by lifecycle state (the operator's metrics)."""
-        state = t.devices.c.state
-        rows = self.connection.execute(select(state, func.count()).group_by(state))
-        return {row[0]: row[1] for row in rows}
-
-    def count_defined_by(self, organization_id: str) -> int:
-        query = (
-            select(func.count()).select_from(t.devices).where(t.devices.c.organization_id == organization_id)
-        )
-        return int(self.connection.execute(query).scalar_one())
+        d = t.devices.c
+        deleted = self.connection.execute(
+            t.devices.delete().where(d.id == device_id).returning(*_COUNT_KEY, d.owner_organization_id)
+        ).first()
+        if deleted is not None:
+            organization_id, product_id, state, owner = deleted
+            self.counts.add(organization_id, product_id, state, owner is not None, -1)
 
     def batch_page(self, batch_id: str, after_id: str | None, limit: int) -> list[BatchUnit]:
         c = t.devices.c
@@ -243,19 +258,6 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
             parameters = (product_id, json.dumps(wanted))
         return set(self.connection.exec_driver_sql(sql, parameters).scalars())
 
-    def save_state(self, device: Device) -> None:
-        self.connection.execute(
-            update(t.devices)
-            .where(t.devices.c.id == device.id)
-            .values(
-                state=device.state.value,
-                group_id=device.group_id,
-                owner_organization_id=device.owner_organization_id,
-                factory_token_id=device.factory_token_id,
-                **{name: device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS},
-            )
-        )
-
     def set_token(self, device_id: str, token_hash: str, at: datetime) -> None:
         self.connection.execute(
             update(t.devices)
@@ -282,6 +284,8 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
     def add(self, device: Device) -> None:
         """One device, through SQLAlchemy rather than ``add_many``'s driver fast path, so a
         concurrent insert of the same unit surfaces as IntegrityError (a Conflict)."""
+        claimed = device.owner_organization_id is not None
+        self.counts.add(device.organization_id, device.product_id, device.state.value, claimed)
         self.connection.execute(
             _INSERT_ONE,
             {
@@ -319,10 +323,11 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         )
 
     def save_state_if(self, device: Device, previous: DeviceState) -> bool:
-        """``save_state`` only while the row is still in ``previous``: of concurrent
-        transitions of one device, exactly one matches (the others get False)."""
+        """Write the device's lifecycle (state, group, timeline) only while the row is still
+        in ``previous``: of concurrent transitions of one device, exactly one matches (the
+        others get False)."""
         values = {f"new_{name}": device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS}
-        result = self.connection.execute(
+        changed = self.connection.execute(
             _SAVE_STATE_IF,
             {
                 "device_id": device.id,
@@ -332,8 +337,12 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
                 "new_factory_token_id": device.factory_token_id,
                 **values,
             },
-        )
-        return result.rowcount == 1
+        ).first()
+        if changed is None:
+            return False
+        organization_id, product_id, owner = changed
+        self.counts.moved(organization_id, product_id, owner is not None, previous.value, device.state.value)
+        return True
 
 
 # The factory line's statements, built once (see _BY_TOKEN_HASH).
@@ -353,7 +362,18 @@ _SAVE_STATE_IF = (
         factory_token_id=bindparam("new_factory_token_id"),
         **{name: bindparam(f"new_{name}") for name in t.LIFECYCLE_COLUMNS},
     )
+    .returning(t.devices.c.organization_id, t.devices.c.product_id, t.devices.c.owner_organization_id)
 )
+# What a device's counter is keyed by, as UPDATE/DELETE ... RETURNING gives it back.
+_COUNT_KEY = (t.devices.c.organization_id, t.devices.c.product_id, t.devices.c.state)
+
+
+def _counted(new: NewDevice, tally: Counter[CountKey]) -> NewDevice:
+    device = new.device
+    claimed = device.owner_organization_id is not None
+    key = CountKey(device.organization_id, device.product_id, device.state.value, claimed)
+    tally[key] += 1
+    return new
 
 
 def _certificate(row: Row[Any]) -> Certificate:

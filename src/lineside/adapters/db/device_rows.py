@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, case, or_, select, tuple_, update
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.device_counts import DeviceCountChanges
 from lineside.adapters.db.repositories import SqlRepository
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Device
@@ -76,6 +77,8 @@ def device_from_row(row: Row[Any]) -> Device:
 
 
 class DeviceMqttQueries(SqlRepository):
+    counts: DeviceCountChanges  # set by SqlDeviceRepository
+
     def find_by_secret_hashes(
         self, token_hashes: Sequence[str], mqtt_password_hashes: Sequence[str]
     ) -> tuple[dict[str, Device], dict[str, Device]]:
@@ -144,16 +147,25 @@ class DeviceMqttQueries(SqlRepository):
         activated: set[str] = set()
         for start in range(0, len(activations), _ACTIVATIONS_PER_QUERY):
             chunk = activations[start : start + _ACTIVATIONS_PER_QUERY]
+            previous = {device_id: state.value for device_id, state, _ in chunk}
             statement = (
                 update(t.devices)
-                .where(tuple_(d.id, d.state).in_([(device_id, state.value) for device_id, state, _ in chunk]))
+                .where(tuple_(d.id, d.state).in_(list(previous.items())))
                 .values(
                     state=DeviceState.ACTIVATED.value,
                     activated_at=case({device_id: at for device_id, _, at in chunk}, value=d.id),
                 )
-                .returning(d.id)
+                .returning(d.id, d.organization_id, d.product_id, d.owner_organization_id)
             )
-            activated.update(self.connection.execute(statement).scalars())
+            for device_id, organization_id, product_id, owner in self.connection.execute(statement):
+                activated.add(device_id)
+                self.counts.moved(
+                    organization_id,
+                    product_id,
+                    owner is not None,
+                    previous[device_id],
+                    DeviceState.ACTIVATED.value,
+                )
         return activated
 
     def record_presence(self, updates: Sequence[tuple[str, bool, datetime]]) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from lineside.adapters.db.device_counts import DeviceCountChanges, SqlDeviceCountRepository
 from lineside.adapters.db.device_repository import SqlCertificateRepository, SqlDeviceRepository
 from lineside.adapters.db.engine import (
     AUTOCOMMIT_OPTION,
@@ -37,22 +39,8 @@ from lineside.domain.errors import Conflict
 
 
 class SqlUnitOfWork:
-    organizations: SqlOrganizationRepository
-    api_keys: SqlApiKeyRepository
-    products: SqlProductRepository
-    groups: SqlDeviceGroupRepository
-    devices: SqlDeviceRepository
-    certificates: SqlCertificateRepository
-    events: SqlEventOutbox
-    users: SqlUserRepository
-    transfers: SqlTransferRepository
-    static_batches: SqlStaticTokenBatchRepository
-    tombstones: SqlTombstoneRepository
-    factory_tokens: SqlFactoryTokenRepository
-    test_runs: SqlTestRunRepository
-    production_tokens: SqlProductionTokenRepository
-    firmware: SqlFirmwareRepository
-    webhooks: SqlWebhookRepository
+    """One transaction. Its repositories are made on first use: most units of work touch two
+    or three of them, and device authentication only one."""
 
     def __init__(
         self,
@@ -91,22 +79,7 @@ class SqlUnitOfWork:
             self._release_writer_lock()
             raise
         self._connection = connection
-        self.organizations = SqlOrganizationRepository(connection)
-        self.api_keys = SqlApiKeyRepository(connection)
-        self.products = SqlProductRepository(connection)
-        self.groups = SqlDeviceGroupRepository(connection)
-        self.devices = SqlDeviceRepository(connection)
-        self.certificates = SqlCertificateRepository(connection)
-        self.events = SqlEventOutbox(connection)
-        self.users = SqlUserRepository(connection)
-        self.transfers = SqlTransferRepository(connection)
-        self.static_batches = SqlStaticTokenBatchRepository(connection)
-        self.tombstones = SqlTombstoneRepository(connection)
-        self.factory_tokens = SqlFactoryTokenRepository(connection)
-        self.test_runs = SqlTestRunRepository(connection)
-        self.production_tokens = SqlProductionTokenRepository(connection)
-        self.firmware = SqlFirmwareRepository(connection)
-        self.webhooks = SqlWebhookRepository(connection)
+        self._counts = DeviceCountChanges()
         return self
 
     def __exit__(
@@ -129,6 +102,81 @@ class SqlUnitOfWork:
             # our write: the same answer the check would have given.
             raise Conflict("The change conflicts with another one made at the same time.") from exc
 
+    # -- the repositories --------------------------------------------------------------------
+
+    @property
+    def _live(self) -> Connection:
+        assert self._connection is not None, "a unit of work's repositories live inside its with block"
+        return self._connection
+
+    @cached_property
+    def organizations(self) -> SqlOrganizationRepository:
+        return SqlOrganizationRepository(self._live)
+
+    @cached_property
+    def api_keys(self) -> SqlApiKeyRepository:
+        return SqlApiKeyRepository(self._live)
+
+    @cached_property
+    def products(self) -> SqlProductRepository:
+        return SqlProductRepository(self._live)
+
+    @cached_property
+    def groups(self) -> SqlDeviceGroupRepository:
+        return SqlDeviceGroupRepository(self._live)
+
+    @cached_property
+    def devices(self) -> SqlDeviceRepository:
+        return SqlDeviceRepository(self._live, self._counts)
+
+    @cached_property
+    def certificates(self) -> SqlCertificateRepository:
+        return SqlCertificateRepository(self._live)
+
+    @cached_property
+    def events(self) -> SqlEventOutbox:
+        return SqlEventOutbox(self._live)
+
+    @cached_property
+    def users(self) -> SqlUserRepository:
+        return SqlUserRepository(self._live)
+
+    @cached_property
+    def transfers(self) -> SqlTransferRepository:
+        return SqlTransferRepository(self._live)
+
+    @cached_property
+    def static_batches(self) -> SqlStaticTokenBatchRepository:
+        return SqlStaticTokenBatchRepository(self._live)
+
+    @cached_property
+    def tombstones(self) -> SqlTombstoneRepository:
+        return SqlTombstoneRepository(self._live)
+
+    @cached_property
+    def factory_tokens(self) -> SqlFactoryTokenRepository:
+        return SqlFactoryTokenRepository(self._live)
+
+    @cached_property
+    def test_runs(self) -> SqlTestRunRepository:
+        return SqlTestRunRepository(self._live)
+
+    @cached_property
+    def production_tokens(self) -> SqlProductionTokenRepository:
+        return SqlProductionTokenRepository(self._live)
+
+    @cached_property
+    def firmware(self) -> SqlFirmwareRepository:
+        return SqlFirmwareRepository(self._live)
+
+    @cached_property
+    def webhooks(self) -> SqlWebhookRepository:
+        return SqlWebhookRepository(self._live)
+
+    @cached_property
+    def device_counts(self) -> SqlDeviceCountRepository:
+        return SqlDeviceCountRepository(self._live)
+
     def _release_writer_lock(self) -> None:
         if self._holds_writer_lock:
             assert self._writer_lock is not None
@@ -138,11 +186,13 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         assert self._connection is not None
         try:
+            self._counts.write(self._connection)  # last, so hot counter rows are held briefly
             self._connection.commit()
         except IntegrityError as error:
             raise Conflict("The change conflicts with another one made at the same time.") from error
-        if self._on_commit is not None and self.events.added_types:
-            committed, self.events.added_types = self.events.added_types, []
+        events: SqlEventOutbox | None = self.__dict__.get("events")  # made only if used
+        if self._on_commit is not None and events is not None and events.added_types:
+            committed, events.added_types = events.added_types, []
             self._on_commit(committed)
 
 

@@ -18,6 +18,7 @@ from lineside.adapters.metrics import use_multiprocess_directory
 from lineside.bootstrap import Application
 from lineside.entrypoints.cli.common import current_settings, opened_application
 from lineside.entrypoints.cli.groups import Group
+from lineside.services.operations import recount_devices
 from lineside.settings import Settings
 
 
@@ -115,3 +116,16 @@ def db_upgrade() -> None:
     """Apply every pending migration."""
     _migrate(current_settings())
     click.echo("database is up to date")
+
+
+@db.command("recount")
+def db_recount() -> None:
+    """Rebuild the device counters (quota, funnel, metrics) from the devices themselves.
+
+    They are kept in every transaction that changes a device; run this after changing device
+    rows by hand. It locks out writers while it counts (seconds per million devices).
+    """
+    with opened_application() as application:
+        wrong = recount_devices(application.services)
+    noun = "counter was" if wrong == 1 else "counters were"
+    click.echo(f"device counters rebuilt: {wrong} {noun} wrong")
