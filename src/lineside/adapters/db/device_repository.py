@@ -13,13 +13,14 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.device_counts import CountKey, DeviceCountChanges
 from lineside.adapters.db.device_rows import DeviceMqttQueries
 from lineside.adapters.db.device_rows import device_from_row as _device
+from lineside.adapters.db.pages import MAX_BRANCH_ORGANIZATIONS, Branch, branch_page, subtree_ids
 from lineside.adapters.db.paging import paged
 from lineside.adapters.db.repositories import SqlRepository, owned_within
 from lineside.domain.lifecycle import DeviceState
@@ -56,6 +57,38 @@ def _visible(within: str | ColumnElement[str]) -> ColumnElement[bool]:
     """Made by an organization of the subtree, or claimed into one."""
     c = t.devices.c
     return or_(owned_within(c.organization_id, within), owned_within(c.owner_organization_id, within))
+
+
+def _filter_terms(filters: DeviceFilter) -> list[ColumnElement[bool]]:
+    c = t.devices.c
+    terms = []
+    if filters.product_id:
+        terms.append(c.product_id == filters.product_id)
+    if filters.state:
+        terms.append(c.state == filters.state.value)
+    if filters.serial_number:
+        terms.append(c.serial_number == filters.serial_number)
+    if filters.batch_id:
+        terms.append(c.batch_id == filters.batch_id)
+    return terms
+
+
+_OWNER_INDEX = "ix_devices_owner_organization_id_id"  # an owner's devices are few: filter them
+
+
+def _maker_index(filters: DeviceFilter) -> str | None:
+    """The index that reads an organization's made devices matching ``filters`` in id order
+    (or, for a serial number, the few rows that have it)."""
+    if filters.batch_id:
+        return "ix_devices_batch_id_id"
+    if filters.serial_number:
+        # With the product too, the unique (product, serial) index finds one row by itself.
+        return None if filters.product_id else "ix_devices_organization_id_serial_number"
+    if filters.product_id:
+        return "ix_devices_product_id_id"
+    if filters.state:
+        return "ix_devices_organization_id_state_id"
+    return "ix_devices_organization_id_id"
 
 
 def _iso_time(value: datetime | None) -> str | None:
@@ -232,17 +265,49 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         )
 
     def list(self, *, within: str, filters: DeviceFilter, cursor: str | None, limit: int) -> Page[Device]:
-        c = t.devices.c
-        query = select(t.devices).where(_visible(within))
+        """A page of the devices the subtree made or owns, read a page at a time
+        (adapters.db.pages): per organization, the devices it made and those it owns."""
+        subtree = subtree_ids(self.connection, within)
+        if len(subtree) > MAX_BRANCH_ORGANIZATIONS:
+            query = select(t.devices).where(_visible(within), *_filter_terms(filters))
+            return paged(query, t.devices.c.id, cursor, limit, self._all, _device)
+        branches = self._branches(subtree, filters)
+        return branch_page(
+            self.connection, t.devices, t.devices.c.id, branches, cursor=cursor, limit=limit, convert=_device
+        )
+
+    def _branches(self, subtree: Sequence[str], filters: DeviceFilter) -> Sequence[Branch]:
+        c, terms = t.devices.c, _filter_terms(filters)
+        index = _maker_index(filters)
+        makers = [
+            Branch(and_(c.organization_id == org, *terms), index) for org in self._makers(subtree, filters)
+        ]
+        not_made_here = c.organization_id.not_in(subtree)  # those are the makers' branches
+        owners = [
+            Branch(
+                and_(c.owner_organization_id == org, not_made_here, *terms),
+                "ix_devices_owner_organization_id_id",
+            )
+            for org in subtree
+        ]
+        return makers + owners
+
+    def _makers(self, subtree: Sequence[str], filters: DeviceFilter) -> Sequence[str]:
+        """The organizations whose made devices can match: a product's (or a batch's) devices
+        are all its organization's, so other organizations' branches would read them for
+        nothing."""
+        maker: str | None
         if filters.product_id:
-            query = query.where(c.product_id == filters.product_id)
-        if filters.state:
-            query = query.where(c.state == filters.state.value)
-        if filters.serial_number:
-            query = query.where(c.serial_number == filters.serial_number)
-        if filters.batch_id:
-            query = query.where(c.batch_id == filters.batch_id)
-        return paged(query, c.id, cursor, limit, self._all, _device)
+            query = select(t.products.c.organization_id).where(t.products.c.id == filters.product_id)
+            maker = self.connection.execute(query).scalar()
+        elif filters.batch_id:
+            c = t.devices.c
+            maker = self.connection.execute(
+                select(c.organization_id).where(c.batch_id == filters.batch_id).limit(1)
+            ).scalar()
+        else:
+            return subtree
+        return [maker] if maker is not None and maker in subtree else []
 
     def existing_serial_numbers(self, product_id: str, serials: Iterable[str]) -> set[str]:
         """One query however many serials: an array on PostgreSQL, a JSON list on SQLite."""

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.expression import FromClause
 
 WRITE_OPTION = "lineside_write"
 AUTOCOMMIT_OPTION = "lineside_autocommit"
@@ -42,11 +44,22 @@ def create_database_engine(url: str, *, echo: bool = False) -> Engine:
             max_overflow=POOL_SIZE,
         )
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
+        engine.dialect.statement_compiler = _SQLiteCompilerWithIndexHints
         _WRITER_LOCKS[engine] = threading.RLock()
         return engine
     # No pre-ping (a round trip per checkout); connections are recycled instead, and a
     # dead one fails one request rather than slowing every request.
     return create_engine(url, echo=echo, pool_recycle=1800, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+
+
+class _SQLiteCompilerWithIndexHints(SQLiteCompiler):
+    """Writes ``select().with_hint(table, "INDEXED BY ix_...", "sqlite")``, which SQLAlchemy's
+    SQLite compiler drops: without statistics SQLite's planner cannot tell two equally shaped
+    indexes apart, and a list must read its page through the one that fits its filter
+    (adapters.db.pages)."""
+
+    def get_from_hint_text(self, table: FromClause, text: str | None) -> str | None:
+        return text
 
 
 def _keep_private(path: Path) -> None:

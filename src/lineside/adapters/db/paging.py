@@ -36,18 +36,30 @@ def paged(
     key_of: Callable[[Row[Any]], str] | None = None,
 ) -> Page[T]:
     if cursor is not None:
-        query = query.where(key > _cursor_value(key, cursor))
+        query = query.where(key > cursor_value(key, cursor))
     rows = run(query.order_by(key).limit(limit + 1))
+    return page_of_rows(rows, limit, key.name, convert, key_of=key_of)
+
+
+def page_of_rows(
+    rows: Sequence[Row[Any]],
+    limit: int,
+    key_name: str,
+    convert: Callable[[Row[Any]], T],
+    *,
+    key_of: Callable[[Row[Any]], str] | None = None,
+) -> Page[T]:
+    """A page of the first ``limit`` rows of ``limit + 1`` read (one more says there is a next)."""
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
     if more and rows:
         last = rows[-1]
-        next_cursor = encode_cursor(key_of(last) if key_of else str(last._mapping[key.name]))
+        next_cursor = encode_cursor(key_of(last) if key_of else str(last._mapping[key_name]))
     return Page([convert(row) for row in rows], next_cursor)
 
 
-def _cursor_value(key: Column[Any], after: str) -> str | int:
+def cursor_value(key: Column[Any], after: str) -> str | int:
     if key.type.python_type is not int:
         if not _HEX_UUID.match(after):
             raise InvalidInput("The cursor is not one this server handed out.")

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, RowMapping, Select, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, RowMapping, Select, and_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.pages import MAX_BRANCH_ORGANIZATIONS, Branch, branch_page, subtree_ids
 from lineside.adapters.db.paging import paged
 from lineside.domain.events import DomainEvent
 from lineside.domain.metadata import FieldType, MetadataField
@@ -334,9 +335,24 @@ class SqlEventOutbox(SqlRepository):
             self.added_types.extend(event.type for event in events)
 
     def list(self, *, within: str, filters: EventFilter, cursor: str | None, limit: int) -> Page[DomainEvent]:
-        query = select(t.events).where(owned_within(t.events.c.organization_id, within))
-        if filters.type:
-            query = query.where(t.events.c.type == filters.type)
-        if filters.subject_id:
-            query = query.where(t.events.c.subject_id == filters.subject_id)
-        return paged(query, t.events.c.sequence, cursor, limit, self._all, _event)
+        """A page of the subtree's events in sequence order, read a page at a time
+        (adapters.db.pages); one subject's events are few, and read through its index."""
+        e = t.events.c
+        terms = [e.type == filters.type] if filters.type else []
+        subtree = [] if filters.subject_id else subtree_ids(self.connection, within)
+        if filters.subject_id or len(subtree) > MAX_BRANCH_ORGANIZATIONS:
+            query = select(t.events).where(owned_within(e.organization_id, within), *terms)
+            if filters.subject_id:
+                query = query.where(e.subject_id == filters.subject_id).with_hint(
+                    t.events, "INDEXED BY ix_events_subject_id_sequence", "sqlite"
+                )
+            return paged(query, e.sequence, cursor, limit, self._all, _event)
+        index = (
+            "ix_events_organization_id_type_sequence"
+            if filters.type
+            else "ix_events_organization_id_sequence"
+        )
+        branches = [Branch(and_(e.organization_id == org, *terms), index) for org in subtree]
+        return branch_page(
+            self.connection, t.events, e.sequence, branches, cursor=cursor, limit=limit, convert=_event
+        )

@@ -297,8 +297,11 @@ class SqlWebhookRepository(SqlRepository):
         self, endpoint_id: str, *, filters: DeliveryFilter, cursor: str | None, limit: int
     ) -> Page[WebhookDelivery]:
         query = select(_deliveries).where(_deliveries.c.endpoint_id == endpoint_id)
+        index = "ix_webhook_deliveries_endpoint_id_id"
         if filters.status is not None:
             query = query.where(_deliveries.c.status == filters.status.value)
+            index = "ix_webhook_deliveries_endpoint_id_status_id"
+        query = query.with_hint(_deliveries, f"INDEXED BY {index}", "sqlite")  # see adapters.db.pages
         return paged(query, _deliveries.c.id, cursor, limit, self._all, _delivery)
 
     def list_attempts(self, delivery_id: str) -> list[WebhookAttempt]:
