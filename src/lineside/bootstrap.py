@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, event, text
 
+from lineside.adapters.db.device_repository import SqlDeviceTokenLookup
 from lineside.adapters.db.engine import create_database_engine
 from lineside.adapters.db.idempotency import SqlIdempotencyStore
 from lineside.adapters.db.migrate import HEAD_REVISION, current_revision, upgrade_database
@@ -175,6 +176,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> App
     hasher = SecretHasher(load_or_create_server_key(settings.data_dir))
     services = ServiceContext(
         unit_of_work=SqlUnitOfWorkFactory(engine, on_commit=metrics.events_committed),
+        device_tokens=SqlDeviceTokenLookup(engine),
         hasher=hasher,
         certificate_authority=FileCertificateAuthority(settings.data_dir / "ca"),
         clock=utc_now,

@@ -12,6 +12,7 @@ from lineside.domain.webhooks import DEFAULT_RETRY_SCHEDULE, RetrySchedule
 from lineside.services.ports import (
     CertificateAuthority,
     Clock,
+    DeviceTokenLookup,
     FirmwareStore,
     PasswordHasher,
     RateLimiter,
@@ -48,6 +49,7 @@ class ServiceConfig:
 @dataclass(frozen=True)
 class ServiceContext:
     unit_of_work: UnitOfWorkFactory
+    device_tokens: DeviceTokenLookup
     hasher: SecretHasher
     certificate_authority: CertificateAuthority
     clock: Clock

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from lineside.domain import events
 from lineside.domain.errors import Conflict, Unauthenticated
@@ -22,7 +23,7 @@ from lineside.domain.models import Certificate, CredentialType, Device, Principa
 from lineside.domain.secret_tokens import SecretKind, generate_secret
 from lineside.services.context import ServiceContext, require
 from lineside.services.lookups import load_device, load_product
-from lineside.services.ports import RevokedSerial, UnitOfWork
+from lineside.services.ports import DeviceIdentity, RevokedSerial, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +184,27 @@ def product_crl_pem(ctx: ServiceContext, principal: Principal, product_id: str) 
 
 
 def authenticate_device(ctx: ServiceContext, token: str) -> Device:
-    """The one way a device proves who it is, over HTTP now and MQTT later."""
+    """The one way a device proves who it is over HTTP."""
+    device = ctx.device_tokens.find_by_token_hash(_token_hash(ctx, token))
+    return _usable(device)
+
+
+def identify_device(ctx: ServiceContext, token: str) -> DeviceIdentity:
+    """``authenticate_device`` for a device asking who it is: the same refusals, and only
+    the few columns the answer holds (it is the most frequent request there is)."""
+    return _usable(ctx.device_tokens.identity_by_token_hash(_token_hash(ctx, token)))
+
+
+def _token_hash(ctx: ServiceContext, token: str) -> str:
     if not token.startswith(SecretKind.DEVICE_TOKEN.value):
         raise Unauthenticated("The bearer token is not a Lineside device token.")
-    with ctx.unit_of_work(write=False, snapshot=False) as uow:
-        device = uow.devices.find_by_token_hash(ctx.hasher.hash(token))
-    if device is None or device.state is DeviceState.REVOKED:
+    return ctx.hasher.hash(token)
+
+
+_Found = TypeVar("_Found", Device, DeviceIdentity)
+
+
+def _usable(found: _Found | None) -> _Found:
+    if found is None or found.state is DeviceState.REVOKED:
         raise Unauthenticated("The device token is unknown, revoked or replaced.")
-    return device
+    return found

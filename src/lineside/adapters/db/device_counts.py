@@ -9,6 +9,7 @@ held only from that write to the commit.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class DeviceCountChanges:
         self._deltas.clear()
 
 
+@functools.cache  # built once per dialect: building it costs more than running it
 def _upsert(dialect: str) -> Insert:
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(t.device_counts)

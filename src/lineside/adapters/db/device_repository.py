@@ -8,24 +8,26 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.device_counts import CountKey, DeviceCountChanges
 from lineside.adapters.db.device_rows import DeviceMqttQueries
 from lineside.adapters.db.device_rows import device_from_row as _device
+from lineside.adapters.db.engine import AUTOCOMMIT_OPTION, WRITE_OPTION
 from lineside.adapters.db.pages import MAX_BRANCH_ORGANIZATIONS, Branch, branch_page, subtree_ids
 from lineside.adapters.db.paging import paged
 from lineside.adapters.db.repositories import SqlRepository, owned_within
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Certificate, Device
-from lineside.services.ports import BatchUnit, DeviceFilter, NewDevice, Page
+from lineside.services.ports import BatchUnit, DeviceFilter, DeviceIdentity, NewDevice, Page
 
 _INSERT_COLUMNS = (
     "id",
@@ -340,10 +342,6 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
     def clear_token(self, device_id: str) -> None:
         self.connection.execute(update(t.devices).where(t.devices.c.id == device_id).values(token_hash=None))
 
-    def find_by_token_hash(self, token_hash: str) -> Device | None:
-        row = self.connection.execute(_BY_TOKEN_HASH, {"token_hash": token_hash}).first()
-        return _device(row) if row else None
-
     # -- the connected factory ------------------------------------------------------------
 
     def add(self, device: Device) -> None:
@@ -439,6 +437,83 @@ def _counted(new: NewDevice, tally: Counter[CountKey]) -> NewDevice:
     key = CountKey(device.organization_id, device.product_id, device.state.value, claimed)
     tally[key] += 1
     return new
+
+
+class SqlDeviceTokenLookup:
+    """Device reads by the token's keyed hash, outside any unit of work.
+
+    ``find_by_token_hash`` takes a pooled connection per call. ``identity_by_token_hash``,
+    behind every ``GET /device/v1/me``, keeps one driver connection per thread (in practice
+    the event loop's: the route runs there) in autocommit and sends one prebuilt narrow
+    query: no pool checkout, no transaction, no row processing but for six values.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        # One statement, no transaction: nothing to BEGIN or roll back (engine.py skips
+        # BEGIN on SQLite; PostgreSQL's driver is put in autocommit).
+        self._options: dict[str, Any] = {WRITE_OPTION: False, AUTOCOMMIT_OPTION: True}
+        if engine.dialect.name != "sqlite":
+            self._options["isolation_level"] = "AUTOCOMMIT"
+        compiled = _IDENTITY.compile(dialect=engine.dialect)
+        self._identity_sql, self._positional = str(compiled), compiled.positional
+        self._held = threading.local()
+
+    def find_by_token_hash(self, token_hash: str) -> Device | None:
+        with self._engine.connect().execution_options(**self._options) as connection:
+            row = connection.execute(_BY_TOKEN_HASH, {"token_hash": token_hash}).first()
+        return _device(row) if row else None
+
+    def identity_by_token_hash(self, token_hash: str) -> DeviceIdentity | None:
+        try:
+            row = self._fetch_identity(token_hash)
+        except self._engine.dialect.loaded_dbapi.Error:
+            self._drop_held()  # a connection the server closed: once more, on a new one
+            row = self._fetch_identity(token_hash)
+        if row is None:
+            return None
+        device_id, product_id, serial_number, state, online, last_seen_at = row
+        seen = last_seen_at if last_seen_at is None or isinstance(last_seen_at, datetime) else None
+        if isinstance(last_seen_at, str):  # SQLite keeps naive UTC text
+            seen = datetime.fromisoformat(last_seen_at).replace(tzinfo=UTC)
+        return DeviceIdentity(
+            str(device_id), str(product_id), serial_number, DeviceState(state), bool(online), seen
+        )
+
+    def _fetch_identity(self, token_hash: str) -> tuple[Any, ...] | None:
+        cursor = self._held_connection().cursor()
+        try:
+            parameters = (token_hash,) if self._positional else {"token_hash": token_hash}
+            cursor.execute(self._identity_sql, parameters)
+            row: tuple[Any, ...] | None = cursor.fetchone()
+            return row
+        finally:
+            cursor.close()
+
+    def _held_connection(self) -> Any:
+        held = getattr(self._held, "connection", None)
+        if held is None:
+            held = self._engine.raw_connection()
+            if self._engine.dialect.name != "sqlite":
+                held.driver_connection.autocommit = True  # type: ignore[union-attr]
+            self._held.connection = held
+        return held
+
+    def _drop_held(self) -> None:
+        held = getattr(self._held, "connection", None)
+        self._held.connection = None
+        if held is not None:
+            held.invalidate()
+
+
+_IDENTITY = select(
+    t.devices.c.id,
+    t.devices.c.product_id,
+    t.devices.c.serial_number,
+    t.devices.c.state,
+    t.devices.c.online,
+    t.devices.c.last_seen_at,
+).where(t.devices.c.token_hash == bindparam("token_hash"))
 
 
 def _certificate(row: Row[Any]) -> Certificate:

@@ -9,9 +9,11 @@ queue on a lock before that (``sqlite_writer_lock``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,9 @@ def create_database_engine(url: str, *, echo: bool = False) -> Engine:
         )
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
         engine.dialect.statement_compiler = _SQLiteCompilerWithIndexHints
-        _WRITER_LOCKS[engine] = threading.RLock()
+        in_memory = parsed.database in (None, "", ":memory:")
+        lock_file = None if in_memory else Path(f"{parsed.database}-writer.lock")
+        _WRITER_LOCKS[engine] = SqliteWriterLock(lock_file)
         return engine
     # No pre-ping (a round trip per checkout); connections are recycled instead, and a
     # dead one fails one request rather than slowing every request.
@@ -78,13 +82,63 @@ def _keep_private(path: Path) -> None:
 
 # SQLite has one writer at a time. Writers that wait for it in SQLite's busy handler sleep
 # in steps of up to 100 ms, however soon the lock frees (p99 over a second under a factory
-# line's load), so the writers of one process queue on a lock of their own instead and only
-# the other processes' writers meet the busy handler. Reentrant: a thread that holds it may
-# open another unit of work (which then waits on SQLite, as it would without this lock).
-_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+# line's load), so writers queue on a lock of their own instead: threads of one process on
+# a reentrant lock, and processes (the server's workers, the CLI) on an flock of a file
+# beside the database, which the kernel frees if a process dies. Only writers that do not
+# take it (another program) meet the busy handler.
+class SqliteWriterLock:
+    """Held by a writing transaction from BEGIN to its end. Reentrant within a thread: a
+    thread that holds it may open another unit of work (which then waits on SQLite, as it
+    would without this lock)."""
+
+    POLL_SECONDS = (0.0002, 0.0005, 0.001)  # waiting for another process: quick, then 1 ms
+
+    def __init__(self, lock_file: Path | None) -> None:
+        self._threads = threading.RLock()
+        self._lock_file = lock_file
+        self._fd: int | None = None
+        self._pid = os.getpid()
+        self._depth = 0  # how deep the holding thread is; the flock is taken at depth 0 only
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
+            return False
+        if self._depth == 0 and self._lock_file is not None and not self._lock_other_processes(deadline):
+            self._threads.release()
+            return False
+        self._depth += 1
+        return True
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def _lock_other_processes(self, deadline: float) -> bool:
+        if self._fd is None or self._pid != os.getpid():
+            # A forked child opens its own: an flock belongs to the open file, which a child
+            # inherited from its parent would share with it.
+            assert self._lock_file is not None
+            self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+            self._pid = os.getpid()
+        pauses = iter(self.POLL_SECONDS)
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                # At most one thread per process polls here (the others wait on _threads).
+                time.sleep(next(pauses, self.POLL_SECONDS[-1]))
 
 
-def sqlite_writer_lock(engine: Engine) -> threading.RLock | None:
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, SqliteWriterLock] = weakref.WeakKeyDictionary()
+
+
+def sqlite_writer_lock(engine: Engine) -> SqliteWriterLock | None:
     """The lock a writing transaction of ``engine`` holds from BEGIN to its end; None for
     PostgreSQL (and for engines made elsewhere), whose writers wait on rows, not the file."""
     return _WRITER_LOCKS.get(engine)

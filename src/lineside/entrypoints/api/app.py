@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from fastapi import Depends, FastAPI
+from starlette.routing import BaseRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lineside import __version__
@@ -12,6 +13,7 @@ from lineside.bootstrap import Application
 from lineside.entrypoints.api import metrics
 from lineside.entrypoints.api.dependencies import recheck_credential
 from lineside.entrypoints.api.docs import install_docs
+from lineside.entrypoints.api.fast_paths import ME_PATH, DeviceIdentityFastPath
 from lineside.entrypoints.api.metrics import RequestMetrics
 from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
 from lineside.entrypoints.api.openapi import install_openapi
@@ -99,10 +101,17 @@ def create_app(application: Application) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit, max_bytes=application.settings.max_body_bytes)
     app.add_middleware(RefuseNulBytes)
+    app.add_middleware(
+        DeviceIdentityFastPath, application=application, route=_route(device_api.router.routes, ME_PATH)
+    )
     app.add_middleware(RequestMetrics, metrics=application.metrics)
     app.add_middleware(RequestIds)
     _believe_forwarded_headers_from(app, application.settings.trusted_proxy_list)
     return app
+
+
+def _route(routes: list[BaseRoute], path: str) -> BaseRoute:
+    return next(route for route in routes if getattr(route, "path", None) == path)
 
 
 def _believe_forwarded_headers_from(app: FastAPI, proxies: list[str]) -> None:
