@@ -10,9 +10,9 @@ possible work each hot path achieves.
    (target: at least 0.5).
 2. Batch define. ``define_batch`` of ``--count`` devices with tokens (the code behind
    ``POST /api/v1/device-batches``) against the raw insert of the same rows into Lineside's
-   own migrated devices table (every index in place): ``executemany`` on SQLite, ``COPY`` on
-   PostgreSQL, rows built beforehand and not timed. Each in a fresh database. Printed:
-   devices/s of each and Lineside's share (target: at least 0.5).
+   own migrated devices table (every index in place): the driver's ``executemany`` on
+   SQLite, ``COPY`` on PostgreSQL, of row tuples built beforehand and not timed. Each in a
+   fresh database. Printed: devices/s of each and Lineside's share (target: at least 0.5).
 
 Reproduce (from the repository root):
 
@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from device_auth import (
     HOST,
@@ -48,7 +48,14 @@ from device_auth import (
 )
 from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
 
-from lineside.adapters.db.device_repository import SqlDeviceRepository
+from lineside.adapters.db.device_repository import (
+    _INSERT_COLUMNS as INSERT_COLUMNS,
+)
+from lineside.adapters.db.device_repository import (
+    SqlDeviceRepository,
+    _iso_time,
+    _sqlite_time,
+)
 from lineside.bootstrap import SERVER_KEY_FILE, Application, bootstrap
 from lineside.domain.device_specs import specs_from_serial_numbers
 from lineside.domain.identifiers import new_id
@@ -174,16 +181,32 @@ def raw_insert(backend: str, args: argparse.Namespace) -> float:
         ctx = app.services
         principal = authenticate_api_key(ctx, create_organization(ctx, "bench").admin_key.secret)
         product = create_product(ctx, principal, name="bench", fields=[])
-        rows = list(_rows(app, principal.organization.id, product.id, args.count))
+        rows = [
+            _as_tuple(new, backend) for new in _rows(app, principal.organization.id, product.id, args.count)
+        ]
+        columns = ", ".join(INSERT_COLUMNS)
         with app.engine.connect() as connection:
-            repository = SqlDeviceRepository(connection, counts=None)  # type: ignore[arg-type]
+            driver = connection.connection.driver_connection
+            assert driver is not None
             start = time.perf_counter()
             with connection.begin():  # BEGIN IMMEDIATE on SQLite, as for every writer
                 if backend == "postgres":
-                    repository._copy_into_postgres(rows)  # the driver paths of add_many, as they are
+                    with (
+                        driver.cursor() as cursor,
+                        cursor.copy(f"COPY devices ({columns}) FROM STDIN") as copy,
+                    ):
+                        for row in rows:
+                            copy.write_row(row)
                 else:
-                    repository._executemany(rows)
+                    marks = ", ".join("?" for _ in INSERT_COLUMNS)
+                    driver.executemany(f"INSERT INTO devices ({columns}) VALUES ({marks})", rows)
             return time.perf_counter() - start
+
+
+def _as_tuple(new: NewDevice, backend: str) -> tuple[Any, ...]:
+    """The row as the driver takes it, in Lineside's column order (built before the clock)."""
+    to_time = _iso_time if backend == "postgres" else _sqlite_time
+    return SqlDeviceRepository._row(None, new, to_time)  # type: ignore[arg-type]
 
 
 def _rows(app: Application, organization_id: str, product_id: str, count: int) -> Iterator[NewDevice]:

@@ -53,9 +53,10 @@ def spec_problems(spec: DeviceSpec, fields: list[MetadataField]) -> list[RowErro
         problems.append(RowError(spec.row, SERIAL_COLUMN, reason))
     if spec.mac is not None and normalize_mac(spec.mac) is None:
         problems.append(RowError(spec.row, MAC_COLUMN, "must be a 48-bit MAC address"))
-    problems.extend(
-        RowError(spec.row, name, reason) for name, reason in metadata_problems(fields, spec.metadata)
-    )
+    if fields or spec.metadata:  # nothing to check otherwise (most batches: serials only)
+        problems.extend(
+            RowError(spec.row, name, reason) for name, reason in metadata_problems(fields, spec.metadata)
+        )
     return problems
 
 

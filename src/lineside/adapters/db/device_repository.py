@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -114,13 +113,13 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
 
     def add_many(self, devices: Iterable[NewDevice]) -> None:
         """Insert the devices as the iterable yields them (it is consumed once)."""
-        tally: Counter[CountKey] = Counter()
-        counted = (_counted(new, tally) for new in devices)
+        tally = _Tally()
+        counted = map(tally.count, devices)
         if self.connection.dialect.name == "postgresql":
             self._copy_into_postgres(counted)
         else:
             self._executemany(counted)
-        self.counts.add_all(tally.elements())
+        tally.report_to(self.counts)
 
     def _row(self, new: NewDevice, to_time: Any) -> tuple[Any, ...]:
         device = new.device
@@ -431,12 +430,41 @@ _SAVE_STATE_IF = (
 _COUNT_KEY = (t.devices.c.organization_id, t.devices.c.product_id, t.devices.c.state)
 
 
-def _counted(new: NewDevice, tally: Counter[CountKey]) -> NewDevice:
-    device = new.device
-    claimed = device.owner_organization_id is not None
-    key = CountKey(device.organization_id, device.product_id, device.state.value, claimed)
-    tally[key] += 1
-    return new
+class _Tally:
+    """Counts a batch's rows per counter key as they stream by. The devices of a batch almost
+    always share one key, so a run of the same key costs identity checks, not hashing."""
+
+    def __init__(self) -> None:
+        self._totals: dict[CountKey, int] = {}
+        self._run: tuple[str, str, DeviceState, bool] | None = None
+        self._run_length = 0
+
+    def count(self, new: NewDevice) -> NewDevice:
+        device, run = new.device, self._run
+        claimed = device.owner_organization_id is not None
+        if (
+            run is None
+            or device.organization_id is not run[0]
+            or device.product_id is not run[1]
+            or device.state is not run[2]
+            or claimed is not run[3]
+        ):
+            self._end_run()
+            self._run = (device.organization_id, device.product_id, device.state, claimed)
+        self._run_length += 1
+        return new
+
+    def report_to(self, counts: DeviceCountChanges) -> None:
+        self._end_run()
+        for key, devices in self._totals.items():
+            counts.add(key.organization_id, key.product_id, key.state, key.claimed, devices)
+
+    def _end_run(self) -> None:
+        if self._run is not None and self._run_length:
+            organization_id, product_id, state, claimed = self._run
+            key = CountKey(organization_id, product_id, state.value, claimed)
+            self._totals[key] = self._totals.get(key, 0) + self._run_length
+        self._run_length = 0
 
 
 class SqlDeviceTokenLookup:
