@@ -39,6 +39,8 @@ bench: $(STAMP) ## Print throughput, latency and memory figures (see README).
 	$(BIN)/python bench/static_tokens.py
 	$(BIN)/python bench/factory_line.py
 	$(BIN)/python bench/mqtt_activation.py
+	$(BIN)/python bench/floors.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
