@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
-import statistics
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from lineside.adapters.secret_files import NotPublished, StagedSecretFile, TargetExists
-from lineside.bootstrap import Application, bootstrap
 from lineside.domain.errors import BatchRejected, DomainError
 from lineside.domain.models import Principal
-from lineside.services.context import ServiceContext
-from lineside.services.organizations import operator_principal
 from lineside.settings import Settings
+
+if TYPE_CHECKING:
+    from lineside.bootstrap import Application
+    from lineside.services.context import ServiceContext
 
 MAX_ROW_ERRORS_SHOWN = 50
 
@@ -55,6 +55,10 @@ def current_settings() -> Settings:
 
 @contextmanager
 def opened_application(*, migrate: bool = True) -> Iterator[Application]:
+    # Imported here, not above: the composition root loads the database, the web stack and
+    # the crypto libraries, which the CLI's help and its HTTP-only commands never need.
+    from lineside.bootstrap import bootstrap  # noqa: PLC0415
+
     application = bootstrap(current_settings(), migrate=migrate)
     try:
         yield application
@@ -111,19 +115,11 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
-def p50_p99_ms(seconds: list[float]) -> tuple[float, float] | None:
-    """The median and 99th percentile of durations, in milliseconds (None for none)."""
-    if not seconds:
-        return None
-    if len(seconds) == 1:
-        return seconds[0] * 1000, seconds[0] * 1000
-    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
-    return cuts[49] * 1000, cuts[98] * 1000
-
-
 def as_operator(use_case: Callable[[ServiceContext, Principal], T]) -> T:
     """Run one use case as the local operator on the configured database; a domain error
     becomes one line on stderr and exit 1."""
+    from lineside.services.organizations import operator_principal  # noqa: PLC0415 - see above
+
     with opened_application() as app:
         ctx = app.services
         return run_reporting_errors(lambda: use_case(ctx, operator_principal(ctx)))

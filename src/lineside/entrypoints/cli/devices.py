@@ -9,8 +9,7 @@ import click
 from lineside.adapters.csv_files import csv_text
 from lineside.domain.models import CredentialType
 from lineside.entrypoints.cli.common import opened_application, run_reporting_errors, staged_output
-from lineside.entrypoints.cli.groups import Group
-from lineside.entrypoints.cli.simulate import simulate
+from lineside.entrypoints.cli.groups import LazyCommand, LazyGroup
 from lineside.services import devices as service
 from lineside.services.devices import DefinedBatch
 from lineside.services.organizations import operator_principal
@@ -18,12 +17,17 @@ from lineside.services.organizations import operator_principal
 CREDENTIAL_TYPES = click.Choice([kind.value for kind in CredentialType])
 
 
-@click.group(cls=Group)
+# The simulator brings the device SDK and its MQTT and HTTP clients: loaded when it runs.
+SIMULATE = LazyCommand(
+    "lineside.entrypoints.cli.simulate",
+    "simulate",
+    "Run a fleet of simulated devices over MQTT: connected/s, p50/p99 connect time, errors.",
+)
+
+
+@click.group(cls=LazyGroup, lazy_commands={"simulate": SIMULATE})
 def devices() -> None:
     """Devices."""
-
-
-devices.add_command(simulate)
 
 
 @devices.command("import")

@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from lineside.entrypoints.cli.common import echo_json, p50_p99_ms
+from lineside.entrypoints.cli.common import echo_json
 from lineside.entrypoints.cli.factory_client import (
     ApiRefused,
     FactoryClient,
@@ -35,6 +35,7 @@ from lineside.entrypoints.cli.factory_client import (
     ServerUnreachable,
 )
 from lineside.entrypoints.cli.factory_options import Refused, connection_options, factory_api, json_option
+from lineside.entrypoints.cli.latency import p50_p99_ms
 
 STEPS = ("enroll", "test", "bless")
 MAX_ERRORS_KEPT = 20

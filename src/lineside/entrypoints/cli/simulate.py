@@ -30,7 +30,7 @@ import click
 import httpx
 
 from lineside.device import DeviceClient, DeviceError, Flash, FlashContents
-from lineside.entrypoints.cli.common import echo_json, p50_p99_ms
+from lineside.entrypoints.cli.common import echo_json
 from lineside.entrypoints.cli.factory_options import NoApiKey, Refused, connection_options
 from lineside.entrypoints.cli.fleet_server import (
     CONFIRM_DEADLINE_SECONDS,
@@ -39,6 +39,7 @@ from lineside.entrypoints.cli.fleet_server import (
     confirmed,
     server_time,
 )
+from lineside.entrypoints.cli.latency import p50_p99_ms
 from lineside.entrypoints.cli.reaching import cannot_reach
 
 MAX_ERRORS_KEPT = 20
