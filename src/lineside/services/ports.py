@@ -625,3 +625,29 @@ class Slot:
 class RateLimiter(Protocol):
     def acquire(self, bucket: str, limit: int, window: timedelta) -> Slot: ...
     def release(self, bucket: str, window: timedelta) -> None: ...
+
+
+# -- HTTP idempotency ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The first answer to a create call, as a retry with its Idempotency-Key gets it back."""
+
+    status_code: int
+    content_type: str
+    body: str
+
+
+KeptAnswer = TypeVar("KeptAnswer")
+
+
+class IdempotencyStore(Protocol[KeptAnswer]):
+    """First answers of create calls, replayed to retries (adapters.db.idempotency). A slot
+    is where one (credential, key) pair's answer is kept; the caller only hands it back."""
+
+    def scope(self, credential: str, key: str) -> KeptAnswer: ...
+    # The stored answer, or None after claiming the slot for this request.
+    def begin(self, scope: KeptAnswer, request_hash: str) -> StoredResponse | None: ...
+    # Store the answer (None: the request failed, free the slot for a retry).
+    def finish(self, scope: KeptAnswer, response: StoredResponse | None) -> None: ...

@@ -22,6 +22,7 @@ from lineside.adapters.db import tables as t
 from lineside.adapters.sealing import AesGcmSecretBox
 from lineside.domain.errors import Conflict, InvalidInput
 from lineside.domain.secret_tokens import SecretHasher
+from lineside.services.ports import StoredResponse
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -39,13 +40,6 @@ class IdempotencyScope:
 
     def open(self, stored: str) -> str:
         return AesGcmSecretBox(self.sealing_key).open(stored, self.row_key)
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    status_code: int
-    content_type: str
-    body: str
 
 
 class SqlIdempotencyStore:

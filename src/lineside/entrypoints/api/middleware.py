@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lineside.adapters.db.idempotency import IdempotencyScope, SqlIdempotencyStore, StoredResponse
 from lineside.domain.errors import DomainError
 from lineside.entrypoints.api.problems import problem, status_of
+from lineside.services.ports import IdempotencyStore, StoredResponse
 
 
 class BodyTooLarge(Exception):
@@ -104,7 +105,7 @@ class IdempotencyKeys:
     """A POST with ``Idempotency-Key`` answers a retry with the first answer, byte for byte."""
 
     def __init__(
-        self, app: ASGIApp, store: SqlIdempotencyStore, check_credential: Callable[[str], None]
+        self, app: ASGIApp, store: IdempotencyStore[Any], check_credential: Callable[[str], None]
     ) -> None:
         self.app = app
         self.store = store
@@ -135,7 +136,7 @@ class IdempotencyKeys:
             return
         await self._run_and_remember(scope, body, send, slot)
 
-    async def _run_and_remember(self, scope: Scope, body: bytes, send: Send, slot: IdempotencyScope) -> None:
+    async def _run_and_remember(self, scope: Scope, body: bytes, send: Send, slot: Any) -> None:
         status = 500
         content_type = "application/json"
         chunks: list[bytes] = []

@@ -54,12 +54,13 @@ def current_settings() -> Settings:
 
 
 @contextmanager
-def opened_application(*, migrate: bool = True) -> Iterator[Application]:
+def opened_application(settings: Settings | None = None, *, migrate: bool = True) -> Iterator[Application]:
+    """The application on ``settings`` (default: the command's), migrated first unless told not."""
     # Imported here, not above: the composition root loads the database, the web stack and
     # the crypto libraries, which the CLI's help and its HTTP-only commands never need.
     from lineside.bootstrap import bootstrap  # noqa: PLC0415
 
-    application = bootstrap(current_settings(), migrate=migrate)
+    application = bootstrap(settings or current_settings(), migrate=migrate)
     try:
         yield application
     finally:

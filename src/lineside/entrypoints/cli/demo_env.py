@@ -18,8 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from lineside.adapters.db.engine import create_database_engine
-from lineside.adapters.db.migrate import upgrade_database
 from lineside.bootstrap import Application, bootstrap
 from lineside.settings import Settings
 
@@ -91,10 +89,7 @@ def demo_world(*, keep: bool) -> Iterator[DemoWorld]:
         with ExitStack() as stack:
             api_port, mqtt_port = free_port(), free_port()
             settings = _settings(directory, api_port, mqtt_port)
-            engine = create_database_engine(settings.database_url)
-            upgrade_database(engine)
-            engine.dispose()
-            application = bootstrap(settings)
+            application = bootstrap(settings, migrate=True)
             stack.callback(application.close)
             api_url = stack.enter_context(_api(application, api_port))
             stack.enter_context(_broker(application, mqtt_port))

@@ -12,8 +12,6 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import make_url
 
-from lineside.adapters.db.engine import create_database_engine
-from lineside.adapters.db.migrate import upgrade_database
 from lineside.adapters.metrics import use_multiprocess_directory
 from lineside.bootstrap import Application
 from lineside.entrypoints.cli.common import current_settings, opened_application
@@ -42,11 +40,9 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     overrides = {"host": host, "port": port, "workers": workers}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     _check_http_port_free(settings.host, settings.port)
-    if migrate:
-        _migrate(settings)
     # The broker runs here, once: with several workers, in this supervising process. It
     # starts first, so a taken MQTT port is the one line printed, not a half-started server.
-    with _shared_metrics(), opened_application(migrate=False) as application, _mqtt(application):
+    with _shared_metrics(), opened_application(settings, migrate=migrate) as application, _mqtt(application):
         click.echo(
             f"Lineside on http://{settings.host}:{settings.port} (docs at /docs), database {_safe(settings)}"
         )
@@ -79,14 +75,6 @@ def _check_http_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def _migrate(settings: Settings) -> None:
-    engine = create_database_engine(settings.database_url)
-    try:
-        upgrade_database(engine)
-    finally:
-        engine.dispose()
-
-
 @contextmanager
 def _mqtt(application: Application) -> Iterator[None]:
     from lineside.entrypoints.mqtt import BrokerStartError, running_broker  # noqa: PLC0415
@@ -114,8 +102,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    _migrate(current_settings())
-    click.echo("database is up to date")
+    with opened_application(migrate=True):
+        click.echo("database is up to date")
 
 
 @db.command("recount")
