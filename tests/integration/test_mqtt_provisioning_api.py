@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from lineside.bootstrap import Application
-from lineside.domain import events
+from lineside.domain.events import EventType
 from lineside.domain.webhooks import KNOWN_EVENT_TYPES
 from lineside.settings import Settings
 from tests.integration.test_cli import lineside
@@ -158,8 +158,8 @@ def test_unauthenticated_calls_are_401(tenant: Tenant) -> None:
 
 
 def test_provisioning_events_can_be_subscribed_to() -> None:
-    assert events.DEVICE_PROVISIONED in KNOWN_EVENT_TYPES
-    assert events.DEVICE_REPROVISIONING_ALLOWED in KNOWN_EVENT_TYPES
+    assert EventType.DEVICE_PROVISIONED in KNOWN_EVENT_TYPES
+    assert EventType.DEVICE_REPROVISIONING_ALLOWED in KNOWN_EVENT_TYPES
 
 
 def test_the_command_line_enables_shows_rotates_and_disables(

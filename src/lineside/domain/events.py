@@ -1,33 +1,84 @@
 """Domain events: facts, named in the past tense, that go to the outbox.
 
-An event never carries a secret: only identifiers, states and counts.
+An event never carries a secret: only identifiers, states and counts. ``EventType`` is the
+whole vocabulary (webhooks subscribe to its values); each type names the kind of subject it
+is about, and ``new_event`` is the one way to make an event about any subject.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import Any, Protocol, Self
 
 from lineside.domain.identifiers import new_id
 
-DEVICE_DEFINED = "device.defined"
-DEVICES_DEFINED_IN_BATCH = "devices.batch_defined"
-CREDENTIALS_ISSUED = "credentials.issued"
-CREDENTIALS_ROTATED = "credentials.rotated"
-CREDENTIALS_REVOKED = "credentials.revoked"
-PRODUCT_CREATED = "product.created"
-PRODUCT_UPDATED = "product.updated"
-DEVICE_GROUP_CREATED = "device_group.created"
-DEVICE_GROUP_UPDATED = "device_group.updated"
-ORGANIZATION_CREATED = "organization.created"
-API_KEY_CREATED = "api_key.created"
-API_KEY_REVOKED = "api_key.revoked"
+
+class EventType(StrEnum):
+    """Every event Lineside records, as ``noun.verb``, with the kind of its subject."""
+
+    subject_type: str
+
+    def __new__(cls, value: str, subject_type: str) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.subject_type = subject_type
+        return member
+
+    DEVICE_DEFINED = "device.defined", "device"
+    DEVICES_DEFINED_IN_BATCH = "devices.batch_defined", "batch"
+    CREDENTIALS_ISSUED = "credentials.issued", "device"
+    CREDENTIALS_ROTATED = "credentials.rotated", "device"
+    CREDENTIALS_REVOKED = "credentials.revoked", "device"
+    PRODUCT_CREATED = "product.created", "product"
+    PRODUCT_UPDATED = "product.updated", "product"
+    DEVICE_GROUP_CREATED = "device_group.created", "device_group"
+    DEVICE_GROUP_UPDATED = "device_group.updated", "device_group"
+    ORGANIZATION_CREATED = "organization.created", "organization"
+    API_KEY_CREATED = "api_key.created", "api_key"
+    API_KEY_REVOKED = "api_key.revoked", "api_key"
+    DEVICE_CLAIMED = "device.claimed", "device"
+    DEVICE_UNCLAIMED = "device.unclaimed", "device"
+    DEVICE_DISCLAIMED = "device.disclaimed", "device"
+    DEVICE_DELETED = "device.deleted", "device"
+    STATIC_TOKENS_CREATED = "static_tokens.created", "static_token_batch"
+    STATIC_TOKENS_EXPORTED = "static_tokens.exported", "static_token_batch"
+    STATIC_TOKENS_REGENERATED = "static_tokens.regenerated", "static_token_batch"
+    USER_SIGNED_UP = "user.signed_up", "user"
+    USER_PASSWORD_CHANGED = "user.password_changed", "user"
+    DEVICE_TRANSFER_OFFERED = "device.transfer_offered", "device"
+    DEVICE_TRANSFER_CANCELLED = "device.transfer_cancelled", "device"
+    DEVICE_TRANSFERRED = "device.transferred", "device"
+    INVITATION_CREATED = "invitation.created", "invitation"
+    INVITATION_ACCEPTED = "invitation.accepted", "invitation"
+    DEVICE_TESTED = "device.tested", "device"
+    FACTORY_TOKEN_CREATED = "factory_token.created", "factory_token"
+    FACTORY_TOKEN_REVOKED = "factory_token.revoked", "factory_token"
+    PRODUCTION_TOKEN_CREATED = "production_token.created", "production_token"
+    FIRMWARE_RELEASED = "firmware.released", "firmware_release"
+    FIRMWARE_DEPLOYED = "firmware.deployed", "device_group"
+    DEVICE_FIRMWARE_REPORTED = "device.firmware_reported", "device"
+    DEVICE_PROVISIONED = "device.provisioned", "device"
+    DEVICE_REPROVISIONING_ALLOWED = "device.reprovisioning_allowed", "device"
+    PRODUCT_PROVISIONING_CONFIGURED = "product.provisioning_configured", "product"
+    PRODUCT_PROVISIONING_DISABLED = "product.provisioning_disabled", "product"
+    WEBHOOK_CREATED = "webhook.created", "webhook_endpoint"
+    WEBHOOK_DISABLED = "webhook.disabled", "webhook_endpoint"
+    WEBHOOK_UPDATED = "webhook.updated", "webhook_endpoint"
+    WEBHOOK_DELETED = "webhook.deleted", "webhook_endpoint"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "webhook_endpoint"
+    DEVICE_ENROLLED = "device.enrolled", "device"
+    DEVICE_RETESTED = "device.retested", "device"
+    DEVICE_BLESSED = "device.blessed", "device"
+    DEVICE_FAILED = "device.failed", "device"
+    DEVICE_ACTIVATED = "device.activated", "device"
+    DEVICE_REVOKED = "device.revoked", "device"
 
 
 @dataclass(frozen=True)
 class DomainEvent:
-    type: str
+    type: EventType
     organization_id: str
     actor: str
     occurred_at: datetime
@@ -37,62 +88,33 @@ class DomainEvent:
     id: str = field(default_factory=new_id)
 
 
-DEVICE_CLAIMED = "device.claimed"
-DEVICE_UNCLAIMED = "device.unclaimed"
-DEVICE_DISCLAIMED = "device.disclaimed"
-DEVICE_DELETED = "device.deleted"
-STATIC_TOKENS_CREATED = "static_tokens.created"
-STATIC_TOKENS_EXPORTED = "static_tokens.exported"
-STATIC_TOKENS_REGENERATED = "static_tokens.regenerated"
-USER_SIGNED_UP = "user.signed_up"
-USER_PASSWORD_CHANGED = "user.password_changed"
-DEVICE_TRANSFER_OFFERED = "device.transfer_offered"
-DEVICE_TRANSFER_CANCELLED = "device.transfer_cancelled"
-DEVICE_TRANSFERRED = "device.transferred"
-INVITATION_CREATED = "invitation.created"
-INVITATION_ACCEPTED = "invitation.accepted"
-# The connected factory (device.enrolled, .retested, .blessed, .failed and .activated come
-# from the lifecycle table: see lifecycle.event_type_for).
-DEVICE_TESTED = "device.tested"
-FACTORY_TOKEN_CREATED = "factory_token.created"
-FACTORY_TOKEN_REVOKED = "factory_token.revoked"
-PRODUCTION_TOKEN_CREATED = "production_token.created"
-# Firmware
-FIRMWARE_RELEASED = "firmware.released"
-FIRMWARE_DEPLOYED = "firmware.deployed"
-DEVICE_FIRMWARE_REPORTED = "device.firmware_reported"
-# MQTT provisioning (ThingsBoard-compatible): a device got its credentials over MQTT; a
-# manufacturer re-opened a pre-defined device for one more provisioning; a product's
-# provisioning was configured (secret issued or rotated) or disabled.
-DEVICE_PROVISIONED = "device.provisioned"
-DEVICE_REPROVISIONING_ALLOWED = "device.reprovisioning_allowed"
-PRODUCT_PROVISIONING_CONFIGURED = "product.provisioning_configured"
-PRODUCT_PROVISIONING_DISABLED = "product.provisioning_disabled"
-# Webhooks
-WEBHOOK_CREATED = "webhook.created"
-WEBHOOK_DISABLED = "webhook.disabled"
-WEBHOOK_UPDATED = "webhook.updated"
-WEBHOOK_DELETED = "webhook.deleted"
-WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+class Subject(Protocol):
+    """What an event is about: an id, and the organization the event is filed under."""
 
-
-class _AboutADevice(Protocol):
     @property
     def id(self) -> str: ...
     @property
     def organization_id(self) -> str: ...
 
 
-def device_event(
-    event_type: str, device: _AboutADevice, *, actor: str, at: datetime, **data: Any
+@dataclass(frozen=True)
+class SubjectRef:
+    """A subject given by its ids, for one that is not an object here (a batch, a user)."""
+
+    id: str
+    organization_id: str
+
+
+def new_event(
+    event_type: EventType, subject: Subject, *, actor: str, at: datetime, **data: Any
 ) -> DomainEvent:
-    """An event about one device, filed under the organization that made it."""
+    """An event of ``event_type`` about ``subject``, filed under the subject's organization."""
     return DomainEvent(
         type=event_type,
-        organization_id=device.organization_id,
+        organization_id=subject.organization_id,
         actor=actor,
         occurred_at=at,
-        subject_type="device",
-        subject_id=device.id,
+        subject_type=event_type.subject_type,
+        subject_id=subject.id,
         data=data,
     )

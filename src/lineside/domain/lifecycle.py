@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from lineside.domain.errors import IllegalTransition
-from lineside.domain.events import DomainEvent, device_event
+from lineside.domain.events import DomainEvent, EventType, new_event
 
 
 class DeviceState(StrEnum):
@@ -84,8 +84,18 @@ def allowed_transitions(current: DeviceState) -> list[Transition]:
     return [transition for (transition, state) in TRANSITIONS if state is current]
 
 
-def event_type_for(transition: Transition) -> str:
-    return f"device.{transition.value}"
+TRANSITION_EVENTS: dict[Transition, EventType] = {
+    _T.ENROLL: EventType.DEVICE_ENROLLED,
+    _T.RETEST: EventType.DEVICE_RETESTED,
+    _T.BLESS: EventType.DEVICE_BLESSED,
+    _T.FAIL: EventType.DEVICE_FAILED,
+    _T.ACTIVATE: EventType.DEVICE_ACTIVATED,
+    _T.REVOKE: EventType.DEVICE_REVOKED,
+}
+
+
+def event_type_for(transition: Transition) -> EventType:
+    return TRANSITION_EVENTS[transition]
 
 
 class LifecycleSubject(Protocol):
@@ -112,7 +122,7 @@ def apply_transition(
     # A retest re-enters under_test: the latest entry wins.
     device.timeline[STATE_TIMESTAMP_FIELD[device.state]] = at
     extra = {key: value for key, value in (data or {}).items() if key not in ("from", "to")}
-    return device_event(
+    return new_event(
         event_type_for(transition),
         device,
         actor=actor,

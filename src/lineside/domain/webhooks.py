@@ -28,10 +28,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from lineside.domain import events
 from lineside.domain.errors import DomainError
-from lineside.domain.events import DomainEvent
-from lineside.domain.lifecycle import Transition, event_type_for
+from lineside.domain.events import DomainEvent, EventType
 
 WILDCARD = "*"
 MAX_EVENT_TYPES = 100
@@ -53,19 +51,8 @@ class WebhookTargetRefused(DomainError):
     title = "Webhook target refused"
 
 
-def _event_types_of(module: Any) -> set[str]:
-    # Every upper-case constant of events.py that looks like "noun.verb": new event types
-    # become subscribable the moment they are declared, with no second list to keep.
-    return {
-        value
-        for name, value in vars(module).items()
-        if name.isupper() and isinstance(value, str) and "." in value and " " not in value
-    }
-
-
-KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
-    _event_types_of(events) | {event_type_for(transition) for transition in Transition}
-)
+# Every event type is subscribable the moment it is declared in EventType.
+KNOWN_EVENT_TYPES: frozenset[str] = frozenset(EventType)
 
 
 def event_types_for_subscription(requested: Iterable[str]) -> tuple[str, ...]:

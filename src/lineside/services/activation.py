@@ -20,9 +20,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from lineside.domain import events
 from lineside.domain.errors import Conflict, Gone, NotFound, Unauthenticated
-from lineside.domain.events import DomainEvent, device_event
+from lineside.domain.events import EventType, SubjectRef, new_event
 from lineside.domain.factory import ClaimStatus, ProductionToken
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
@@ -68,14 +67,13 @@ def issue_production_token(
         )
         uow.production_tokens.add(token, ctx.hasher.hash(token_id))
         uow.events.add(
-            DomainEvent(
-                type=events.PRODUCTION_TOKEN_CREATED,
-                organization_id=organization_id,
+            new_event(
+                EventType.PRODUCTION_TOKEN_CREATED,
+                SubjectRef(token.id, organization_id),
                 actor=principal.actor,
-                occurred_at=now,
-                subject_type="production_token",
-                subject_id=token.id,
-                data={"product_id": product_id, "expires_at": token.expires_at.isoformat()},
+                at=now,
+                product_id=product_id,
+                expires_at=token.expires_at.isoformat(),
             )
         )
         uow.commit()
@@ -159,8 +157,8 @@ def _issue_device_token(
     secret = generate_secret(SecretKind.DEVICE_TOKEN)
     rotated = device.token_issued_at is not None
     uow.devices.set_token(device.id, ctx.hasher.hash(secret), now)
-    event_type = events.CREDENTIALS_ROTATED if rotated else events.CREDENTIALS_ISSUED
-    uow.events.add(device_event(event_type, device, actor=actor, at=now, type="token"))
+    event_type = EventType.CREDENTIALS_ROTATED if rotated else EventType.CREDENTIALS_ISSUED
+    uow.events.add(new_event(event_type, device, actor=actor, at=now, type="token"))
     device.token_issued_at = now
     return secret
 

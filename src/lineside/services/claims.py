@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from lineside.domain import events
 from lineside.domain.errors import AlreadyExists, Conflict, Gone, NotFound, TooManyAttempts
-from lineside.domain.events import device_event
+from lineside.domain.events import EventType, new_event
 from lineside.domain.models import Device, Principal, Product, Scope
 from lineside.domain.secret_tokens import SecretKind
 from lineside.services.attempts import Charge
@@ -168,17 +167,17 @@ def _claim(ctx: ServiceContext, principal: Principal, code: str, organization_id
         now = ctx.clock()
         if not uow.devices.claim_if_unclaimed(device.id, owner.id, now, principal.actor):
             raise AlreadyExists("This device has already been claimed by someone else.")
-        _record(uow, events.DEVICE_CLAIMED, device, principal.actor, now, owner_organization_id=owner.id)
+        _record(uow, EventType.DEVICE_CLAIMED, device, principal.actor, now, owner_organization_id=owner.id)
         uow.commit()
     device.owner_organization_id, device.claimed_at = owner.id, now
     return device
 
 
 def _record(
-    uow: UnitOfWork, event_type: str, device: Device, actor: str, at: datetime, **data: str | None
+    uow: UnitOfWork, event_type: EventType, device: Device, actor: str, at: datetime, **data: str | None
 ) -> None:
     uow.events.add(
-        device_event(event_type, device, actor=actor, at=at, serial_number=device.serial_number, **data)
+        new_event(event_type, device, actor=actor, at=at, serial_number=device.serial_number, **data)
     )
 
 
@@ -194,7 +193,7 @@ def unclaim_device(ctx: ServiceContext, principal: Principal, device_id: str) ->
         now = ctx.clock()
         uow.devices.release_claim(device.id)
         uow.transfers.cancel_open(device.id, now)
-        _record(uow, events.DEVICE_UNCLAIMED, device, principal.actor, now, owner_organization_id=None)
+        _record(uow, EventType.DEVICE_UNCLAIMED, device, principal.actor, now, owner_organization_id=None)
         uow.commit()
     device.owner_organization_id = device.claimed_at = None
     return device
@@ -218,7 +217,7 @@ def disclaim_device(ctx: ServiceContext, principal: Principal, device_id: str) -
         previous_owner = device.owner_organization_id
         uow.devices.release_claim(device.id)
         uow.transfers.cancel_open(device.id, now)
-        _record(uow, events.DEVICE_DISCLAIMED, device, principal.actor, now, previous_owner=previous_owner)
+        _record(uow, EventType.DEVICE_DISCLAIMED, device, principal.actor, now, previous_owner=previous_owner)
         uow.commit()
     device.owner_organization_id = device.claimed_at = None
     return device
@@ -239,7 +238,7 @@ def delete_device(ctx: ServiceContext, principal: Principal, device_id: str) -> 
         uow.devices.delete(device.id)
         _record(
             uow,
-            events.DEVICE_DELETED,
+            EventType.DEVICE_DELETED,
             device,
             principal.actor,
             now,

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from lineside.domain import events
 from lineside.domain.errors import Conflict, Unauthenticated
-from lineside.domain.events import DomainEvent, device_event
+from lineside.domain.events import DomainEvent, EventType, new_event
 from lineside.domain.identifiers import new_id
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Certificate, CredentialType, Device, Principal, Product, Scope
@@ -48,8 +47,8 @@ SECRET_KINDS = {
 def _credential_event(
     device: Device, actor: str, at: datetime, kind: CredentialType, rotated: bool, **data: str
 ) -> DomainEvent:
-    event_type = events.CREDENTIALS_ROTATED if rotated else events.CREDENTIALS_ISSUED
-    return device_event(event_type, device, actor=actor, at=at, type=kind.value, **data)
+    event_type = EventType.CREDENTIALS_ROTATED if rotated else EventType.CREDENTIALS_ISSUED
+    return new_event(event_type, device, actor=actor, at=at, type=kind.value, **data)
 
 
 def issue_certificate_in(
@@ -153,7 +152,7 @@ def revoke_all_in(uow: UnitOfWork, principal: Principal, device: Device, now: da
     revoked = uow.certificates.revoke_active(device.id, now)
     serials = [certificate.serial_hex for certificate in revoked]
     uow.events.add(
-        device_event(events.CREDENTIALS_REVOKED, device, actor=principal.actor, at=now, certificates=serials)
+        new_event(EventType.CREDENTIALS_REVOKED, device, actor=principal.actor, at=now, certificates=serials)
     )
 
 

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from lineside.domain import events
 from lineside.domain.device_specs import (
     DeviceSpec,
     batch_problems,
@@ -17,7 +16,7 @@ from lineside.domain.device_specs import (
     spec_problems,
 )
 from lineside.domain.errors import AlreadyExists, BatchRejected, Conflict, InvalidInput, RowError
-from lineside.domain.events import DomainEvent, device_event
+from lineside.domain.events import EventType, SubjectRef, new_event
 from lineside.domain.factory import normalize_hardware_id
 from lineside.domain.identifiers import new_id, new_ids
 from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
@@ -105,8 +104,8 @@ def define_device(
         device.hardware_id = hardware_id
         uow.devices.add_many([NewDevice(device)])
         uow.events.add(
-            device_event(
-                events.DEVICE_DEFINED,
+            new_event(
+                EventType.DEVICE_DEFINED,
                 device,
                 actor=principal.actor,
                 at=now,
@@ -228,18 +227,14 @@ def _write_batch(
             for item in defined
         ]
     uow.events.add(
-        DomainEvent(
-            type=events.DEVICES_DEFINED_IN_BATCH,
-            organization_id=product.organization_id,
+        new_event(
+            EventType.DEVICES_DEFINED_IN_BATCH,
+            SubjectRef(batch_id, product.organization_id),
             actor=principal.actor,
-            occurred_at=now,
-            subject_type="batch",
-            subject_id=batch_id,
-            data={
-                "product_id": product.id,
-                "count": len(defined),
-                "credentials": issue_credentials.value if issue_credentials else None,
-            },
+            at=now,
+            product_id=product.id,
+            count=len(defined),
+            credentials=issue_credentials.value if issue_credentials else None,
         )
     )
     return DefinedBatch(batch_id=batch_id, product=product, devices=defined)

@@ -19,10 +19,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from lineside.domain import events
 from lineside.domain.device_specs import DeviceSpec, serial_number_problem, spec_problems
 from lineside.domain.errors import Conflict, InvalidInput, PermissionDenied
-from lineside.domain.events import device_event
+from lineside.domain.events import EventType, new_event
 from lineside.domain.factory import (
     MAX_LABEL_LENGTH,
     BlessingResult,
@@ -155,8 +154,8 @@ def _define_unit(
     device = new_device(product, spec, now, None)
     device.hardware_id = hardware_id
     uow.events.add(
-        device_event(
-            events.DEVICE_DEFINED,
+        new_event(
+            EventType.DEVICE_DEFINED,
             device,
             actor=actor,
             at=now,
@@ -238,8 +237,8 @@ def record_test_run(
         uow.test_runs.add(run)
         # The measurements stay with the run: an event says what happened, not every reading.
         uow.events.add(
-            device_event(
-                events.DEVICE_TESTED,
+            new_event(
+                EventType.DEVICE_TESTED,
                 device,
                 actor=principal.actor,
                 at=run.created_at,

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from lineside.domain import events
 from lineside.domain.errors import Unauthenticated
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, EventType, new_event
 from lineside.domain.factory import FactoryToken
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import Principal, Product, Scope
@@ -33,16 +32,8 @@ class CreatedFactoryToken:
     secret: str  # shown once, never stored
 
 
-def _token_event(event_type: str, token: FactoryToken, actor: str, at: datetime) -> DomainEvent:
-    return DomainEvent(
-        type=event_type,
-        organization_id=token.organization_id,
-        actor=actor,
-        occurred_at=at,
-        subject_type="factory_token",
-        subject_id=token.id,
-        data={"product_id": token.product_id, "name": token.name},
-    )
+def _token_event(event_type: EventType, token: FactoryToken, actor: str, at: datetime) -> DomainEvent:
+    return new_event(event_type, token, actor=actor, at=at, product_id=token.product_id, name=token.name)
 
 
 def create_factory_token(
@@ -64,7 +55,7 @@ def create_factory_token(
             created_at=now,
         )
         uow.factory_tokens.add(token, ctx.hasher.hash(secret))
-        uow.events.add(_token_event(events.FACTORY_TOKEN_CREATED, token, principal.actor, now))
+        uow.events.add(_token_event(EventType.FACTORY_TOKEN_CREATED, token, principal.actor, now))
         uow.commit()
     return CreatedFactoryToken(token, secret)
 
@@ -90,7 +81,7 @@ def revoke_factory_token(ctx: ServiceContext, principal: Principal, token_id: st
             return token
         now = ctx.clock()
         uow.factory_tokens.revoke(token.id, now)
-        uow.events.add(_token_event(events.FACTORY_TOKEN_REVOKED, token, principal.actor, now))
+        uow.events.add(_token_event(EventType.FACTORY_TOKEN_REVOKED, token, principal.actor, now))
         uow.commit()
     return replace(token, revoked_at=now)
 

@@ -22,9 +22,8 @@ from typing import Any, BinaryIO
 
 from anyio import to_thread
 
-from lineside.domain import events
 from lineside.domain.errors import AlreadyExists, DomainError, InvalidInput, NotFound
-from lineside.domain.events import DomainEvent, device_event
+from lineside.domain.events import EventType, new_event
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import (
@@ -142,8 +141,8 @@ def report_installed_version(ctx: ServiceContext, device: Device, version: str) 
     with ctx.unit_of_work() as uow:
         uow.devices.set_firmware_version(device.id, version, now)
         uow.events.add(
-            device_event(
-                events.DEVICE_FIRMWARE_REPORTED,
+            new_event(
+                EventType.DEVICE_FIRMWARE_REPORTED,
                 device,
                 actor=f"device:{device.id}",
                 at=now,
@@ -236,20 +235,16 @@ def _record_release(ctx: ServiceContext, release: FirmwareRelease) -> None:
         _refuse_taken_version(uow, release.product_id, release.kind, release.version)
         uow.firmware.add_release(release)
         uow.events.add(
-            DomainEvent(
-                type=events.FIRMWARE_RELEASED,
-                organization_id=release.organization_id,
+            new_event(
+                EventType.FIRMWARE_RELEASED,
+                release,
                 actor=release.created_by,
-                occurred_at=release.created_at,
-                subject_type="firmware_release",
-                subject_id=release.id,
-                data={
-                    "product_id": release.product_id,
-                    "kind": release.kind.value,
-                    "version": release.version,
-                    "sha256": release.sha256,
-                    "size_bytes": release.size_bytes,
-                },
+                at=release.created_at,
+                product_id=release.product_id,
+                kind=release.kind.value,
+                version=release.version,
+                sha256=release.sha256,
+                size_bytes=release.size_bytes,
             )
         )
         uow.commit()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lineside.domain import events
 from lineside.domain.errors import Conflict
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, EventType, SubjectRef, new_event
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import (
     ApplicationFirmwareAfter,
@@ -61,14 +60,12 @@ def set_application_firmware_after(
             )
         uow.firmware.set_application_firmware_after(group.id, after)
         uow.events.add(
-            DomainEvent(
-                type=events.DEVICE_GROUP_UPDATED,
-                organization_id=group.organization_id,
+            new_event(
+                EventType.DEVICE_GROUP_UPDATED,
+                group,
                 actor=principal.actor,
-                occurred_at=ctx.clock(),
-                subject_type="device_group",
-                subject_id=group.id,
-                data={"application_firmware_after": after.value},
+                at=ctx.clock(),
+                application_firmware_after=after.value,
             )
         )
         uow.commit()
@@ -126,22 +123,18 @@ def _check_release_fits(group: DeviceGroup, release: FirmwareRelease) -> None:
 def _deployed_event(
     deployment: FirmwareDeployment, group: DeviceGroup, release: FirmwareRelease, members: int
 ) -> DomainEvent:
-    return DomainEvent(
-        type=events.FIRMWARE_DEPLOYED,
-        organization_id=deployment.organization_id,
+    return new_event(
+        EventType.FIRMWARE_DEPLOYED,
+        SubjectRef(group.id, deployment.organization_id),
         actor=deployment.deployed_by,
-        occurred_at=deployment.created_at,
-        subject_type="device_group",
-        subject_id=group.id,
-        data={
-            "deployment_id": deployment.id,
-            "group_id": group.id,
-            "group_name": group.name,
-            "release_id": release.id,
-            "kind": release.kind.value,
-            "version": release.version,
-            "member_count": members,
-        },
+        at=deployment.created_at,
+        deployment_id=deployment.id,
+        group_id=group.id,
+        group_name=group.name,
+        release_id=release.id,
+        kind=release.kind.value,
+        version=release.version,
+        member_count=members,
     )
 
 

@@ -32,10 +32,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from lineside.domain import events
 from lineside.domain.device_specs import DeviceSpec, spec_problems
 from lineside.domain.errors import DomainError, InvalidInput, QuotaExceeded
-from lineside.domain.events import device_event
+from lineside.domain.events import EventType, new_event
 from lineside.domain.factory import normalize_hardware_id
 from lineside.domain.identifiers import new_id
 from lineside.domain.lifecycle import DeviceState
@@ -221,8 +220,8 @@ def _provision_in(
         device = _predefined_device(uow, product, request.device_name, now)
     answer = _issue(ctx, uow, product, device, request, now, actor)
     uow.events.add(
-        device_event(
-            events.DEVICE_PROVISIONED,
+        new_event(
+            EventType.DEVICE_PROVISIONED,
             device,
             actor=actor,
             at=now,
@@ -258,8 +257,8 @@ def _create_device(
     uow.devices.set_provisioned(device.id, now)
     device.provisioned_at = now
     uow.events.add(
-        device_event(
-            events.DEVICE_DEFINED, device, actor=actor, at=now, product_id=product.id, serial_number=serial
+        new_event(
+            EventType.DEVICE_DEFINED, device, actor=actor, at=now, product_id=product.id, serial_number=serial
         )
     )
     return device
@@ -336,5 +335,5 @@ def _issue(
 def _record_credential(
     uow: UnitOfWork, device: Device, actor: str, at: datetime, kind: str, *, rotated: bool, **data: str
 ) -> None:
-    event_type = events.CREDENTIALS_ROTATED if rotated else events.CREDENTIALS_ISSUED
-    uow.events.add(device_event(event_type, device, actor=actor, at=at, type=kind, **data))
+    event_type = EventType.CREDENTIALS_ROTATED if rotated else EventType.CREDENTIALS_ISSUED
+    uow.events.add(new_event(event_type, device, actor=actor, at=at, type=kind, **data))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from lineside.domain import events
 from lineside.domain.errors import InvalidInput, Unauthenticated
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import EventType, SubjectRef, new_event
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import ApiKey, Organization, Principal, Scope
 from lineside.domain.secret_tokens import SecretKind, display_prefix, generate_secret
@@ -51,14 +50,13 @@ def _issue_key(
     )
     uow.api_keys.add(key, ctx.hasher.hash(secret))
     uow.events.add(
-        DomainEvent(
-            type=events.API_KEY_CREATED,
-            organization_id=organization.id,
+        new_event(
+            EventType.API_KEY_CREATED,
+            SubjectRef(key.id, organization.id),
             actor=actor,
-            occurred_at=now,
-            subject_type="api_key",
-            subject_id=key.id,
-            data={"name": key.name, "scopes": sorted(scope.value for scope in scopes)},
+            at=now,
+            name=key.name,
+            scopes=sorted(scope.value for scope in scopes),
         )
     )
     return CreatedApiKey(key=key, secret=secret)
@@ -83,14 +81,13 @@ def create_organization(
     with ctx.unit_of_work() as uow:
         uow.organizations.add(organization)
         uow.events.add(
-            DomainEvent(
-                type=events.ORGANIZATION_CREATED,
-                organization_id=organization.id,
+            new_event(
+                EventType.ORGANIZATION_CREATED,
+                SubjectRef(organization.id, organization.id),
                 actor=actor,
-                occurred_at=organization.created_at,
-                subject_type="organization",
-                subject_id=organization.id,
-                data={"name": organization.name, "parent_id": organization.parent_id},
+                at=organization.created_at,
+                name=organization.name,
+                parent_id=organization.parent_id,
             )
         )
         key = _issue_key(ctx, uow, organization, "initial admin key", frozenset({Scope.ADMIN}), actor)
@@ -158,16 +155,7 @@ def revoke_api_key(ctx: ServiceContext, principal: Principal, key_id: str) -> Ap
         if key.revoked_at is None:
             now = ctx.clock()
             uow.api_keys.revoke(key.id, now)
-            uow.events.add(
-                DomainEvent(
-                    type=events.API_KEY_REVOKED,
-                    organization_id=key.organization_id,
-                    actor=principal.actor,
-                    occurred_at=now,
-                    subject_type="api_key",
-                    subject_id=key.id,
-                )
-            )
+            uow.events.add(new_event(EventType.API_KEY_REVOKED, key, actor=principal.actor, at=now))
             uow.commit()
             key = replace(key, revoked_at=now)
     return key

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lineside.domain import events
 from lineside.domain.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import EventType, SubjectRef, new_event
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import Organization, OrganizationKind, Principal, Scope, User
 from lineside.domain.secret_tokens import SecretKind, generate_secret
@@ -79,13 +78,11 @@ def sign_up(ctx: ServiceContext, email: str, password: str, *, client_address: s
         uow.users.add(user, password_hash)
         uow.users.add_membership(user.id, organization_id, now)
         uow.events.add(
-            DomainEvent(
-                type=events.USER_SIGNED_UP,
-                organization_id=organization_id,
+            new_event(
+                EventType.USER_SIGNED_UP,
+                SubjectRef(user.id, organization_id),
                 actor=f"user:{user.id}",
-                occurred_at=now,
-                subject_type="user",
-                subject_id=user.id,
+                at=now,
             )
         )
         uow.commit()
@@ -148,14 +145,12 @@ def change_password(
         uow.users.set_password_hash(user.id, new_hash)
         ended = uow.users.revoke_sessions_except(user.id, ctx.hasher.hash(token), now)
         uow.events.add(
-            DomainEvent(
-                type=events.USER_PASSWORD_CHANGED,
-                organization_id=user.personal_organization_id,
+            new_event(
+                EventType.USER_PASSWORD_CHANGED,
+                SubjectRef(user.id, user.personal_organization_id),
                 actor=principal.actor,
-                occurred_at=now,
-                subject_type="user",
-                subject_id=user.id,
-                data={"other_sessions_ended": ended},
+                at=now,
+                other_sessions_ended=ended,
             )
         )
         uow.commit()
@@ -227,14 +222,12 @@ def invite(ctx: ServiceContext, principal: Principal, organization_id: str, emai
         expires = now + ctx.config.invitation_lifetime
         uow.users.add_invitation(invitation_id, organization.id, email, ctx.hasher.hash(code), now, expires)
         uow.events.add(
-            DomainEvent(
-                type=events.INVITATION_CREATED,
-                organization_id=organization.id,
+            new_event(
+                EventType.INVITATION_CREATED,
+                SubjectRef(invitation_id, organization.id),
                 actor=principal.actor,
-                occurred_at=now,
-                subject_type="invitation",
-                subject_id=invitation_id,
-                data={"email": email},
+                at=now,
+                email=email,
             )
         )
         uow.commit()
@@ -255,13 +248,11 @@ def accept_invitation(ctx: ServiceContext, principal: Principal, code: str) -> O
             raise NotFound("The invitation is unknown, expired or already accepted.")
         uow.users.add_membership(principal.user_id, organization_id, now)
         uow.events.add(
-            DomainEvent(
-                type=events.INVITATION_ACCEPTED,
-                organization_id=organization_id,
+            new_event(
+                EventType.INVITATION_ACCEPTED,
+                SubjectRef(invitation_id, organization_id),
                 actor=principal.actor,
-                occurred_at=now,
-                subject_type="invitation",
-                subject_id=invitation_id,
+                at=now,
             )
         )
         uow.commit()

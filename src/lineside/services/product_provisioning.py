@@ -14,9 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from lineside.domain import events
 from lineside.domain.errors import Conflict
-from lineside.domain.events import DomainEvent, device_event
+from lineside.domain.events import DomainEvent, EventType, new_event
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Device, EnrollmentPolicy, Principal, Product, Scope
 from lineside.domain.secret_tokens import SecretKind, generate_secret
@@ -56,7 +55,7 @@ def configure_provisioning(
         uow.products.set_provisioning(product.id, key, ctx.hasher.hash(secret))
         uow.events.add(
             _product_event(
-                events.PRODUCT_PROVISIONING_CONFIGURED,
+                EventType.PRODUCT_PROVISIONING_CONFIGURED,
                 product,
                 principal.actor,
                 ctx.clock(),
@@ -89,7 +88,7 @@ def disable_provisioning(ctx: ServiceContext, principal: Principal, product_id: 
             return
         uow.products.set_provisioning(product.id, product.provision_key, None)
         uow.events.add(
-            _product_event(events.PRODUCT_PROVISIONING_DISABLED, product, principal.actor, ctx.clock())
+            _product_event(EventType.PRODUCT_PROVISIONING_DISABLED, product, principal.actor, ctx.clock())
         )
         uow.commit()
 
@@ -114,8 +113,8 @@ def allow_reprovisioning(ctx: ServiceContext, principal: Principal, device_id: s
         uow.devices.clear_mqtt_password(device.id)
         revoke_all_in(uow, principal, device, now)
         uow.events.add(
-            device_event(
-                events.DEVICE_REPROVISIONING_ALLOWED,
+            new_event(
+                EventType.DEVICE_REPROVISIONING_ALLOWED,
                 device,
                 actor=principal.actor,
                 at=now,
@@ -136,14 +135,6 @@ def _secret_hash(uow: UnitOfWork, product: Product) -> str | None:
 
 
 def _product_event(
-    event_type: str, product: Product, actor: str, at: datetime, **data: object
+    event_type: EventType, product: Product, actor: str, at: datetime, **data: object
 ) -> DomainEvent:
-    return DomainEvent(
-        type=event_type,
-        organization_id=product.organization_id,
-        actor=actor,
-        occurred_at=at,
-        subject_type="product",
-        subject_id=product.id,
-        data=dict(data),
-    )
+    return new_event(event_type, product, actor=actor, at=at, **data)

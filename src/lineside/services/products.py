@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lineside.domain import events
 from lineside.domain.errors import AlreadyExists, InvalidInput
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, EventType, new_event
 from lineside.domain.identifiers import new_id
 from lineside.domain.metadata import MetadataField, check_field_definitions
 from lineside.domain.models import DeviceGroup, EnrollmentPolicy, GroupKind, Principal, Product, Scope
@@ -45,18 +44,14 @@ def create_product(
             raise AlreadyExists(f"Your organization already has a product named '{product.name}'.")
         uow.products.add(product)
         uow.events.add(
-            DomainEvent(
-                type=events.PRODUCT_CREATED,
-                organization_id=product.organization_id,
+            new_event(
+                EventType.PRODUCT_CREATED,
+                product,
                 actor=principal.actor,
-                occurred_at=product.created_at,
-                subject_type="product",
-                subject_id=product.id,
-                data={
-                    "name": product.name,
-                    "enrollment_policy": product.enrollment_policy.value,
-                    "requires_blessing": product.requires_blessing,
-                },
+                at=product.created_at,
+                name=product.name,
+                enrollment_policy=product.enrollment_policy.value,
+                requires_blessing=product.requires_blessing,
             )
         )
         uow.commit()
@@ -81,14 +76,12 @@ def update_product(
             uow.products.set_requires_blessing(product.id, requires_blessing)
             product = replace(product, requires_blessing=requires_blessing)
             uow.events.add(
-                DomainEvent(
-                    type=events.PRODUCT_UPDATED,
-                    organization_id=product.organization_id,
+                new_event(
+                    EventType.PRODUCT_UPDATED,
+                    product,
                     actor=principal.actor,
-                    occurred_at=ctx.clock(),
-                    subject_type="product",
-                    subject_id=product.id,
-                    data={"requires_blessing": requires_blessing},
+                    at=ctx.clock(),
+                    requires_blessing=requires_blessing,
                 )
             )
         uow.commit()
@@ -126,14 +119,14 @@ def create_group(
 
 
 def group_created_event(group: DeviceGroup, actor: str) -> DomainEvent:
-    return DomainEvent(
-        type=events.DEVICE_GROUP_CREATED,
-        organization_id=group.organization_id,
+    return new_event(
+        EventType.DEVICE_GROUP_CREATED,
+        group,
         actor=actor,
-        occurred_at=group.created_at,
-        subject_type="device_group",
-        subject_id=group.id,
-        data={"name": group.name, "kind": group.kind.value, "product_id": group.product_id},
+        at=group.created_at,
+        name=group.name,
+        kind=group.kind.value,
+        product_id=group.product_id,
     )
 
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from lineside.domain import events
 from lineside.domain.device_specs import DeviceSpec
 from lineside.domain.errors import Conflict, Gone, InvalidInput
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, EventType, new_event
 from lineside.domain.identifiers import new_id, new_ids
 from lineside.domain.models import Principal, Product, Scope, StaticTokenBatch
 from lineside.domain.secret_tokens import SecretKind, generate_secrets
@@ -124,7 +123,7 @@ def _write(
     )
     uow.static_batches.add(batch)
     uow.devices.add_many(_new_rows(ctx, product, specs, now, batch.id))
-    uow.events.add(_batch_event(events.STATIC_TOKENS_CREATED, batch, principal.actor, now))
+    uow.events.add(_batch_event(EventType.STATIC_TOKENS_CREATED, batch, principal.actor, now))
     return batch
 
 
@@ -138,16 +137,8 @@ def _new_rows(
         yield NewDevice(device, claim_code_hash=claim_code_hash(ctx, device.id, 0))
 
 
-def _batch_event(event_type: str, batch: StaticTokenBatch, actor: str, at: Any) -> DomainEvent:
-    return DomainEvent(
-        type=event_type,
-        organization_id=batch.organization_id,
-        actor=actor,
-        occurred_at=at,
-        subject_type="static_token_batch",
-        subject_id=batch.id,
-        data={"product_id": batch.product_id, "count": batch.count},
-    )
+def _batch_event(event_type: EventType, batch: StaticTokenBatch, actor: str, at: Any) -> DomainEvent:
+    return new_event(event_type, batch, actor=actor, at=at, product_id=batch.product_id, count=batch.count)
 
 
 def _load_batch(uow: UnitOfWork, principal: Principal, batch_id: str) -> tuple[StaticTokenBatch, Product]:
@@ -190,7 +181,7 @@ def export_batch(
         if not uow.static_batches.mark_exported(batch.id, now):
             raise _already_exported()
         uow.devices.set_tokens(issued.hashes, now)
-        uow.events.add(_batch_event(events.STATIC_TOKENS_EXPORTED, batch, principal.actor, now))
+        uow.events.add(_batch_event(EventType.STATIC_TOKENS_EXPORTED, batch, principal.actor, now))
         uow.commit()
     return built
 
@@ -268,6 +259,6 @@ def regenerate_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -
         now = ctx.clock()
         uow.devices.clear_tokens_of_batch(batch.id)
         uow.static_batches.clear_exported(batch.id)
-        uow.events.add(_batch_event(events.STATIC_TOKENS_REGENERATED, batch, principal.actor, now))
+        uow.events.add(_batch_event(EventType.STATIC_TOKENS_REGENERATED, batch, principal.actor, now))
         uow.commit()
     return replace(batch, exported_at=None)

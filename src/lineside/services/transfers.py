@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from lineside.domain import events
 from lineside.domain.errors import Conflict, Gone, NotFound
-from lineside.domain.events import device_event
+from lineside.domain.events import EventType, new_event
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import Device, Principal, Scope
 from lineside.domain.secret_tokens import SecretKind, generate_secret
@@ -80,8 +79,8 @@ def offer_transfer(ctx: ServiceContext, principal: Principal, device_id: str) ->
         )
         uow.transfers.add(transfer, ctx.hasher.hash(code))
         uow.events.add(
-            device_event(
-                events.DEVICE_TRANSFER_OFFERED,
+            new_event(
+                EventType.DEVICE_TRANSFER_OFFERED,
                 device,
                 actor=principal.actor,
                 at=now,
@@ -102,7 +101,7 @@ def cancel_transfers(ctx: ServiceContext, principal: Principal, device_id: str) 
         cancelled = uow.transfers.cancel_open(device.id, now)
         if cancelled:
             uow.events.add(
-                device_event(events.DEVICE_TRANSFER_CANCELLED, device, actor=principal.actor, at=now)
+                new_event(EventType.DEVICE_TRANSFER_CANCELLED, device, actor=principal.actor, at=now)
             )
         uow.commit()
     return cancelled
@@ -211,8 +210,8 @@ def _take(
         raise Gone("The owner no longer offers this device; ask them for a new link.")
     uow.transfers.cancel_open(device.id, now)
     uow.events.add(
-        device_event(
-            events.DEVICE_TRANSFERRED,
+        new_event(
+            EventType.DEVICE_TRANSFERRED,
             device,
             actor=principal.actor,
             at=now,

@@ -11,14 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from lineside.domain import events
 from lineside.domain.errors import Conflict
-from lineside.domain.events import (
-    WEBHOOK_DELETED,
-    WEBHOOK_SECRET_ROTATED,
-    WEBHOOK_UPDATED,
-    DomainEvent,
-)
+from lineside.domain.events import DomainEvent, EventType, new_event
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import Principal, Scope
 from lineside.domain.webhooks import (
@@ -68,18 +62,10 @@ def known_event_types() -> list[str]:
 
 
 def endpoint_event(
-    event_type: str, endpoint: WebhookEndpoint, *, actor: str, at: datetime, **data: Any
+    event_type: EventType, endpoint: WebhookEndpoint, *, actor: str, at: datetime, **data: Any
 ) -> DomainEvent:
     # Never the URL: people put tokens in query strings, and events carry no secret.
-    return DomainEvent(
-        type=event_type,
-        organization_id=endpoint.organization_id,
-        actor=actor,
-        occurred_at=at,
-        subject_type="webhook_endpoint",
-        subject_id=endpoint.id,
-        data=data,
-    )
+    return new_event(event_type, endpoint, actor=actor, at=at, **data)
 
 
 def load_endpoint(
@@ -128,7 +114,11 @@ def create_endpoint(
         uow.webhooks.add_endpoint(endpoint, adapters.secret_box.seal(secret, endpoint.id))
         uow.events.add(
             endpoint_event(
-                events.WEBHOOK_CREATED, endpoint, actor=principal.actor, at=now, event_types=list(subscribed)
+                EventType.WEBHOOK_CREATED,
+                endpoint,
+                actor=principal.actor,
+                at=now,
+                event_types=list(subscribed),
             )
         )
         uow.commit()
@@ -160,7 +150,7 @@ def disable_endpoint_in(
     cancelled = uow.webhooks.cancel_pending(endpoint.id, at)
     uow.events.add(
         endpoint_event(
-            events.WEBHOOK_DISABLED,
+            EventType.WEBHOOK_DISABLED,
             disabled,
             actor=actor,
             at=at,
@@ -190,7 +180,7 @@ def update_endpoint(
             uow.webhooks.save_endpoint(updated)
             uow.events.add(
                 endpoint_event(
-                    WEBHOOK_UPDATED,
+                    EventType.WEBHOOK_UPDATED,
                     updated,
                     actor=principal.actor,
                     at=now,
@@ -211,7 +201,7 @@ def delete_endpoint(ctx: ServiceContext, principal: Principal, endpoint_id: str)
     with ctx.unit_of_work() as uow:
         endpoint = load_endpoint(uow, principal, endpoint_id, lock=True)
         uow.webhooks.delete_endpoint(endpoint.id)
-        uow.events.add(endpoint_event(WEBHOOK_DELETED, endpoint, actor=principal.actor, at=now))
+        uow.events.add(endpoint_event(EventType.WEBHOOK_DELETED, endpoint, actor=principal.actor, at=now))
         uow.commit()
 
 
@@ -224,7 +214,9 @@ def rotate_secret(ctx: ServiceContext, principal: Principal, endpoint_id: str) -
     with ctx.unit_of_work() as uow:
         endpoint = load_endpoint(uow, principal, endpoint_id)
         uow.webhooks.set_sealed_secret(endpoint.id, adapters.secret_box.seal(secret, endpoint.id))
-        uow.events.add(endpoint_event(WEBHOOK_SECRET_ROTATED, endpoint, actor=principal.actor, at=now))
+        uow.events.add(
+            endpoint_event(EventType.WEBHOOK_SECRET_ROTATED, endpoint, actor=principal.actor, at=now)
+        )
         uow.commit()
     return EndpointWithSecret(endpoint, secret)
 

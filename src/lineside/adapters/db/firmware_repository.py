@@ -8,7 +8,7 @@ from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository, group_from_row, owned_within
-from lineside.domain import events
+from lineside.domain.events import EventType
 from lineside.domain.models import (
     ApplicationFirmwareAfter,
     DeviceGroup,
@@ -139,7 +139,7 @@ class SqlFirmwareRepository(SqlRepository):
     def deployed_events_after(self, sequence: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         query = (
             select(t.events.c.sequence, t.events.c.data)
-            .where(t.events.c.type == events.FIRMWARE_DEPLOYED, t.events.c.sequence > sequence)
+            .where(t.events.c.type == EventType.FIRMWARE_DEPLOYED, t.events.c.sequence > sequence)
             .order_by(t.events.c.sequence)
             .limit(limit)
         )
