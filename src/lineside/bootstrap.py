@@ -10,7 +10,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, event, text
@@ -27,6 +27,7 @@ from lineside.adapters.passwords import Argon2PasswordHasher
 from lineside.adapters.sealing import AesGcmSecretBox
 from lineside.adapters.webhooks import HttpxWebhookSender
 from lineside.adapters.x509_ca import FileCertificateAuthority
+from lineside.domain.clock import utc_now
 from lineside.domain.secret_tokens import SecretHasher
 from lineside.domain.webhooks import DEFAULT_RETRY_SCHEDULE
 from lineside.services.context import ServiceConfig, ServiceContext
@@ -93,10 +94,6 @@ class Application:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def load_or_create_server_key(data_dir: Path) -> bytes:
@@ -178,7 +175,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> App
         unit_of_work=SqlUnitOfWorkFactory(engine, on_commit=metrics.events_committed),
         device_tokens=SqlDeviceTokenLookup(engine),
         hasher=hasher,
-        certificate_authority=FileCertificateAuthority(settings.data_dir / "ca"),
+        certificate_authority=FileCertificateAuthority(settings.data_dir / "ca", clock=utc_now),
         clock=utc_now,
         passwords=Argon2PasswordHasher(),
         rate_limiter=SqlRateLimiter(engine, utc_now),
@@ -207,6 +204,6 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> App
         settings=settings,
         engine=engine,
         services=services,
-        idempotency=SqlIdempotencyStore(engine, hasher),
+        idempotency=SqlIdempotencyStore(engine, hasher, clock=utc_now),
         metrics=metrics,
     )

@@ -509,3 +509,14 @@ def test_a_crl_entry_with_a_non_hex_serial_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="serial_hex"):
         authority.crl_pem(PRODUCT, PRODUCT_NAME, revoked)
+
+
+def test_certificates_and_crls_take_their_times_from_the_injected_clock(tmp_path: Path) -> None:
+    then = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    authority = FileCertificateAuthority(tmp_path, clock=lambda: then)
+    issued = load_cert(sign(authority, ec_csr_pem()).certificate_pem)
+    crl = x509.load_pem_x509_crl(authority.crl_pem(PRODUCT, PRODUCT_NAME, []).encode())
+
+    assert then - timedelta(days=2) < ca_cert(authority).not_valid_before_utc <= then
+    assert then - timedelta(days=2) < issued.not_valid_before_utc <= then
+    assert crl.last_update_utc == then

@@ -28,9 +28,9 @@ import re
 import secrets
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeAlias
 
@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lineside.adapters.disk import sync_directory
+from lineside.domain.clock import utc_now
 from lineside.domain.errors import InvalidInput
 from lineside.services.ports import RevokedSerial
 
@@ -94,10 +95,18 @@ class _Authority:
 class FileCertificateAuthority:
     """One ECDSA P-256 CA per product, stored under ``directory/<product_id>``."""
 
-    def __init__(self, directory: Path, *, certificate_days: int = 3650, ca_days: int = 7300) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        certificate_days: int = 3650,
+        ca_days: int = 7300,
+    ) -> None:
         if certificate_days < 1 or ca_days < 1:
             raise ValueError("certificate_days and ca_days must be at least 1")
         self._directory = Path(directory)
+        self._clock = clock
         self._certificate_days = certificate_days
         self._ca_days = ca_days
         self._lock = threading.Lock()
@@ -135,7 +144,7 @@ class FileCertificateAuthority:
     def crl_pem(self, product_id: str, product_name: str, revoked: Sequence[RevokedSerial]) -> str:
         """Return a CRL, signed by the product's CA, listing ``revoked``."""
         authority = self._authority(product_id, product_name)
-        now = datetime.now(UTC)
+        now = self._clock()
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(authority.certificate.subject)
@@ -191,7 +200,7 @@ class FileCertificateAuthority:
     def _new_authority(self, product_id: str, product_name: str) -> _Authority:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = _ca_subject(product_id, product_name)
-        now = datetime.now(UTC)
+        now = self._clock()
         certificate = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -216,7 +225,7 @@ class FileCertificateAuthority:
         subject: x509.Name,
         device_id: str,
     ) -> x509.Certificate:
-        now = datetime.now(UTC)
+        now = self._clock()
         not_after = min(
             now + timedelta(days=self._certificate_days),
             authority.certificate.not_valid_after_utc,

@@ -55,9 +55,9 @@ class ServiceContext:
     clock: Clock
     passwords: PasswordHasher
     rate_limiter: RateLimiter
+    firmware_store: FirmwareStore  # image bytes
+    webhooks: WebhookAdapters  # sender and secret box
     config: ServiceConfig = field(default_factory=ServiceConfig)
-    firmware_store: FirmwareStore | None = None  # image bytes; bootstrap sets it
-    webhooks: WebhookAdapters | None = None  # sender and secret box; bootstrap sets them
 
 
 def require(principal: Principal, scope: Scope) -> None:

@@ -285,8 +285,6 @@ def load_release(uow: UnitOfWork, principal: Principal, release_id: str) -> Firm
 
 
 def _store(ctx: ServiceContext) -> FirmwareStore:
-    if ctx.firmware_store is None:
-        raise RuntimeError("This service context has no firmware store (see bootstrap).")
     return ctx.firmware_store
 
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from lineside.domain.clock import utc_now
 from lineside.domain.events import DomainEvent
 from lineside.domain.identifiers import is_uuid
 from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
@@ -59,16 +60,12 @@ class Window:
         return bool(self.changes or self.connected)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class PresenceRecorder:
     """Thread-safe: brokers call connected/disconnected from any thread; one flusher calls
     ``flush`` every ``LINESIDE_PRESENCE_FLUSH_SECONDS``. Memory is one entry per device that
     changed since the last flush, however often it reconnected."""
 
-    def __init__(self, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._changes: dict[str, Change] = {}

@@ -12,14 +12,16 @@ retry presenting the same credential can open it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.sealing import AesGcmSecretBox
+from lineside.domain.clock import utc_now
 from lineside.domain.errors import Conflict, InvalidInput
 from lineside.domain.secret_tokens import SecretHasher
 from lineside.services.ports import StoredResponse
@@ -43,9 +45,12 @@ class IdempotencyScope:
 
 
 class SqlIdempotencyStore:
-    def __init__(self, engine: Engine, hasher: SecretHasher) -> None:
+    def __init__(
+        self, engine: Engine, hasher: SecretHasher, *, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self._engine = engine
         self._hasher = hasher
+        self._clock = clock
 
     def scope(self, credential: str, key: str) -> IdempotencyScope:
         if not key or len(key) > MAX_KEY_LENGTH:
@@ -57,7 +62,7 @@ class SqlIdempotencyStore:
 
     def begin(self, scope: IdempotencyScope, request_hash: str) -> StoredResponse | None:
         """Claim the key for this request, or return the answer a first request got."""
-        now = datetime.now(UTC)
+        now = self._clock()
         with self._engine.begin() as connection:
             connection.execute(
                 delete(t.idempotency_keys).where(
