@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lineside.adapters.db.engine import create_database_engine, sqlite_writer_lock
+from lineside.adapters.db.engine import SqliteWriterLock, create_database_engine, sqlite_writer_lock
 from lineside.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from lineside.bootstrap import Application
 from lineside.services.webhook_delivery import dispatch_events, run_once
@@ -37,14 +37,14 @@ def test_a_bad_key_is_refused_before_a_bad_body_is(tenant: Tenant, step: str) ->
     assert_problem(tenant.post(path, json=BAD_BODIES[step]), 422)
 
 
-def taken_elsewhere(lock: threading.RLock) -> bool:
+def taken_elsewhere(lock: SqliteWriterLock) -> bool:
     """Whether another thread would have to wait for ``lock`` now."""
     got: list[bool] = []
 
     def probe() -> None:
-        got.append(lock.acquire(blocking=False))
+        got.append(lock.acquire(timeout=0))
         if got[0]:
-            lock.release()  # by the thread that took it, as an RLock requires
+            lock.release()  # by the thread that took it, as its RLock requires
 
     thread = threading.Thread(target=probe)
     thread.start()
@@ -53,7 +53,7 @@ def taken_elsewhere(lock: threading.RLock) -> bool:
 
 
 @pytest.fixture
-def sqlite_units(tmp_path: Path) -> Iterator[tuple[SqlUnitOfWorkFactory, threading.RLock]]:
+def sqlite_units(tmp_path: Path) -> Iterator[tuple[SqlUnitOfWorkFactory, SqliteWriterLock]]:
     engine = create_database_engine(f"sqlite:///{tmp_path / 'lock.db'}")
     lock = sqlite_writer_lock(engine)
     assert lock is not None
@@ -62,7 +62,7 @@ def sqlite_units(tmp_path: Path) -> Iterator[tuple[SqlUnitOfWorkFactory, threadi
 
 
 def test_a_sqlite_writer_holds_the_process_lock_until_its_unit_of_work_ends(
-    sqlite_units: tuple[SqlUnitOfWorkFactory, threading.RLock],
+    sqlite_units: tuple[SqlUnitOfWorkFactory, SqliteWriterLock],
 ) -> None:
     units, lock = sqlite_units
     with units():
@@ -71,7 +71,7 @@ def test_a_sqlite_writer_holds_the_process_lock_until_its_unit_of_work_ends(
 
 
 def test_a_sqlite_writer_that_fails_releases_the_lock(
-    sqlite_units: tuple[SqlUnitOfWorkFactory, threading.RLock],
+    sqlite_units: tuple[SqlUnitOfWorkFactory, SqliteWriterLock],
 ) -> None:
     units, lock = sqlite_units
     with pytest.raises(RuntimeError), units():
@@ -79,14 +79,14 @@ def test_a_sqlite_writer_that_fails_releases_the_lock(
     assert not taken_elsewhere(lock)
 
 
-def test_sqlite_readers_take_no_lock(sqlite_units: tuple[SqlUnitOfWorkFactory, threading.RLock]) -> None:
+def test_sqlite_readers_take_no_lock(sqlite_units: tuple[SqlUnitOfWorkFactory, SqliteWriterLock]) -> None:
     units, lock = sqlite_units
     with units(write=False), units(write=False, snapshot=False):
         assert not taken_elsewhere(lock)
 
 
 def test_a_writer_may_read_in_a_second_unit_of_work_meanwhile(
-    sqlite_units: tuple[SqlUnitOfWorkFactory, threading.RLock],
+    sqlite_units: tuple[SqlUnitOfWorkFactory, SqliteWriterLock],
 ) -> None:
     units, lock = sqlite_units
     with units(), units(write=False):

@@ -334,8 +334,8 @@ def is_firmware_notice(message: Received) -> bool:
 
 
 def device_id_of(application: Application, token: str) -> str:
-    with application.services.unit_of_work(write=False) as uow:
-        device = uow.devices.find_by_token_hash(application.services.hasher.hash(token))
+    services = application.services
+    device = services.device_tokens.find_by_token_hash(services.hasher.hash(token))
     assert device is not None
     return device.id
 

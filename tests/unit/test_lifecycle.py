@@ -18,7 +18,9 @@ from lineside.domain.lifecycle import (
     allowed_transitions,
     apply_transition,
     event_type_for,
+    is_allowed,
     next_state,
+    reachable_from,
 )
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
@@ -214,3 +216,17 @@ def test_the_callers_data_cannot_rewrite_where_the_device_came_from_or_went() ->
         device, Transition.ENROLL, at=T0, actor="test", data={"from": "blessed", "to": "revoked"}
     )
     assert event.data == {"from": "defined", "to": "under_test"}
+
+
+def test_reachability_follows_the_table() -> None:
+    assert reachable_from(DeviceState.BLESSED) == {
+        DeviceState.BLESSED,
+        DeviceState.ACTIVATED,
+        DeviceState.REVOKED,
+    }
+    assert DeviceState.UNDER_TEST in reachable_from(DeviceState.FAILED)
+    assert DeviceState.UNDER_TEST not in reachable_from(DeviceState.ACTIVATED)
+    without_revoke = reachable_from(DeviceState.DEFINED, without=frozenset({Transition.REVOKE}))
+    assert DeviceState.REVOKED not in without_revoke
+    assert is_allowed(Transition.RETEST, DeviceState.FAILED)
+    assert not is_allowed(Transition.BLESS, DeviceState.FAILED)

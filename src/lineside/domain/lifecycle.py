@@ -84,6 +84,24 @@ def allowed_transitions(current: DeviceState) -> list[Transition]:
     return [transition for (transition, state) in TRANSITIONS if state is current]
 
 
+def is_allowed(transition: Transition, current: DeviceState) -> bool:
+    return (transition, current) in TRANSITIONS
+
+
+def reachable_from(start: DeviceState, *, without: frozenset[Transition] = frozenset()) -> set[DeviceState]:
+    """Every state the table leads to from ``start`` (``start`` included), not taking the
+    transitions ``without``."""
+    seen, frontier = {start}, [start]
+    while frontier:
+        current = frontier.pop()
+        for transition in allowed_transitions(current):
+            following = TRANSITIONS[(transition, current)]
+            if transition not in without and following not in seen:
+                seen.add(following)
+                frontier.append(following)
+    return seen
+
+
 TRANSITION_EVENTS: dict[Transition, EventType] = {
     _T.ENROLL: EventType.DEVICE_ENROLLED,
     _T.RETEST: EventType.DEVICE_RETESTED,

@@ -32,7 +32,7 @@ from lineside.domain.factory import (
     normalize_hardware_id,
 )
 from lineside.domain.identifiers import new_id
-from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
+from lineside.domain.lifecycle import DeviceState, Transition, apply_transition, is_allowed, reachable_from
 from lineside.domain.models import (
     Device,
     DeviceGroup,
@@ -55,7 +55,12 @@ from lineside.services.quotas import check_device_quota
 
 PRODUCTION_GROUP_NAME = "Production"
 # Units already off the line: nothing in the factory may touch them again.
-_OFF_THE_LINE = frozenset({DeviceState.BLESSED, DeviceState.ACTIVATED, DeviceState.REVOKED})
+# From the lifecycle table: the states from which no path leads back under test (blessed,
+# activated, revoked), and those only a blessing leads to (blessed, activated).
+_S = DeviceState
+_OFF_THE_LINE = frozenset(state for state in _S if _S.UNDER_TEST not in reachable_from(state))
+_BLESSED_ALREADY = frozenset(reachable_from(_S.BLESSED, without=frozenset({Transition.REVOKE})))
+_ENROLLING = (Transition.ENROLL, Transition.RETEST)
 
 
 def _moved_concurrently() -> Conflict:
@@ -175,7 +180,7 @@ def _put_under_test(
         raise Conflict(
             f"The device is {device.state.value}: it has left the factory line and cannot be enrolled again."
         )
-    transition = Transition.RETEST if device.state is DeviceState.FAILED else Transition.ENROLL
+    transition = next(step for step in _ENROLLING if is_allowed(step, device.state))
     event = apply_transition(
         device, transition, at=ctx.clock(), actor=actor, data={"factory_token_id": token.id}
     )
@@ -218,10 +223,10 @@ def record_test_run(
     measurements = check_measurements(measurements or {})
     with ctx.unit_of_work() as uow:
         device = load_device(uow, principal, device_id)
-        if device.state is not DeviceState.UNDER_TEST:
+        if not is_allowed(Transition.BLESS, device.state):  # a test run decides a blessing
             raise Conflict(
                 f"Only a device under test can be tested; this one is {device.state.value}."
-                + (" Enroll it again to retest it." if device.state is DeviceState.FAILED else "")
+                + (" Enroll it again to retest it." if is_allowed(Transition.RETEST, device.state) else "")
             )
         run = TestRun(
             id=new_id(),
@@ -279,7 +284,7 @@ def bless_device(ctx: ServiceContext, principal: Principal, device_id: str) -> B
     require(principal, Scope.FACTORY)
     with ctx.unit_of_work() as uow:
         device = load_device(uow, principal, device_id)
-        if device.state is not DeviceState.UNDER_TEST:
+        if not is_allowed(Transition.BLESS, device.state):
             raise Conflict(_not_blessable(device))
         last_run = uow.test_runs.latest_for_device(device.id, since=device.timeline.get("under_test_at"))
         if last_run is None:
@@ -304,7 +309,7 @@ def bless_device(ctx: ServiceContext, principal: Principal, device_id: str) -> B
 
 
 def _not_blessable(device: Device) -> str:
-    if device.state in (DeviceState.BLESSED, DeviceState.ACTIVATED):
+    if device.state in _BLESSED_ALREADY:
         return f"The device is already {device.state.value}: blessing is permanent and happens once."
     return f"Only a device under test can be blessed; this one is {device.state.value}."
 
