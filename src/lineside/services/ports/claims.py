@@ -1,0 +1,24 @@
+"""Static-token batches and the tombstones of disclaimed claim codes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from lineside.domain.models import (
+    StaticTokenBatch,
+)
+
+
+class StaticTokenBatchRepository(Protocol):
+    def add(self, batch: StaticTokenBatch) -> None: ...
+    def get(self, batch_id: str, *, within: str) -> StaticTokenBatch | None: ...
+    def mark_exported(self, batch_id: str, at: datetime) -> bool: ...
+    def clear_exported(self, batch_id: str) -> None: ...
+
+
+class TombstoneRepository(Protocol):
+    def add(
+        self, claim_code_hash: str, device_id: str, organization_id: str, serial: str, at: datetime
+    ) -> None: ...
+    def find(self, claim_code_hash: str) -> tuple[str, datetime] | None: ...

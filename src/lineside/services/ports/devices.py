@@ -1,0 +1,212 @@
+"""Devices, their products and groups, their counters, and the device-token lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from lineside.domain.lifecycle import DeviceState
+from lineside.domain.models import (
+    Device,
+    DeviceGroup,
+    Product,
+)
+from lineside.services.ports.common import Page
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    product_id: str | None = None
+    state: DeviceState | None = None
+    serial_number: str | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchUnit:
+    """What labels and exports need of one device of a batch, and nothing more."""
+
+    device_id: str
+    serial_number: str
+    metadata: dict[str, Any]
+    claim_generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewDevice:
+    """A device to insert, with the keyed hash of its token (or MQTT password) if one was issued."""
+
+    device: Device
+    token_hash: str | None = None
+    claim_code_hash: str | None = None
+    mqtt_password_hash: str | None = None
+
+
+class ProductRepository(Protocol):
+    def add(self, product: Product) -> None: ...
+    def get(self, product_id: str, *, within: str) -> Product | None: ...
+    def list(self, *, within: str, cursor: str | None, limit: int) -> Page[Product]: ...
+    def name_taken(self, organization_id: str, name: str) -> bool: ...
+    def set_requires_blessing(self, product_id: str, requires_blessing: bool) -> None: ...
+    # MQTT provisioning: the key is public, only the keyed hash of the secret is kept.
+    def find_by_provision_key(self, provision_key: str) -> tuple[Product, str | None] | None:
+        """The product with this key and its secret's hash (None: provisioning disabled)."""
+        ...
+
+    def set_provisioning(
+        self, product_id: str, provision_key: str | None, secret_hash: str | None
+    ) -> None: ...
+
+
+class DeviceGroupRepository(Protocol):
+    def add(self, group: DeviceGroup) -> None: ...
+    def list_for_product(self, product_id: str) -> list[DeviceGroup]: ...
+    def name_taken(self, product_id: str, name: str) -> bool: ...
+    # Add ``group`` unless its product has a group of that name (committed, or being added
+    # by a concurrent transaction, which is waited for); True if it was added.
+    def add_unless_name_taken(self, group: DeviceGroup) -> bool: ...
+
+
+@dataclass(frozen=True)
+class DeviceCount:
+    """How many devices an organization made of a product that are in a state, claimed or not."""
+
+    organization_id: str
+    product_id: str
+    state: str
+    claimed: bool
+    devices: int
+
+
+class DeviceCountRepository(Protocol):
+    """Counters kept in the transactions that change devices: reading them costs a few rows."""
+
+    def made_by(self, organization_id: str) -> int: ...
+    def within(self, within: str) -> list[DeviceCount]: ...
+    def by_state(self) -> dict[str, int]: ...
+    # Rebuild every counter from the devices; how many were wrong.
+    def recount(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """What a device learns of itself (``GET /device/v1/me``), read on its own."""
+
+    id: str
+    product_id: str
+    serial_number: str
+    state: DeviceState
+    online: bool
+    last_seen_at: datetime | None
+
+
+class DeviceTokenLookup(Protocol):
+    """The reads behind every device request: one index probe by the token's keyed hash,
+    without a unit of work around it (the hottest path there is)."""
+
+    def find_by_token_hash(self, token_hash: str) -> Device | None: ...
+    def identity_by_token_hash(self, token_hash: str) -> DeviceIdentity | None: ...
+
+
+class DeviceCatalog(Protocol):
+    """Devices as records: define, find, list, delete."""
+
+    def add(self, device: Device) -> None: ...
+    def add_many(self, devices: Iterable[NewDevice]) -> None: ...
+    def get(self, device_id: str, *, within: str, include_owned: bool = False) -> Device | None: ...
+    def list(self, *, within: str, filters: DeviceFilter, cursor: str | None, limit: int) -> Page[Device]: ...
+    def existing_serial_numbers(self, product_id: str, serials: Iterable[str]) -> set[str]: ...
+    def find_by_serial_number(self, product_id: str, serial_number: str) -> Device | None: ...
+    def delete(self, device_id: str) -> None: ...
+
+
+class DeviceLifecycleStore(Protocol):
+    """Where a device is in its life: the factory line's and activation's writes."""
+
+    def find_by_hardware_id(self, product_id: str, hardware_id: str) -> Device | None: ...
+    def set_hardware_id(self, device_id: str, hardware_id: str) -> None: ...
+    # save_state only while the stored state is still ``previous``: one winner of a race.
+    def save_state_if(self, device: Device, previous: DeviceState) -> bool: ...
+    def set_firmware_version(self, device_id: str, version: str, at: datetime) -> None: ...
+    def activation_candidates(self, device_ids: Sequence[str]) -> Sequence[tuple[Device, bool]]:
+        """The defined or blessed devices among ``device_ids``, each with its product's
+        ``requires_blessing``."""
+        ...
+
+    def activate_if_still(self, activations: Sequence[tuple[str, DeviceState, datetime]]) -> set[str]:
+        """(device id, state it was read in, activated at): each device becomes activated
+        only while still in that state, so of concurrent flushes exactly one activates it.
+        A few statements for many devices; the ids this call activated."""
+        ...
+
+
+class DeviceCredentialStore(Protocol):
+    """The keyed hashes of a device's secrets, and lookups by them."""
+
+    def set_token(self, device_id: str, token_hash: str, at: datetime) -> None: ...
+    def clear_token(self, device_id: str) -> None: ...
+    def set_mqtt_password(self, device_id: str, password_hash: str, at: datetime) -> None: ...
+    def clear_mqtt_password(self, device_id: str) -> None: ...
+    def find_by_secret_hashes(
+        self, token_hashes: Sequence[str], mqtt_password_hashes: Sequence[str]
+    ) -> tuple[dict[str, Device], dict[str, Device]]:
+        """Many devices by token hash and by MQTT password hash at once: (by token hash,
+        by MQTT password hash); hashes that match nothing are absent."""
+        ...
+
+    def find_by_active_certificate(self, fingerprint_sha256: str) -> Device | None: ...
+    def credential_proofs(self, device_ids: Sequence[str]) -> dict[str, set[str]]:
+        """Per device that exists and is not revoked: the keyed hashes of its current token
+        and MQTT password and the fingerprints of its active certificates."""
+        ...
+
+
+class DeviceOwnership(Protocol):
+    """Claims and transfers: who owns a device."""
+
+    def find_by_claim_hash(self, claim_code_hash: str) -> Device | None: ...
+    def claim_if_unclaimed(self, device_id: str, owner_id: str, at: datetime, actor: str) -> bool: ...
+    def release_claim(self, device_id: str) -> None: ...
+    def move_owner(
+        self, device_id: str, from_owner: str, to_owner: str, at: datetime, actor: str
+    ) -> bool: ...
+
+
+class StaticTokenUnits(Protocol):
+    """The devices of a static-token batch, a page at a time, and their secrets in bulk."""
+
+    def batch_page(self, batch_id: str, after_id: str | None, limit: int) -> Sequence[BatchUnit]: ...
+    def any_activated_in_batch(self, batch_id: str) -> bool: ...
+    def set_tokens(self, token_hashes: Sequence[tuple[str, str]], at: datetime) -> None: ...
+    def clear_tokens_of_batch(self, batch_id: str) -> None: ...
+    def set_claim_codes(self, claim_hashes: Sequence[tuple[str, str]], generation: int) -> None: ...
+
+
+class DeviceConnections(Protocol):
+    """What the MQTT broker records: provisioning and presence."""
+
+    def set_provisioned(self, device_id: str, at: datetime | None) -> None: ...
+    def set_provisioned_if_not(self, device_id: str, at: datetime) -> bool:
+        """Mark a device provisioned unless it already is: of two concurrent attempts, one wins."""
+        ...
+
+    def record_presence(self, updates: Sequence[tuple[str, bool, datetime]]) -> int:
+        """(device id, online, at) for many devices in one executemany; a revoked device, or
+        one whose stored last_seen_at is newer, is left alone. The rows written (where the
+        driver reports it; else 0)."""
+        ...
+
+
+class DeviceRepository(
+    DeviceCatalog,
+    DeviceLifecycleStore,
+    DeviceCredentialStore,
+    DeviceOwnership,
+    StaticTokenUnits,
+    DeviceConnections,
+    Protocol,
+):
+    """Every role at once, as one table holds them. Code that needs one role takes that
+    Protocol, so a fake for it stays small."""
