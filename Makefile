@@ -20,6 +20,9 @@ run: $(STAMP) ## Migrate and serve on http://127.0.0.1:8080 (SQLite in ./linesid
 test: $(STAMP) ## The whole suite, on SQLite and (when a server answers) PostgreSQL.
 	$(BIN)/python -m pytest
 
+test-fast: $(STAMP) ## Unit and service tiers: every use-case rule, no database or server (seconds).
+	$(BIN)/python -m pytest -q tests/unit tests/services
+
 demo: $(STAMP) ## The whole story, factory line to owner, on a private server (see docs/demo.md).
 	$(BIN)/lineside demo
 

@@ -7,7 +7,7 @@ on (organization subtrees, unique serial numbers, conditional updates that one c
 ``tests/integration/test_repository_contracts.py`` runs the same assertions on these and on
 SQLite and PostgreSQL, so a fake cannot drift from the real thing unnoticed.
 
-What is not faked (firmware, webhooks, transfers, MQTT presence) belongs to the integration
+What is not faked (deploying firmware, webhooks, MQTT presence and provisioning) belongs to the integration
 tier: reaching for it here fails loudly instead of returning nothing.
 """
 
@@ -38,6 +38,7 @@ from lineside.domain.models import (
     User,
 )
 from lineside.domain.secret_tokens import SecretHasher
+from lineside.domain.transfers import DeviceTransfer
 from lineside.services.context import ServiceConfig, ServiceContext
 from lineside.services.ports import (
     BatchUnit,
@@ -112,6 +113,7 @@ class Tables:
     test_runs: list[TestRun] = field(default_factory=list)
     production_tokens: dict[str, tuple[ProductionToken, str]] = field(default_factory=dict)
     releases: dict[str, FirmwareRelease] = field(default_factory=dict)
+    transfers: dict[str, tuple[DeviceTransfer, str]] = field(default_factory=dict)
 
     def subtree(self, within: str) -> set[str]:
         return {org.id for org in self.organizations.values() if org.path.startswith(within)}
@@ -693,6 +695,47 @@ class FakeProductionTokens:
         return True
 
 
+class FakeTransfers:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    def add(self, transfer: DeviceTransfer, code_hash: str) -> None:
+        self._t.transfers[transfer.id] = (transfer, code_hash)
+
+    def find_by_code_hash(self, code_hash: str) -> DeviceTransfer | None:
+        return next((found for found, stored in self._t.transfers.values() if stored == code_hash), None)
+
+    def get(self, transfer_id: str) -> DeviceTransfer | None:
+        found = self._t.transfers.get(transfer_id)
+        return found[0] if found else None
+
+    def open_for_device(self, device_id: str, now: datetime) -> list[DeviceTransfer]:
+        offers = (found for found, _ in self._t.transfers.values() if found.device_id == device_id)
+        return sorted((o for o in offers if _open(o, now)), key=lambda offer: offer.created_at)
+
+    def accept(self, transfer_id: str, to_organization_id: str, at: datetime) -> bool:
+        offer, stored = self._t.transfers[transfer_id]
+        if not _open(offer, at):
+            return False
+        self._t.transfers[transfer_id] = (
+            replace(offer, accepted_at=at, to_organization_id=to_organization_id),
+            stored,
+        )
+        return True
+
+    def cancel_open(self, device_id: str, at: datetime) -> int:
+        cancelled = 0
+        for transfer_id, (offer, stored) in list(self._t.transfers.items()):
+            if offer.device_id == device_id and offer.accepted_at is None and offer.cancelled_at is None:
+                self._t.transfers[transfer_id] = (replace(offer, cancelled_at=at), stored)
+                cancelled += 1
+        return cancelled
+
+
+def _open(offer: DeviceTransfer, now: datetime) -> bool:
+    return offer.accepted_at is None and offer.cancelled_at is None and offer.expires_at > now
+
+
 class FakeFirmware:
     """Only what assigning a device its release reads; deploying firmware is the
     integration tier's."""
@@ -764,10 +807,11 @@ class FakeUnitOfWork:
         self.test_runs = FakeTestRuns(t)
         self.production_tokens = FakeProductionTokens(t)
         self.firmware = FakeFirmware(t)
+        self.transfers = FakeTransfers(t)
         return self
 
     def __getattr__(self, attribute: str) -> Any:
-        # transfers and webhooks: the integration tier's.
+        # webhooks: the integration tier's.
         return NotFaked(f"FakeUnitOfWork.{attribute}")
 
     def __exit__(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from lineside.domain.models import EnrollmentPolicy, MetadataField, Principal, Product, Scope
-from lineside.services import organizations, products
+from lineside.services import organizations, people, products
 from lineside.services.context import ServiceContext
 from lineside.services.organizations import authenticate_api_key
 from tests.fakes import FakeDatabase, SteppingClock, fake_services
@@ -79,3 +79,15 @@ def maker(world: World) -> Maker:
 def rival(world: World) -> Maker:
     """Another organization on the same installation: it must never see the maker's things."""
     return new_maker(world, "Rival")
+
+
+def owner_of(world: World, email: str = "owner@example.com") -> Principal:
+    """A person who bought a device: signed up, signed in, acting for their own organization."""
+    people.sign_up(world.services, email, "a long enough password", client_address="198.51.100.7")
+    signed_in = people.sign_in(world.services, email, "a long enough password", client_address="198.51.100.7")
+    return people.authenticate_user_token(world.services, signed_in.token)
+
+
+@pytest.fixture
+def owner(world: World) -> Principal:
+    return owner_of(world)

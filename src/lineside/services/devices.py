@@ -175,28 +175,31 @@ def validated_specs(
     return specs
 
 
-def _new_rows(
+def _new_devices(
     ctx: ServiceContext,
     product: Product,
     specs: list[DeviceSpec],
     now: datetime,
     batch_id: str,
     issue_credentials: CredentialType | None,
-    defined: list[DefinedDevice],
-) -> Iterator[NewDevice]:
-    """The rows of a batch, one by one, noting each device (and its token) in ``defined``."""
+) -> tuple[list[DefinedDevice], list[NewDevice]]:
+    """The devices of a batch (with each secret, to show once) and the rows that store them
+    (with only the secrets' keyed hashes), in the same order."""
     ids = new_ids(len(specs))
     kind = SECRET_KINDS.get(issue_credentials) if issue_credentials else None
     secrets = generate_secrets(kind, len(specs)) if kind else [None] * len(specs)
     hash_secret = ctx.hasher.hash
+    defined: list[DefinedDevice] = []
+    rows: list[NewDevice] = []
     for spec, device_id, secret in zip(specs, ids, secrets, strict=True):
         device = new_device(product, spec, now, batch_id, device_id)
         if secret is None or issue_credentials is None:
             defined.append(DefinedDevice(device))
-            yield NewDevice(device)
-            continue
-        defined.append(DefinedDevice(device, IssuedCredential(issue_credentials, secret=secret)))
-        yield _with_secret(device, issue_credentials, hash_secret(secret), now)
+            rows.append(NewDevice(device))
+        else:
+            defined.append(DefinedDevice(device, IssuedCredential(issue_credentials, secret=secret)))
+            rows.append(_with_secret(device, issue_credentials, hash_secret(secret), now))
+    return defined, rows
 
 
 def _with_secret(device: Device, kind: CredentialType, secret_hash: str, now: datetime) -> NewDevice:
@@ -217,10 +220,8 @@ def _write_batch(
 ) -> DefinedBatch:
     now = ctx.clock()
     batch_id = new_id()
-    defined: list[DefinedDevice] = []
-    # Rows are built as the database takes them: on PostgreSQL the server indexes one part
-    # of the batch on the other core while this process builds the next.
-    uow.devices.add_many(_new_rows(ctx, product, specs, now, batch_id, issue_credentials, defined))
+    defined, rows = _new_devices(ctx, product, specs, now, batch_id, issue_credentials)
+    uow.devices.add_many(rows)
     if issue_credentials is CredentialType.X509:
         defined = [
             DefinedDevice(item.device, issue_certificate_in(ctx, uow, product, item.device, None, now))
