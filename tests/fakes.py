@@ -13,6 +13,7 @@ tier: reaching for it here fails loudly instead of returning nothing.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import itertools
 from collections.abc import Callable, Iterable, Sequence
@@ -238,9 +239,7 @@ class FakeDevices:
     def add_many(self, devices: Iterable[NewDevice]) -> None:
         for new in devices:
             device = new.device
-            if new.device.id in self._t.devices or self.find_by_serial_number(
-                device.product_id, device.serial_number
-            ):
+            if self._clashes(new):
                 raise Conflict(CONCURRENT_CHANGE)
             stored = replace(_as_stored(device), has_claim_code=new.claim_code_hash is not None)
             self._t.devices[device.id] = DeviceRow(
@@ -307,7 +306,7 @@ class FakeDevices:
     def set_firmware_version(self, device_id: str, version: str, at: datetime) -> None:
         self._change(device_id, firmware_version=version, firmware_reported_at=at)
 
-    def activation_candidates(self, device_ids: Sequence[str]) -> list[tuple[Device, bool]]:
+    def activation_candidates(self, device_ids: Sequence[str]) -> builtins.list[tuple[Device, bool]]:
         waiting = (DeviceState.DEFINED, DeviceState.BLESSED)
         found = []
         for device_id in device_ids:
@@ -376,7 +375,7 @@ class FakeDevices:
 
     # -- static-token units -----------------------------------------------------------------
 
-    def batch_page(self, batch_id: str, after_id: str | None, limit: int) -> list[BatchUnit]:
+    def batch_page(self, batch_id: str, after_id: str | None, limit: int) -> builtins.list[BatchUnit]:
         rows = sorted(
             (row.device for row in self._t.devices.values() if row.device.batch_id == batch_id),
             key=lambda d: d.id,
@@ -407,6 +406,24 @@ class FakeDevices:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def _clashes(self, new: NewDevice) -> bool:
+        """What the table's unique indexes refuse: an id, a product's serial number or
+        hardware id, or any secret's hash, twice."""
+        device = new.device
+        for row in self._t.devices.values():
+            stored = row.device
+            same_product = stored.product_id == device.product_id
+            if (
+                stored.id == device.id
+                or (same_product and stored.serial_number == device.serial_number)
+                or (same_product and device.hardware_id and stored.hardware_id == device.hardware_id)
+                or _same_secret(row.token_hash, new.token_hash)
+                or _same_secret(row.claim_code_hash, new.claim_code_hash)
+                or _same_secret(row.mqtt_password_hash, new.mqtt_password_hash)
+            ):
+                return True
+        return False
+
     def _first(self, test: Callable[[Device], bool]) -> Device | None:
         found = next((row.device for row in self._t.devices.values() if test(row.device)), None)
         return _as_stored(found) if found else None
@@ -417,6 +434,10 @@ class FakeDevices:
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(NotFaked("FakeDevices"), attribute)
+
+
+def _same_secret(stored: str | None, new: str | None) -> bool:
+    return new is not None and stored == new
 
 
 def _matches(device: Device, filters: DeviceFilter) -> bool:
@@ -778,6 +799,10 @@ class FakeDatabase:
     def unit_of_work(self, *, write: bool = True, snapshot: bool = True) -> FakeUnitOfWork:
         return FakeUnitOfWork(self, write=write)
 
+    def units(self) -> UnitOfWorkFactory:
+        """The port's view of ``unit_of_work`` (whose repositories fake only some roles)."""
+        return cast(UnitOfWorkFactory, self.unit_of_work)
+
 
 class FakeUnitOfWork:
     """One transaction on a private copy of the tables; ``commit()`` makes the copy the
@@ -909,7 +934,7 @@ def fake_services(
     clock = clock or SteppingClock()
     hasher = SecretHasher(b"k" * 32)
     context = ServiceContext(
-        unit_of_work=cast(UnitOfWorkFactory, database.unit_of_work),
+        unit_of_work=database.units(),
         device_tokens=FakeDeviceTokens(database),
         hasher=hasher,
         certificate_authority=cast(Any, NotFaked("certificate authority")),

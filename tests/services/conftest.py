@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from lineside.domain.models import EnrollmentPolicy, MetadataField, Principal, Product, Scope
+from lineside.domain.metadata import MetadataField
+from lineside.domain.models import EnrollmentPolicy, Principal, Product, Scope
 from lineside.services import organizations, people, products
 from lineside.services.context import ServiceContext
 from lineside.services.organizations import authenticate_api_key

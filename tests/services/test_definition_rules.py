@@ -15,18 +15,32 @@ from lineside.domain.errors import (
     Unauthenticated,
 )
 from lineside.domain.lifecycle import DeviceState
-from lineside.domain.metadata import FieldType
-from lineside.domain.models import CredentialType, MetadataField, Scope
+from lineside.domain.metadata import FieldType, MetadataField
+from lineside.domain.models import CredentialType, Scope
 from lineside.services import credentials, devices, factory_line, factory_tokens, static_tokens
 from lineside.services.ports import DeviceFilter
 from lineside.services.quotas import set_device_quota
 from tests.services.conftest import Maker, World
 
 
-def define(maker: Maker, product_id: str, serial: str, **extra: object) -> str:
+def define(
+    maker: Maker,
+    product_id: str,
+    serial: str,
+    *,
+    hardware_id: str | None = None,
+    metadata: dict[str, object] | None = None,
+    mac: str | None = None,
+) -> str:
     return devices.define_device(
-        maker.services, maker.admin, product_id=product_id, serial_number=serial, **extra
-    ).id  # type: ignore[arg-type]
+        maker.services,
+        maker.admin,
+        product_id=product_id,
+        serial_number=serial,
+        hardware_id=hardware_id,
+        metadata=metadata,
+        mac=mac,
+    ).id
 
 
 def specs(*serials: str) -> list[DeviceSpec]:

@@ -16,8 +16,8 @@ from lineside.domain.errors import (
     Unauthenticated,
 )
 from lineside.domain.lifecycle import DeviceState
-from lineside.domain.metadata import FieldType
-from lineside.domain.models import MetadataField, Scope
+from lineside.domain.metadata import FieldType, MetadataField
+from lineside.domain.models import Scope
 from lineside.services import activation, credentials, static_tokens
 from lineside.services.activation import IssuedProductionToken
 from tests.services.conftest import Maker, World

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
@@ -115,10 +116,16 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         """Insert the devices as the iterable yields them (it is consumed once)."""
         tally = _Tally()
         counted = map(tally.count, devices)
-        if self.connection.dialect.name == "postgresql":
-            self._copy_into_postgres(counted)
-        else:
-            self._executemany(counted)
+        driver = self.connection.dialect.loaded_dbapi
+        try:
+            if self.connection.dialect.name == "postgresql":
+                self._copy_into_postgres(counted)
+            else:
+                self._executemany(counted)
+        except driver.IntegrityError as error:
+            # The driver's own error, as SQLAlchemy would have wrapped it: the unit of work
+            # answers a unique index's refusal (a concurrent batch took a serial) as Conflict.
+            raise IntegrityError("INSERT INTO devices", None, error) from error
         tally.report_to(self.counts)
 
     def _row(self, new: NewDevice, to_time: Any) -> tuple[Any, ...]:

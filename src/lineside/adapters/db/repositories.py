@@ -275,7 +275,9 @@ class SqlDeviceGroupRepository(SqlRepository):
             release_id=group.release_id,
         )
         unless_taken = statement.on_conflict_do_nothing(index_elements=["product_id", "name"])
-        return self.connection.execute(unless_taken).rowcount == 1
+        # RETURNING, not rowcount: on PostgreSQL this insert's rowcount is -1 (the repository
+        # contract test caught a blessing there that made the group but announced none).
+        return self.connection.execute(unless_taken.returning(t.device_groups.c.id)).first() is not None
 
     def list_for_product(self, product_id: str) -> list[DeviceGroup]:
         rows = self.connection.execute(_GROUPS_OF_PRODUCT, {"product_id": product_id})
