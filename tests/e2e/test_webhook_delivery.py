@@ -151,11 +151,19 @@ def test_a_server_killed_mid_delivery_and_started_again_loses_no_event(
 WORKERS = 2
 BATCH = 3
 EVENTS = 60
-HOLD_SECONDS = 0.2  # a slow receiver, so that both workers are sending at the same time
 
 
 def test_two_workers_never_send_one_delivery_at_the_same_time(hooks_app: Application, tmp_path: Path) -> None:
-    with Receiver(lambda _path, _seen: Answer(200, hold_seconds=HOLD_SECONDS)) as receiver:
+    both_sending = threading.Event()
+
+    def behaviour(_path: str, _seen: int) -> Answer:
+        # Hold every request until more are in flight than one worker sends at once: then
+        # both workers are sending together, however slowly the machine started the second.
+        if receiver.in_flight > BATCH:
+            both_sending.set()
+        return Answer(200, hold=both_sending)
+
+    with Receiver(behaviour) as receiver:
         port = free_port()
         with (
             served(hooks_app, tmp_path / "serve.log", port, LINESIDE_WEBHOOK_WORKER="0"),
@@ -191,7 +199,7 @@ def test_two_workers_never_send_one_delivery_at_the_same_time(hooks_app: Applica
         spans.sort()
         assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))
     assert all(len(spans) == 1 for spans in by_id.values())  # every lease held to the end
-    assert receiver.max_in_flight > BATCH  # so both workers were sending at once
+    assert both_sending.is_set() and receiver.max_in_flight > BATCH  # both workers sent at once
     with http_client_for(hooks_app) as http:
         sent = deliveries(Tenant(http, tenant.organization_id, tenant.api_key), endpoint["id"])
     assert {(d["status"], d["attempt_count"]) for d in sent} == {("succeeded", 1)}
