@@ -31,8 +31,7 @@ _state: dict[str, Any] = {}
 def _connect() -> tuple[Any, str]:
     url = os.environ["FLOOR_DATABASE_URL"]
     if url.startswith("sqlite:///"):
-        connection = sqlite3.connect(url.removeprefix("sqlite:///"), check_same_thread=False)
-        return connection, QUERY.format("?")
+        return sqlite3.connect(url.removeprefix("sqlite:///"), check_same_thread=False), QUERY.format("?")
     import psycopg  # noqa: PLC0415 - only the PostgreSQL floor needs it
 
     connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)

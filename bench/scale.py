@@ -118,12 +118,14 @@ def make_world(url: str, workdir: Path) -> World:
         admin = authenticate_api_key(ctx, created.admin_key.secret)
         set_device_quota(ctx, created.organization.id, 100_000_000)
         factory_key = create_api_key(ctx, admin, name="line", scopes=frozenset({Scope.FACTORY})).secret
-        products = [
+        fleet, line, boxes = (
             create_product(ctx, admin, name=name, fields=[]).id for name in ("fleet", "line", "boxes")
-        ]
+        )
     finally:
         app.close()
-    return World(url, workdir, created.organization.id, created.admin_key.secret, factory_key, *products)
+    return World(
+        url, workdir, created.organization.id, created.admin_key.secret, factory_key, fleet, line, boxes
+    )
 
 
 def seed(world: World, to: int) -> None:

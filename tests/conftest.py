@@ -14,6 +14,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -86,7 +87,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 # The suite's clients all connect from the loopback, as the many users behind one reverse
 # proxy would: the proxy is trusted to say who they are (X-Forwarded-For), and the per-address
 # limits are wide. The tests of those limits build applications with strict ones.
-SHARED_DEPLOYMENT = {
+class SharedDeployment(TypedDict):
+    trusted_proxies: str
+    sign_ups_per_address_per_window: int
+    sign_in_address_attempts_per_window: int
+    claim_address_attempts_per_window: int
+
+
+SHARED_DEPLOYMENT: SharedDeployment = {
     "trusted_proxies": "127.0.0.1",
     "sign_ups_per_address_per_window": 1_000_000,
     "sign_in_address_attempts_per_window": 1_000_000,
@@ -107,3 +115,17 @@ def application(settings: Settings) -> Iterator[Application]:
     app = bootstrap(settings)
     yield app
     app.close()
+
+
+# The tiers, by folder: `pytest -m "unit or service"` is the fast loop (no database, no
+# server), `-m integration` the adapters and routes on both databases, `-m e2e` whole processes.
+TIER_OF_FOLDER = {"unit": "unit", "services": "service", "integration": "integration", "e2e": "e2e"}
+TESTS_ROOT = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(TESTS_ROOT).parts[0]
+        tier = TIER_OF_FOLDER.get(folder)
+        if tier is not None:
+            item.add_marker(tier)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
-from schemathesis.generation.meta import ParameterLocation
+from schemathesis.core.errors import InvalidSchema
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.core.result import Err, Result
 
 from lineside.bootstrap import Application
 from tests.support.api import Tenant, new_tenant
@@ -38,6 +41,7 @@ ACCEPTANCE_UNKNOWABLE = {
     "POST /api/v1/products/{product_id}/static-tokens",
     "POST /api/v1/webhooks",
 }
+Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +50,18 @@ def live(application: Application) -> Iterator[tuple[str, Tenant]]:
         yield str(http.base_url).rstrip("/"), new_tenant(application, http)
 
 
-def failures_of(operation: schemathesis.APIOperation, mode: GenerationMode, url: str, key: str) -> str | None:
+def operation_of(result: Result[Operation, InvalidSchema]) -> Operation:
+    if isinstance(result, Err):
+        raise result.err()
+    return result.ok()
+
+
+def failures_of(operation: Operation, mode: GenerationMode, url: str, key: str) -> str | None:
     @settings(
         max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
     )
     @given(case=operation.as_strategy(generation_mode=mode))
-    def check(case: schemathesis.Case) -> None:
+    def check(case: schemathesis.Case[Operation]) -> None:
         excluded = [positive_data_acceptance] if operation.label in ACCEPTANCE_UNKNOWABLE else []
         # A case that leaves out or spoils the Authorization header on purpose keeps it so.
         spoiled_headers = case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER)
@@ -71,7 +81,7 @@ def failures_of(operation: schemathesis.APIOperation, mode: GenerationMode, url:
 def test_every_answer_is_one_the_document_describes(live: tuple[str, Tenant], mode: GenerationMode) -> None:
     url, tenant = live
     schema = schemathesis.openapi.from_dict(httpx.get(f"{url}/openapi.json").json())
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [operation_of(result) for result in schema.get_all_operations()]
 
     failures = [failure for op in operations if (failure := failures_of(op, mode, url, tenant.api_key))]
 

@@ -144,7 +144,10 @@ def test_claims_move_counts_between_unclaimed_and_claimed(application: Applicati
     owner, receiver = new_person(tenant.http), new_person(tenant.http)
     for label in labels:
         assert owner.claim(label["claim_code"]).status_code == 201
-    claimed = lambda counts: sum(n for (_p, _s, is_claimed), n in counts.items() if is_claimed)  # noqa: E731
+
+    def claimed(counts: Counts) -> int:
+        return sum(n for (_p, _s, is_claimed), n in counts.items() if is_claimed)
+
     assert claimed(agree(application, tenant)) == 4
 
     ids = [label["device_id"] for label in labels]
@@ -210,5 +213,5 @@ def test_the_operators_figures_come_from_the_counters(application: Application, 
         by_state = uow.device_counts.by_state()
     d = t.devices.c
     with application.engine.connect() as connection:
-        rows = dict(connection.execute(select(d.state, func.count()).group_by(d.state)).all())
+        rows: dict[str, int] = dict(connection.execute(select(d.state, func.count()).group_by(d.state)).all())
     assert by_state == rows  # every device of the database, however it was made

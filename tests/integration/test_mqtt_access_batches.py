@@ -16,6 +16,7 @@ from lineside.services.mqtt_access import (
     MqttIdentity,
     authenticate_connections,
 )
+from lineside.services.ports import UnitOfWork
 from tests.support.api import Tenant
 from tests.support.event_loops import run_coroutine
 from tests.support.factory import API
@@ -94,5 +95,5 @@ def test_a_failing_check_refuses_the_waiting_connects_instead_of_hanging(
     assert run_coroutine(connect_twice()) == [None, None]
 
 
-def _database_gone(*_args: object, **_kwargs: object) -> None:
+def _database_gone(*, write: bool = True, snapshot: bool = True) -> UnitOfWork:
     raise ConnectionError("the database went away")

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from lineside.bootstrap import Application, bootstrap
 from lineside.entrypoints.worker import BackgroundWorker
+from lineside.services.ports import UnitOfWork
 from lineside.services.webhook_delivery import dispatch_events, run_once
 from tests.support import factory
 from tests.support.api import Tenant, assert_problem, new_tenant
@@ -28,6 +30,7 @@ from tests.support.server import http_client_for
 from tests.support.webhooks import (
     API,
     Answer,
+    Received,
     Receiver,
     always,
     create_endpoint,
@@ -58,8 +61,8 @@ def receiver() -> Iterator[Receiver]:
         yield started
 
 
-def verified(secret: str, request: object) -> dict[str, object]:
-    body: dict[str, object] = Webhook(secret).verify(request.body, request.headers)  # type: ignore[attr-defined]
+def verified(secret: str, request: Received) -> dict[str, Any]:
+    body: dict[str, Any] = Webhook(secret).verify(request.body, request.headers)
     return body
 
 
@@ -238,14 +241,14 @@ def test_a_receiver_that_fails_for_a_while_still_gets_every_event_in_full(
         expected = {event["id"]: event for event in events_since(tenant, endpoint)}
         assert len(expected) == 7  # webhook.created, product.created, 5 x device.defined
 
-        def delivered() -> dict[str, dict[str, object]]:
+        def delivered() -> dict[str, dict[str, Any]]:
             bodies = [verified(endpoint["secret"], r) for r in receiver.answered(200)]
-            return {str(b["data"]["event_id"]): b for b in bodies}  # type: ignore[index]
+            return {str(b["data"]["event_id"]): b for b in bodies}
 
         wait_until(lambda: set(expected) <= set(delivered()), "every event to get through")
     for event_id, body in delivered().items():
         assert body["type"] == expected[event_id]["type"]
-        assert body["data"]["subject_id"] == expected[event_id]["subject_id"]  # type: ignore[index]
+        assert body["data"]["subject_id"] == expected[event_id]["subject_id"]
     sent = deliveries(tenant, endpoint["id"])
     assert {d["status"] for d in sent} == {"succeeded"}
     assert {d["attempt_count"] for d in sent} == {4}
@@ -428,13 +431,13 @@ def test_the_worker_keeps_going_after_a_round_fails_and_stops_when_told(
 ) -> None:
     rounds = 0
 
-    def broken_unit_of_work(**_options: object) -> object:
+    def broken_unit_of_work(*, write: bool = True, snapshot: bool = True) -> UnitOfWork:
         nonlocal rounds
         rounds += 1
         raise ConnectionError("the database went away")
 
     broken = replace(hooks_app.services, unit_of_work=broken_unit_of_work)
-    running = BackgroundWorker(broken, poll_seconds=0.001)  # type: ignore[arg-type]
+    running = BackgroundWorker(broken, poll_seconds=0.001)
     running.start()
     wait_until(lambda: rounds >= 3, "three failed rounds")
     running.stop(timeout=10)

@@ -82,7 +82,9 @@ class MqttClient:
 
     def subscribe(self, topic: str, qos: int = 1) -> int:
         """The SUBACK code for ``topic``: the granted QoS, or REFUSED (0x80)."""
-        _result, mid = self.paho_client.subscribe(topic, qos)
+        result, mid = self.paho_client.subscribe(topic, qos)
+        if mid is None:  # paho sent nothing: the client is not connected
+            raise AssertionError(f"SUBSCRIBE to {topic} not sent: {result}")
         wait_for(lambda: mid in self.granted, what=f"SUBACK for {topic}")
         return self.granted[mid][0]
 
@@ -155,7 +157,7 @@ def connect(
 
     def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
         with state._lock:
-            state.messages.append(Received(message.topic, message.payload))
+            state.messages.append(Received(message.topic, bytes(message.payload)))
 
     def on_subscribe(_c: paho.Client, _u: object, mid: int, codes: list[ReasonCode], _p: object) -> None:
         state.granted[mid] = [_code(code) for code in codes]

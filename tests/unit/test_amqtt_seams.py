@@ -11,7 +11,8 @@ from collections.abc import Callable
 from importlib.metadata import requires, version
 
 import pytest
-from amqtt.broker import Broker, BrokerProtocolHandler
+from amqtt.broker import Broker
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 from packaging.requirements import Requirement
 

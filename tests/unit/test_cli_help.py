@@ -56,6 +56,7 @@ def test_the_lazy_commands_summaries_are_their_own_first_sentences() -> None:
 
 
 # What a help page must not load: the database, the web stack, crypto, images, brokers.
+HEAVY: tuple[str, ...]
 HEAVY = ("sqlalchemy", "fastapi", "starlette", "uvicorn", "cryptography", "PIL", "zxingcpp", "numpy")
 HEAVY += ("amqtt", "argon2", "prometheus_client", "alembic", "lineside.bootstrap", "lineside.adapters.db")
 LOADED = """

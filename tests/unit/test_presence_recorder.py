@@ -129,10 +129,12 @@ def test_an_empty_recorder_flushes_without_touching_the_database() -> None:
 
 def test_threads_recording_at_once_lose_no_device() -> None:
     recorder = PresenceRecorder()
-    threads = [
-        threading.Thread(target=lambda n=n: [recorder.connected(f"{n}-{i}") for i in range(500)])
-        for n in range(8)
-    ]
+
+    def record(n: int) -> None:
+        for i in range(500):
+            recorder.connected(f"{n}-{i}")
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -11,7 +11,7 @@ import pytest
 import zxingcpp
 
 from lineside.adapters.labels.qr import best_symbols, symbol
-from lineside.adapters.labels.qr_masks import MASKS, format_bits, layout
+from lineside.adapters.labels.qr_masks import MASKS, Matrix, format_bits, layout
 
 # Claim URLs behind public URLs of many lengths: versions 2 to 10 of the symbol.
 PREFIXES = [
@@ -25,9 +25,10 @@ def claim_url(prefix: str) -> str:
     return f"{prefix}/claim/lsc_{secrets.token_urlsafe(20)[:26]}"
 
 
-def searched_by_zxing(text: str) -> np.ndarray:
+def searched_by_zxing(text: str) -> Matrix:
     barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
-    return np.asarray(barcode.to_image(scale=1, add_quiet_zones=False)) == 0
+    dark: Matrix = np.asarray(barcode.to_image(scale=1, add_quiet_zones=False)) == 0
+    return dark
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)

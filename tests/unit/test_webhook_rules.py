@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, EventType
 from lineside.domain.webhooks import (
     KNOWN_EVENT_TYPES,
     AttemptOutcome,
@@ -21,7 +21,7 @@ from lineside.domain.webhooks import (
 
 AT = datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 EVENT = DomainEvent(
-    type="device.blessed",
+    type=EventType.DEVICE_BLESSED,
     organization_id="org-1",
     actor="api_key:k",
     occurred_at=AT,

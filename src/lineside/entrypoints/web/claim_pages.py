@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -11,8 +9,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from lineside.domain.errors import DomainError, Gone, NotFound, TooManyAttempts
 from lineside.entrypoints.api.dependencies import client_address, services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.pages import check_csrf, message, page, signed_in, with_session
-from lineside.services import claims, people
+from lineside.entrypoints.web.pages import (
+    check_csrf,
+    message,
+    page,
+    signed_in,
+    signed_in_from_form,
+    with_session,
+)
+from lineside.services import claims
 from lineside.services.claims import ClaimStatus
 
 router = APIRouter(include_in_schema=False)
@@ -78,31 +83,21 @@ def claim(request: Request, code: str, csrf: str = Form("")) -> Response:
 async def sign_in(
     request: Request, code: str, email: str = Form(""), password: str = Form(""), csrf: str = Form("")
 ) -> Response:
-    try:
-        check_csrf(request, csrf)
-        person = await run_in_threadpool(
-            partial(people.sign_in, client_address=client_address(request)),
-            services(request),
-            email,
-            password,
-        )
-    except DomainError as error:
-        return await run_in_threadpool(claim_page_of, request, code, error.detail, status_of(error))
-    return with_session(request, f"/claim/{code}", person.token)
+    return await _signed_in_back_to_claim(request, code, email, password, csrf, new_account=False)
 
 
 @router.post("/claim/{code}/signup", response_model=None)
 async def sign_up(
     request: Request, code: str, email: str = Form(""), password: str = Form(""), csrf: str = Form("")
 ) -> Response:
-    ctx = services(request)
+    return await _signed_in_back_to_claim(request, code, email, password, csrf, new_account=True)
+
+
+async def _signed_in_back_to_claim(
+    request: Request, code: str, email: str, password: str, csrf: str, *, new_account: bool
+) -> Response:
     try:
-        check_csrf(request, csrf)
-        address = client_address(request)
-        await run_in_threadpool(partial(people.sign_up, client_address=address), ctx, email, password)
-        person = await run_in_threadpool(
-            partial(people.sign_in, client_address=address), ctx, email, password
-        )
+        person = await signed_in_from_form(request, email, password, csrf, new_account=new_account)
     except DomainError as error:
         return await run_in_threadpool(claim_page_of, request, code, error.detail, status_of(error))
     return with_session(request, f"/claim/{code}", person.token)

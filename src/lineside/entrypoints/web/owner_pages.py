@@ -27,6 +27,7 @@ from lineside.entrypoints.web.pages import (
     page,
     safe_next,
     signed_in,
+    signed_in_from_form,
     with_session,
 )
 from lineside.services import claims, owners, people, transfers
@@ -41,11 +42,15 @@ def _sign_in_first(request: Request) -> Response:
 # -- signing in and up ----------------------------------------------------------------------
 
 
-@router.get("/signin", response_model=None)
-def sign_in_page(request: Request, next: str | None = None) -> Response:
+def _form_unless_signed_in(request: Request, template: str, next: str | None) -> Response:
     if signed_in(request) is not None:  # already in: straight on
         return RedirectResponse(safe_next(next), status_code=303)
-    return page(request, "signin.html", next=safe_next(next), error=None)
+    return page(request, template, next=safe_next(next), error=None)
+
+
+@router.get("/signin", response_model=None)
+def sign_in_page(request: Request, next: str | None = None) -> Response:
+    return _form_unless_signed_in(request, "signin.html", next)
 
 
 @router.post("/signin", response_model=None)
@@ -56,26 +61,12 @@ async def sign_in(
     csrf: str = Form(""),
     next: str = Form(""),
 ) -> Response:
-    try:
-        check_csrf(request, csrf)
-        done = await run_in_threadpool(
-            partial(people.sign_in, client_address=client_address(request)),
-            services(request),
-            email,
-            password,
-        )
-    except DomainError as error:
-        return page(
-            request, "signin.html", status_of(error), next=safe_next(next), error=error.detail, email=email
-        )
-    return with_session(request, safe_next(next), done.token)
+    return await _signed_in_or_again(request, "signin.html", email, password, csrf, next, new_account=False)
 
 
 @router.get("/signup", response_model=None)
 def sign_up_page(request: Request, next: str | None = None) -> Response:
-    if signed_in(request) is not None:  # already in: straight on
-        return RedirectResponse(safe_next(next), status_code=303)
-    return page(request, "signup.html", next=safe_next(next), error=None)
+    return _form_unless_signed_in(request, "signup.html", next)
 
 
 @router.post("/signup", response_model=None)
@@ -86,14 +77,18 @@ async def sign_up(
     csrf: str = Form(""),
     next: str = Form(""),
 ) -> Response:
-    ctx, address = services(request), client_address(request)
+    return await _signed_in_or_again(request, "signup.html", email, password, csrf, next, new_account=True)
+
+
+async def _signed_in_or_again(
+    request: Request, template: str, email: str, password: str, csrf: str, next: str, *, new_account: bool
+) -> Response:
+    """On to ``next`` with a session, or the same form again with what went wrong."""
     try:
-        check_csrf(request, csrf)
-        await run_in_threadpool(partial(people.sign_up, client_address=address), ctx, email, password)
-        done = await run_in_threadpool(partial(people.sign_in, client_address=address), ctx, email, password)
+        done = await signed_in_from_form(request, email, password, csrf, new_account=new_account)
     except DomainError as error:
         return page(
-            request, "signup.html", status_of(error), next=safe_next(next), error=error.detail, email=email
+            request, template, status_of(error), next=safe_next(next), error=error.detail, email=email
         )
     return with_session(request, safe_next(next), done.token)
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from lineside.domain.errors import DomainError, PermissionDenied
 from lineside.domain.models import Principal, User
-from lineside.entrypoints.api.dependencies import application, services
+from lineside.entrypoints.api.dependencies import application, client_address, services
 from lineside.services import people
 
 SESSION_COOKIE = "lineside_session"
@@ -109,3 +111,15 @@ def safe_next(target: str | None, default: str = "/account") -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return default
+
+
+async def signed_in_from_form(
+    request: Request, email: str, password: str, csrf: str, *, new_account: bool
+) -> people.SignedIn:
+    """A sign-in (or sign-up, then sign-in) form's submission, CSRF token checked: the
+    session to set. DomainError when it is refused, for the page to show."""
+    check_csrf(request, csrf)
+    ctx, address = services(request), client_address(request)
+    if new_account:
+        await run_in_threadpool(partial(people.sign_up, client_address=address), ctx, email, password)
+    return await run_in_threadpool(partial(people.sign_in, client_address=address), ctx, email, password)
