@@ -38,7 +38,6 @@ import platform
 import resource
 import secrets
 import shutil
-import signal
 import sqlite3
 import tempfile
 import time
@@ -48,10 +47,17 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from unittest import mock
 
-from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
+from scratch import (
+    DEFAULT_POSTGRES_URL,
+    backends_of,
+    bench_parser,
+    cpu_model,
+    postgres_database,
+    stop_cleanly_on_signals,
+)
 from sqlalchemy import text
 
 from lineside.adapters.db.device_repository import SqlDeviceRepository
@@ -248,11 +254,8 @@ def print_results(results: list[Result]) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--count", type=int, default=100_000, help="devices in the batch")
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="a server to make a database on")
     parser.add_argument(
         "--no-memory", action="store_true", help="skip the second, tracemalloc-traced call (faster)"
@@ -261,7 +264,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def measure_all(args: argparse.Namespace) -> list[Result]:
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    backends = backends_of(args)
     results = []
     spawn = multiprocessing.get_context("spawn")
     for backend in backends:
@@ -272,14 +275,9 @@ def measure_all(args: argparse.Namespace) -> list[Result]:
     return results
 
 
-def exit_on_sigterm(_signum: int, _frame: object) -> NoReturn:
-    raise SystemExit(143)
-
-
 def main() -> None:
     args = parse_args()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_cleanly_on_signals()
     print_machine()
     try:
         results = measure_all(args)

@@ -47,10 +47,10 @@ from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
-from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
+from scratch import DEFAULT_POSTGRES_URL, postgres_database, print_machine, stop_cleanly_on_signals
 
 from lineside.bootstrap import bootstrap
 from lineside.domain.device_specs import specs_from_serial_numbers
@@ -379,9 +379,7 @@ def report(args: argparse.Namespace, m: Measurement) -> None:
     print(f"Server CPU per request: {m.server_cpu / max(ok, 1) * 1000:.2f} ms (Lineside processes only)")
 
 
-def print_machine(args: argparse.Namespace) -> None:
-    print(f"CPU:    {cpu_model()}, {os.cpu_count()} cores; Python {sys.version.split()[0]}")
-    print(f"Load:   {os.getloadavg()[0]:.2f} (1-minute load average at start)")
+def print_run(args: argparse.Namespace) -> None:
     print(
         f"Run:    {args.backend}, {args.workers} server workers, {args.clients} {args.client}"
         f" client process(es), {args.concurrency} connections,"
@@ -436,16 +434,11 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def exit_on_sigterm(_signum: int, _frame: object) -> NoReturn:
-    raise SystemExit(143)  # unwinds through the finally blocks that stop the server
-
-
 def main() -> None:
     args = parse_args()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    # Ctrl-C works even when started from a shell that ignores SIGINT for background jobs.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    print_machine(args)
+    stop_cleanly_on_signals()
+    print_machine()
+    print_run(args)
     try:
         run(args)
     except KeyboardInterrupt:

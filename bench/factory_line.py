@@ -32,17 +32,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 from device_auth import HOST, free_port, machine_busy_seconds, process_tree_cpu, running_server
-from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
+from scratch import (
+    DEFAULT_POSTGRES_URL,
+    backends_of,
+    bench_parser,
+    postgres_database,
+    print_machine,
+    stop_cleanly_on_signals,
+)
 
 from lineside.bootstrap import bootstrap
 from lineside.domain.models import Scope
@@ -180,10 +184,7 @@ def print_results(args: argparse.Namespace, measurements: list[Measurement]) -> 
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser = bench_parser(__doc__)
     parser.add_argument("--fixtures", type=int, default=32, help="concurrent fixtures (threads)")
     parser.add_argument("--count", type=int, default=3000, help="measured DUT cycles")
     parser.add_argument("--warmup", type=int, default=320, help="unmeasured DUT cycles before them")
@@ -198,21 +199,15 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def exit_on_sigterm(_signum: int, _frame: object) -> NoReturn:
-    raise SystemExit(143)  # unwinds through the finally blocks that stop the server
-
-
 def main() -> None:
     args = parse_args()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    print(f"CPU:    {cpu_model()}, {os.cpu_count()} cores; Python {sys.version.split()[0]}")
-    print(f"Load:   {os.getloadavg()[0]:.2f} (1-minute load average at start)")
+    stop_cleanly_on_signals()
+    print_machine()
     print(
         f"Run:    {args.fixtures} fixtures, {args.workers} server workers, fail rate {args.fail_rate:g},"
         f" seed {args.seed}"
     )
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    backends = backends_of(args)
     try:
         measurements = [run_backend(args, backend) for backend in backends]
     except KeyboardInterrupt:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from device_auth import (
     HOST,
@@ -46,7 +45,14 @@ from device_auth import (
     stop_server,
     wait_until_healthy,
 )
-from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
+from scratch import (
+    DEFAULT_POSTGRES_URL,
+    backends_of,
+    bench_parser,
+    postgres_database,
+    print_machine,
+    stop_cleanly_on_signals,
+)
 
 from lineside.adapters.db.device_repository import (
     _INSERT_COLUMNS as INSERT_COLUMNS,
@@ -254,10 +260,7 @@ def print_batch(backend: str, count: int, lineside: float, floor: float) -> None
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser = bench_parser(__doc__)
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (each server)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per server")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before them")
@@ -272,17 +275,11 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def exit_on_sigterm(_signum: int, _frame: object) -> NoReturn:
-    raise SystemExit(143)
-
-
 def main() -> None:
     args = parse_args()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    print(f"CPU:    {cpu_model()}, {os.cpu_count()} cores; Python {sys.version.split()[0]}")
-    print(f"Load:   {os.getloadavg()[0]:.2f} (1-minute load average at start)")
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    stop_cleanly_on_signals()
+    print_machine()
+    backends = backends_of(args)
     try:
         for backend in backends:
             if args.only in (None, "auth"):

@@ -29,23 +29,26 @@ Reproduce (from the repository root):
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 from urllib.parse import urlsplit
 
 import httpx
 from device_auth import HOST, free_port, running_server
-from scratch import DEFAULT_POSTGRES_URL, cpu_model, postgres_database
+from scratch import (
+    DEFAULT_POSTGRES_URL,
+    backends_of,
+    bench_parser,
+    postgres_database,
+    print_machine,
+    stop_cleanly_on_signals,
+)
 from sqlalchemy import select
 
 from lineside.adapters.db import tables as t
@@ -327,10 +330,7 @@ def run_backend(args: argparse.Namespace, backend: str) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser = bench_parser(__doc__)
     parser.add_argument("--devices", type=int, default=1_000_000, help="the large fleet")
     parser.add_argument("--small", type=int, default=10_000, help="the small fleet")
     parser.add_argument("--cycles", type=int, default=1000, help="factory cycles measured at each size")
@@ -343,17 +343,11 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def exit_on_sigterm(_signum: int, _frame: object) -> NoReturn:
-    raise SystemExit(143)
-
-
 def main() -> None:
     args = parse_args()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    print(f"CPU:    {cpu_model()}, {os.cpu_count()} cores; Python {sys.version.split()[0]}")
-    print(f"Load:   {os.getloadavg()[0]:.2f} (1-minute load average at start)")
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    stop_cleanly_on_signals()
+    print_machine()
+    backends = backends_of(args)
     try:
         for backend in backends:
             run_backend(args, backend)

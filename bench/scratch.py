@@ -1,12 +1,18 @@
-"""What every benchmark script shares: a throwaway PostgreSQL database, and the CPU model."""
+"""What every benchmark script shares: a throwaway PostgreSQL database, the machine it ran on,
+the --backend choice, and how it stops."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import platform
 import secrets
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -37,3 +43,32 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def print_machine() -> None:
+    """The lines every report starts with: what ran it, and how busy the machine was."""
+    print(f"CPU:    {cpu_model()}, {os.cpu_count()} cores; Python {sys.version.split()[0]}")
+    print(f"Load:   {os.getloadavg()[0]:.2f} (1-minute load average at start)")
+
+
+def bench_parser(description: str | None) -> argparse.ArgumentParser:
+    """An argument parser with the script's docstring as its help and ``--backend``."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    return parser
+
+
+def backends_of(args: argparse.Namespace) -> list[str]:
+    return ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> NoReturn:
+    raise SystemExit(143)
+
+
+def stop_cleanly_on_signals() -> None:
+    """SIGTERM and Ctrl-C unwind the stack, so servers stop and scratch databases are dropped."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

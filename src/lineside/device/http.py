@@ -82,7 +82,11 @@ class Activation:
 
 
 class DeviceHttp:
-    """HTTP calls to ``server_url`` (the server's root, e.g. ``http://127.0.0.1:8080``)."""
+    """HTTP calls to ``server_url`` (the server's root, e.g. ``http://127.0.0.1:8080``).
+
+    The CLI's FactoryClient (entrypoints/cli/factory_client.py) wraps httpx the same way, on
+    purpose: the SDK stands alone (it ships to devices and imports nothing of the server, an
+    import-linter contract), and its errors are the device's own family (DeviceError)."""
 
     def __init__(
         self,

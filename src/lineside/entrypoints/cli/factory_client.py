@@ -114,7 +114,10 @@ class ClaimStatus:
 
 
 class FactoryClient:
-    """The factory API at ``server``, as a fixture (``api_key``: a factory-scoped key) sees it."""
+    """The factory API at ``server``, as a fixture (``api_key``: a factory-scoped key) sees it.
+
+    Its httpx plumbing mirrors the device SDK's DeviceHttp rather than sharing it: the SDK
+    stands alone, and a fixture's errors (FactoryClientError) are not a device's."""
 
     def __init__(
         self,
