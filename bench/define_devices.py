@@ -2,7 +2,7 @@
 
 What it measures: one call of ``lineside.services.devices.define_batch`` for ``--count``
 devices (default 100,000) with ``issue_credentials=CredentialType.TOKEN``. That is the code
-path behind ``POST /v1/device-batches`` and ``lineside devices define``. Only the call is
+path behind ``POST /api/v1/device-batches`` and ``lineside devices define``. Only the call is
 timed: wall seconds, devices/s, and the CPU seconds of this process (on PostgreSQL the
 server's work is not in them). The call is split into phases by timing wrappers around
 the service's own functions: serial lookup (``_taken_serials``), validation
