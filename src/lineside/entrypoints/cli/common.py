@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
 from lineside.adapters.secret_files import NotPublished, StagedSecretFile, TargetExists
 from lineside.domain.errors import BatchRejected, DomainError
 from lineside.domain.models import Principal
-from lineside.settings import Settings
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from lineside.bootstrap import Application
     from lineside.services.context import ServiceContext
+    from lineside.settings import Settings
 
 MAX_ROW_ERRORS_SHOWN = 50
 
@@ -31,6 +32,11 @@ class ConfigurationError(click.ClickException):
 
 def load_settings() -> Settings:
     """Settings from the environment, or one line naming the first wrong variable."""
+    # pydantic-settings costs about 0.2 s to import: only commands that run pay it, not help.
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from lineside.settings import Settings  # noqa: PLC0415
+
     try:
         return Settings()
     except ValidationError as error:
@@ -48,6 +54,8 @@ def setting_problem(error: ValidationError) -> str:
 
 def current_settings() -> Settings:
     """The settings the ``lineside`` group read at start, or a fresh read outside a command."""
+    from lineside.settings import Settings  # noqa: PLC0415 - see load_settings
+
     context = click.get_current_context(silent=True)
     found = context.find_object(Settings) if context is not None else None
     return found if found is not None else load_settings()

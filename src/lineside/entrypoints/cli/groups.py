@@ -68,3 +68,22 @@ class LazyGroup(Group):
     def summary(self, ctx: click.Context, name: str) -> str | None:
         lazy = self.lazy_commands.get(name)
         return lazy.summary if lazy is not None else super().summary(ctx, name)
+
+
+HELP_REQUESTED = "lineside.help_requested"
+
+
+def help_requested(context: click.Context) -> bool:
+    """Whether the command line asks only for a help page (``-h``/``--help`` before any
+    ``--``): then the group callback has nothing to set up, as click prints help and exits
+    before any command runs."""
+    return bool(context.meta.get(HELP_REQUESTED))
+
+
+class RootGroup(LazyGroup):
+    """The ``lineside`` group: it notes a request for help before its callback runs."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options = args[: args.index("--")] if "--" in args else args
+        ctx.meta[HELP_REQUESTED] = any(arg in ctx.help_option_names for arg in options)
+        return super().parse_args(ctx, args)

@@ -8,8 +8,7 @@ import sys
 import click
 
 from lineside import __version__
-from lineside.entrypoints.cli.common import load_settings
-from lineside.entrypoints.cli.groups import LazyCommand, LazyGroup
+from lineside.entrypoints.cli.groups import LazyCommand, RootGroup, help_requested
 from lineside.entrypoints.logs import configure_logging
 
 _CLI = "lineside.entrypoints.cli"
@@ -82,7 +81,7 @@ COMMANDS = {
 }
 
 
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RootGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lineside")
 @click.pass_context
 def cli(context: click.Context) -> None:
@@ -90,6 +89,10 @@ def cli(context: click.Context) -> None:
 
     Configuration comes from LINESIDE_* environment variables (see README).
     """
+    if help_requested(context):
+        return  # a help page needs no settings (pydantic-settings alone costs 0.2 s to import)
+    from lineside.entrypoints.cli.common import load_settings  # noqa: PLC0415 - not for help
+
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     context.obj = settings
