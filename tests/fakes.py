@@ -35,6 +35,7 @@ from lineside.domain.models import (
     GroupKind,
     Organization,
     Product,
+    Role,
     StaticTokenBatch,
     User,
 )
@@ -105,7 +106,7 @@ class Tables:
     certificates: dict[str, Certificate] = field(default_factory=dict)
     events: list[DomainEvent] = field(default_factory=list)
     users: dict[str, tuple[User, str]] = field(default_factory=dict)
-    memberships: set[tuple[str, str]] = field(default_factory=set)
+    memberships: dict[tuple[str, str], Role] = field(default_factory=dict)
     sessions: dict[str, tuple[str, datetime, datetime | None]] = field(default_factory=dict)
     invitations: dict[str, dict[str, Any]] = field(default_factory=dict)
     static_batches: dict[str, StaticTokenBatch] = field(default_factory=dict)
@@ -542,12 +543,19 @@ class FakeUsers:
         found = self._t.users.get(user_id)
         return found[0] if found else None
 
-    def add_membership(self, user_id: str, organization_id: str, at: datetime) -> None:
-        self._t.memberships.add((user_id, organization_id))
+    def add_membership(self, user_id: str, organization_id: str, at: datetime, role: Role) -> None:
+        self._t.memberships.setdefault((user_id, organization_id), role)
 
     def organizations_of(self, user_id: str) -> list[Organization]:
-        mine = (self._t.organizations[org] for user, org in self._t.memberships if user == user_id)
-        return sorted(mine, key=lambda org: org.path)
+        return [organization for organization, _role in self.memberships_of(user_id)]
+
+    def memberships_of(self, user_id: str) -> list[tuple[Organization, Role]]:
+        mine = [
+            (self._t.organizations[org], role)
+            for (user, org), role in self._t.memberships.items()
+            if user == user_id
+        ]
+        return sorted(mine, key=lambda membership: membership[0].path)
 
     def add_session(
         self, session_id: str, user_id: str, token_hash: str, at: datetime, expires_at: datetime
@@ -589,6 +597,7 @@ class FakeUsers:
         code_hash: str,
         at: datetime,
         expires_at: datetime,
+        role: Role,
     ) -> None:
         self._t.invitations[invitation_id] = {
             "organization_id": organization_id,
@@ -596,12 +605,13 @@ class FakeUsers:
             "code_hash": code_hash,
             "expires_at": expires_at,
             "accepted_at": None,
+            "role": role,
         }
 
-    def open_invitation(self, code_hash: str, now: datetime) -> tuple[str, str, str] | None:
+    def open_invitation(self, code_hash: str, now: datetime) -> tuple[str, str, str, Role] | None:
         for invitation_id, row in self._t.invitations.items():
             if row["code_hash"] == code_hash and row["accepted_at"] is None and row["expires_at"] > now:
-                return invitation_id, row["organization_id"], row["email"]
+                return invitation_id, row["organization_id"], row["email"], row["role"]
         return None
 
     def accept_invitation(self, invitation_id: str, at: datetime) -> bool:

@@ -243,3 +243,41 @@ def test_a_person_cannot_claim_into_an_organization_they_do_not_belong_to(
         refused = person.claim(label["claim_code"], organization_id=organization_id)
         assert_problem(refused, 404)
     assert tenant.get(f"{API}/devices/{label['device_id']}").json()["owner_organization_id"] is None
+
+
+# -- roles -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "may_define", "may_make_keys"),
+    [("viewer", False, False), ("operator", True, False), ("admin", True, True)],
+)
+def test_an_invitations_role_is_what_the_person_may_do_there(
+    tenant: Tenant, role: str, may_define: bool, may_make_keys: bool
+) -> None:
+    person = new_person(tenant.http)
+    created = tenant.post(
+        f"{API}/organizations/{tenant.organization_id}/invitations",
+        json={"email": person.email, "role": role},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["role"] == role
+    assert accept(person, created.json()["code"]).status_code == 200
+    memberships = {org["id"]: org["role"] for org in person.get(f"{API}/me").json()["organizations"]}
+    assert memberships == {person.organization_id: "owner", tenant.organization_id: role}
+
+    acting = {"Lineside-Organization": tenant.organization_id}
+    product = tenant.product()
+    assert person.get(f"{API}/products/{product['id']}", headers=acting).status_code == 200
+    defined = person.post(
+        f"{API}/devices", json={"product_id": product["id"], "serial_number": unique("SN")}, headers=acting
+    )
+    assert defined.status_code == (201 if may_define else 403), defined.text
+    key = person.post(f"{API}/api-keys", json={"name": "k", "scopes": ["read"]}, headers=acting)
+    assert key.status_code == (201 if may_make_keys else 403), key.text
+
+
+def test_an_api_key_cannot_make_an_owner_and_an_unknown_role_is_refused(tenant: Tenant) -> None:
+    path = f"{API}/organizations/{tenant.organization_id}/invitations"
+    assert_problem(tenant.post(path, json={"email": unique_email(), "role": "owner"}), 403)
+    assert_problem(tenant.post(path, json={"email": unique_email(), "role": "superuser"}), 422)

@@ -26,6 +26,7 @@ from lineside.domain.models import (
     GroupKind,
     Organization,
     Product,
+    Role,
     StaticTokenBatch,
     User,
 )
@@ -356,18 +357,26 @@ def test_sessions_expire_and_invitations_are_accepted_once(units: UnitOfWorkFact
     invitation_id = new_id()
     with units() as uow:
         uow.users.add(user, "hash")
-        uow.users.add_membership(user.id, seeded.sibling.id, T0)
-        uow.users.add_membership(user.id, seeded.sibling.id, T0)  # twice: still one membership
+        uow.users.add_membership(user.id, seeded.sibling.id, T0, Role.OPERATOR)
+        uow.users.add_membership(user.id, seeded.sibling.id, T0, Role.OWNER)  # twice: still one, as it was
         uow.users.add_session(new_id(), user.id, f"s{user.id}", T0, T0 + timedelta(days=1))
         uow.users.add_invitation(
-            invitation_id, seeded.child.id, user.email, f"i{user.id}", T0, T0 + timedelta(days=7)
+            invitation_id, seeded.child.id, user.email, f"i{user.id}", T0, T0 + timedelta(days=7), Role.VIEWER
         )
         uow.commit()
     with units() as uow:
         assert uow.users.find_session_user(f"s{user.id}", T0) == user
         assert uow.users.find_session_user(f"s{user.id}", T0 + timedelta(days=2)) is None
         assert [org.id for org in uow.users.organizations_of(user.id)] == [seeded.sibling.id]
-        assert uow.users.open_invitation(f"i{user.id}", T0) == (invitation_id, seeded.child.id, user.email)
+        assert [(org.id, role) for org, role in uow.users.memberships_of(user.id)] == [
+            (seeded.sibling.id, Role.OPERATOR)
+        ]
+        assert uow.users.open_invitation(f"i{user.id}", T0) == (
+            invitation_id,
+            seeded.child.id,
+            user.email,
+            Role.VIEWER,
+        )
         assert uow.users.accept_invitation(invitation_id, T0)
         assert not uow.users.accept_invitation(invitation_id, T0)
         assert uow.users.open_invitation(f"i{user.id}", T0) is None

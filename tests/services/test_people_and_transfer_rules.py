@@ -17,7 +17,7 @@ from lineside.domain.errors import (
     TooManyAttempts,
     Unauthenticated,
 )
-from lineside.domain.models import Principal, Scope
+from lineside.domain.models import Principal, Role, Scope
 from lineside.services import claims, devices, organizations, people, static_tokens, transfers
 from tests.services.conftest import Maker, World, owner_of
 from tests.services.helpers import claim_code_of, static_batch
@@ -84,7 +84,7 @@ def test_an_invitation_is_accepted_once_by_a_person(world: World, maker: Maker) 
     assert people.accept_invitation(world.services, pat, invited.code).id == child.id
     with pytest.raises(NotFound, match="already accepted"):
         people.accept_invitation(world.services, owner_of(world, "sam@example.com"), invited.code)
-    assert child.id in [org.id for org in people.me(world.services, pat)[1]]
+    assert (child.id, Role.ADMIN) in [(org.id, role) for org, role in people.me(world.services, pat)[1]]
 
 
 def test_keys_reach_their_organization_and_below_never_above(

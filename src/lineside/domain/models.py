@@ -26,6 +26,23 @@ def scope_grants(held: frozenset[Scope], needed: Scope) -> bool:
     return any(_SCOPE_RANK[scope] >= _SCOPE_RANK[needed] for scope in held)
 
 
+class Role(StrEnum):
+    """What a person may do in an organization they belong to (a membership's role)."""
+
+    OWNER = "owner"  # everything, and the organization's people and their roles
+    ADMIN = "admin"  # everything but making owners: products, keys, webhooks, invitations
+    OPERATOR = "operator"  # the factory line, batches, static tokens: what a factory key may do
+    VIEWER = "viewer"  # reads only
+
+
+ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
+    Role.OWNER: frozenset({Scope.ADMIN}),
+    Role.ADMIN: frozenset({Scope.ADMIN}),
+    Role.OPERATOR: frozenset({Scope.FACTORY}),
+    Role.VIEWER: frozenset({Scope.READ}),
+}
+
+
 class GroupKind(StrEnum):
     DEVELOPMENT = "development"
     FACTORY = "factory"
@@ -95,6 +112,7 @@ class Principal:
     scopes: frozenset[Scope]
     actor: str  # e.g. "api_key:<id>", "user:<id>" or "cli"
     user_id: str | None = None  # set when a signed-in person is calling
+    role: Role | None = None  # the person's role in ``organization`` (None for keys and the CLI)
 
     def can(self, needed: Scope) -> bool:
         return scope_grants(self.scopes, needed)

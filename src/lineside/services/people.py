@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from lineside.domain.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from lineside.domain.events import EventType, SubjectRef, new_event
 from lineside.domain.identifiers import is_uuid, new_id
-from lineside.domain.models import Organization, OrganizationKind, Principal, Scope, User
+from lineside.domain.models import ROLE_SCOPES, Organization, OrganizationKind, Principal, Role, Scope, User
 from lineside.domain.secret_tokens import SecretKind, generate_secret
 from lineside.services.attempts import Charge, keyed
 from lineside.services.context import ServiceContext, not_found, require
+from lineside.services.organizations import OPERATOR_ACTOR
 from lineside.services.ports import UnitOfWork
 
 EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,255}\.[^@\s\x00-\x1f.]{1,63}\Z")
@@ -32,6 +33,7 @@ class CreatedInvitation:
     organization_id: str
     email: str
     code: str  # shown once
+    role: Role = Role.ADMIN
 
 
 def normalize_email(email: str) -> str:
@@ -76,7 +78,7 @@ def sign_up(ctx: ServiceContext, email: str, password: str, *, client_address: s
             raise AlreadyExists("An account with that email exists; sign in instead.")
         uow.organizations.add(organization)
         uow.users.add(user, password_hash)
-        uow.users.add_membership(user.id, organization_id, now)
+        uow.users.add_membership(user.id, organization_id, now, Role.OWNER)
         uow.events.add(
             new_event(
                 EventType.USER_SIGNED_UP,
@@ -171,14 +173,17 @@ def authenticate_user_token(ctx: ServiceContext, token: str, organization_id: st
         if user is None:
             raise Unauthenticated("The sign-in token is unknown, expired or signed out.")
         wanted = organization_id or user.personal_organization_id
-        organization = next((org for org in uow.users.organizations_of(user.id) if org.id == wanted), None)
-    if organization is None:
+        membership = next(
+            ((org, role) for org, role in uow.users.memberships_of(user.id) if org.id == wanted), None
+        )
+    if membership is None:
         raise not_found("organization you belong to", wanted)
-    return user_principal(user, organization)
+    return user_principal(user, *membership)
 
 
-def user_principal(user: User, organization: Organization) -> Principal:
-    return Principal(organization, frozenset({Scope.ADMIN}), f"user:{user.id}", user_id=user.id)
+def user_principal(user: User, organization: Organization, role: Role) -> Principal:
+    """A person acting for ``organization``: what their role there allows, as a key's scopes."""
+    return Principal(organization, ROLE_SCOPES[role], f"user:{user.id}", user_id=user.id, role=role)
 
 
 def acting_organization(uow: UnitOfWork, principal: Principal, organization_id: str | None) -> Organization:
@@ -190,27 +195,38 @@ def acting_organization(uow: UnitOfWork, principal: Principal, organization_id: 
         within = principal.organization.path
         found = uow.organizations.get(organization_id, within=within) if is_uuid(organization_id) else None
     else:
-        memberships = uow.users.organizations_of(principal.user_id)
-        found = next((org for org in memberships if org.id == organization_id), None)
+        memberships = uow.users.memberships_of(principal.user_id)
+        membership = next(((org, role) for org, role in memberships if org.id == organization_id), None)
+        found = membership[0] if membership else None
+        if membership is not None and Scope.ADMIN not in ROLE_SCOPES[membership[1]]:
+            raise PermissionDenied(
+                f"Your role in that organization ({membership[1].value}) cannot take devices into it."
+            )
     if found is None:
         raise not_found("organization", organization_id)
     return found
 
 
-def me(ctx: ServiceContext, principal: Principal) -> tuple[User, list[Organization]]:
+def me(ctx: ServiceContext, principal: Principal) -> tuple[User, list[tuple[Organization, Role]]]:
+    """The signed-in person, and each organization they belong to with their role there."""
     if principal.user_id is None:
         raise NotFound("This call is for signed-in people, not API keys.")
     with ctx.unit_of_work(write=False) as uow:
         user = uow.users.get(principal.user_id)
-        memberships = uow.users.organizations_of(principal.user_id)
+        memberships = uow.users.memberships_of(principal.user_id)
     if user is None:
         raise Unauthenticated("The account no longer exists.")
     return user, memberships
 
 
-def invite(ctx: ServiceContext, principal: Principal, organization_id: str, email: str) -> CreatedInvitation:
-    """Invite a person into one of the caller's organizations (e.g. a client's)."""
+def invite(
+    ctx: ServiceContext, principal: Principal, organization_id: str, email: str, role: Role = Role.ADMIN
+) -> CreatedInvitation:
+    """Invite a person into one of the caller's organizations (e.g. a client's) with ``role``.
+    Only an owner (or the operator) makes owners; an admin invites admins and below."""
     require(principal, Scope.ADMIN)
+    if role is Role.OWNER and not _makes_owners(principal):
+        raise PermissionDenied("Only an owner of the organization can make another owner.")
     email = normalize_email(email)
     code = generate_secret(SecretKind.INVITATION)
     now = ctx.clock()
@@ -220,7 +236,9 @@ def invite(ctx: ServiceContext, principal: Principal, organization_id: str, emai
         if organization is None:
             raise not_found("organization", organization_id)
         expires = now + ctx.config.invitation_lifetime
-        uow.users.add_invitation(invitation_id, organization.id, email, ctx.hasher.hash(code), now, expires)
+        uow.users.add_invitation(
+            invitation_id, organization.id, email, ctx.hasher.hash(code), now, expires, role
+        )
         uow.events.add(
             new_event(
                 EventType.INVITATION_CREATED,
@@ -228,10 +246,16 @@ def invite(ctx: ServiceContext, principal: Principal, organization_id: str, emai
                 actor=principal.actor,
                 at=now,
                 email=email,
+                role=role.value,
             )
         )
         uow.commit()
-    return CreatedInvitation(invitation_id, organization.id, email, code)
+    return CreatedInvitation(invitation_id, organization.id, email, code, role)
+
+
+def _makes_owners(principal: Principal) -> bool:
+    # An owner, or the operator at the server's command line; never an API key or an admin.
+    return principal.role is Role.OWNER or principal.actor == OPERATOR_ACTOR
 
 
 def accept_invitation(ctx: ServiceContext, principal: Principal, code: str) -> Organization:
@@ -242,11 +266,11 @@ def accept_invitation(ctx: ServiceContext, principal: Principal, code: str) -> O
         found = uow.users.open_invitation(ctx.hasher.hash(code), now)
         if found is None:
             raise NotFound("The invitation is unknown, expired or already accepted.")
-        invitation_id, organization_id, _email = found
+        invitation_id, organization_id, _email, role = found
         organization = uow.organizations.get(organization_id, within="/")
         if organization is None or not uow.users.accept_invitation(invitation_id, now):
             raise NotFound("The invitation is unknown, expired or already accepted.")
-        uow.users.add_membership(principal.user_id, organization_id, now)
+        uow.users.add_membership(principal.user_id, organization_id, now, role)
         uow.events.add(
             new_event(
                 EventType.INVITATION_ACCEPTED,

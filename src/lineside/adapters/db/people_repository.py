@@ -9,7 +9,7 @@ from sqlalchemy import Row, insert, select, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository, organization_from_row
-from lineside.domain.models import Organization, User
+from lineside.domain.models import Organization, Role, User
 
 
 def _user(row: Row[Any]) -> User:
@@ -42,7 +42,7 @@ class SqlUserRepository(SqlRepository):
         row = self._first(select(t.users).where(t.users.c.id == user_id))
         return _user(row) if row else None
 
-    def add_membership(self, user_id: str, organization_id: str, at: datetime) -> None:
+    def add_membership(self, user_id: str, organization_id: str, at: datetime, role: Role) -> None:
         exists = self._first(
             select(t.memberships.c.user_id).where(
                 t.memberships.c.user_id == user_id, t.memberships.c.organization_id == organization_id
@@ -50,8 +50,19 @@ class SqlUserRepository(SqlRepository):
         )
         if exists is None:
             self.connection.execute(
-                insert(t.memberships).values(user_id=user_id, organization_id=organization_id, created_at=at)
+                insert(t.memberships).values(
+                    user_id=user_id, organization_id=organization_id, created_at=at, role=role.value
+                )
             )
+
+    def memberships_of(self, user_id: str) -> list[tuple[Organization, Role]]:
+        query = (
+            select(t.organizations, t.memberships.c.role.label("membership_role"))
+            .join(t.memberships, t.memberships.c.organization_id == t.organizations.c.id)
+            .where(t.memberships.c.user_id == user_id)
+            .order_by(t.organizations.c.path)
+        )
+        return [(organization_from_row(row), Role(row.membership_role)) for row in self._all(query)]
 
     def organizations_of(self, user_id: str) -> list[Organization]:
         query = (
@@ -118,6 +129,7 @@ class SqlUserRepository(SqlRepository):
         code_hash: str,
         at: datetime,
         expires_at: datetime,
+        role: Role,
     ) -> None:
         self.connection.execute(
             insert(t.invitations).values(
@@ -127,18 +139,19 @@ class SqlUserRepository(SqlRepository):
                 code_hash=code_hash,
                 created_at=at,
                 expires_at=expires_at,
+                role=role.value,
             )
         )
 
-    def open_invitation(self, code_hash: str, now: datetime) -> tuple[str, str, str] | None:
-        """(invitation id, organization id, email) of an unexpired, unaccepted invitation."""
+    def open_invitation(self, code_hash: str, now: datetime) -> tuple[str, str, str, Role] | None:
+        """(invitation id, organization id, email, role) of an unexpired, unaccepted invitation."""
         c = t.invitations.c
         row = self._first(
-            select(c.id, c.organization_id, c.email).where(
+            select(c.id, c.organization_id, c.email, c.role).where(
                 c.code_hash == code_hash, c.accepted_at.is_(None), c.expires_at > now
             )
         )
-        return (row.id, row.organization_id, row.email) if row else None
+        return (row.id, row.organization_id, row.email, Role(row.role)) if row else None
 
     def accept_invitation(self, invitation_id: str, at: datetime) -> bool:
         c = t.invitations.c

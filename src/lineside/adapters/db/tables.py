@@ -350,6 +350,8 @@ memberships = Table(
     Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
     _created_at(),
+    # domain.models.Role; memberships made before roles existed were admins (migration 0008).
+    Column("role", String(16), nullable=False, server_default="admin"),
 )
 
 invitations = Table(
@@ -362,6 +364,7 @@ invitations = Table(
     _created_at(),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("accepted_at", UtcDateTime, nullable=True),
+    Column("role", String(16), nullable=False, server_default="admin"),  # what accepting grants
 )
 
 # Bearer tokens of signed-in people (API and the session cookie of the web pages).

@@ -5,10 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from lineside.domain.models import (
-    Organization,
-    User,
-)
+from lineside.domain.models import Organization, Role, User
 from lineside.domain.transfers import DeviceTransfer
 
 
@@ -23,8 +20,12 @@ class UserRepository(Protocol):
     def add(self, user: User, password_hash: str) -> None: ...
     def find_by_email(self, email: str) -> tuple[User, str] | None: ...
     def get(self, user_id: str) -> User | None: ...
-    def add_membership(self, user_id: str, organization_id: str, at: datetime) -> None: ...
+    def add_membership(self, user_id: str, organization_id: str, at: datetime, role: Role) -> None:
+        """Join the organization with ``role``; a person already in it keeps the role they have."""
+        ...
+
     def organizations_of(self, user_id: str) -> list[Organization]: ...
+    def memberships_of(self, user_id: str) -> list[tuple[Organization, Role]]: ...
     def add_session(
         self, session_id: str, user_id: str, token_hash: str, at: datetime, expires_at: datetime
     ) -> None: ...
@@ -41,8 +42,12 @@ class UserRepository(Protocol):
         code_hash: str,
         at: datetime,
         expires_at: datetime,
+        role: Role,
     ) -> None: ...
-    def open_invitation(self, code_hash: str, now: datetime) -> tuple[str, str, str] | None: ...
+    def open_invitation(self, code_hash: str, now: datetime) -> tuple[str, str, str, Role] | None:
+        """(invitation id, organization id, email, role) of an unexpired, unaccepted one."""
+        ...
+
     def accept_invitation(self, invitation_id: str, at: datetime) -> bool: ...
 
 

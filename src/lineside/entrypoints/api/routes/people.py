@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field, StrictStr
 
+from lineside.domain.models import Role
 from lineside.entrypoints.api.constraints import MAX_PASSWORD_LENGTH, Email, NewPassword
 from lineside.entrypoints.api.dependencies import Caller, ClientAddress, Services, bearer_token
 from lineside.entrypoints.api.openapi import problem_responses
@@ -40,8 +41,12 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
+class MembershipOut(OrganizationOut):
+    role: Role = Field(description="What you may do there: owner, admin, operator or viewer.")
+
+
 class MeOut(UserOut):
-    organizations: list[OrganizationOut]
+    organizations: list[MembershipOut]
 
 
 class PasswordChange(RequestBody):
@@ -55,6 +60,11 @@ class PasswordChanged(BaseModel):
 
 class InvitationIn(RequestBody):
     email: Email
+    role: Role = Field(
+        default=Role.ADMIN,
+        description="What the person may do there: owner (only an owner invites one), admin,"
+        " operator (the factory line, batches) or viewer (reads only).",
+    )
 
 
 class InvitationOut(BaseModel):
@@ -62,6 +72,7 @@ class InvitationOut(BaseModel):
     organization_id: str
     email: str
     code: str = Field(description="lsi_...; give it to the person invited. Shown once.")
+    role: Role
 
 
 class AcceptIn(RequestBody):
@@ -103,7 +114,9 @@ def who_am_i(ctx: Services, caller: Caller) -> MeOut:
         email=user.email,
         organization_id=user.personal_organization_id,
         created_at=user.created_at,
-        organizations=[OrganizationOut.of(org) for org in organizations],
+        organizations=[
+            MembershipOut(**OrganizationOut.of(org).model_dump(), role=role) for org, role in organizations
+        ],
     )
 
 
@@ -121,9 +134,13 @@ def change_password(
 @router.post("/organizations/{organization_id}/invitations", status_code=status.HTTP_201_CREATED)
 def invite(organization_id: str, body: InvitationIn, ctx: Services, caller: Caller) -> InvitationOut:
     """Invite a person into one of your (sub-)organizations, e.g. a client's."""
-    created = people.invite(ctx, caller, organization_id, body.email)
+    created = people.invite(ctx, caller, organization_id, body.email, body.role)
     return InvitationOut(
-        id=created.id, organization_id=created.organization_id, email=created.email, code=created.code
+        id=created.id,
+        organization_id=created.organization_id,
+        email=created.email,
+        code=created.code,
+        role=created.role,
     )
 
 
