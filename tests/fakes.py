@@ -526,6 +526,11 @@ class FakeEvents:
         next_cursor = str(page[-1][0]) if len(numbered) > limit and page else None
         return Page([event for _, event in page], next_cursor)
 
+    def latest(self, *, within: str, limit: int) -> builtins.list[DomainEvent]:
+        subtree = self._t.subtree(within)
+        mine = [event for event in self._t.events if event.organization_id in subtree]
+        return mine[::-1][:limit]
+
 
 class FakeUsers:
     def __init__(self, tables: Tables) -> None:

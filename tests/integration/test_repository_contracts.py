@@ -17,6 +17,7 @@ import pytest
 from lineside.adapters.db.engine import create_database_engine
 from lineside.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from lineside.domain.errors import Conflict
+from lineside.domain.events import DomainEvent, EventType, SubjectRef, new_event
 from lineside.domain.factory import FactoryToken, ProductionToken, TestRun
 from lineside.domain.identifiers import new_id
 from lineside.domain.lifecycle import STATE_TIMESTAMP_FIELD, DeviceState
@@ -382,3 +383,22 @@ def test_sessions_expire_and_invitations_are_accepted_once(units: UnitOfWorkFact
         assert uow.users.open_invitation(f"i{user.id}", T0) is None
         uow.users.revoke_session(f"s{user.id}", T0)
         assert uow.users.find_session_user(f"s{user.id}", T0) is None
+
+
+def test_the_latest_events_of_a_subtree_come_newest_first(units: UnitOfWorkFactory, seeded: Seeded) -> None:
+    def event(org: Organization, n: int) -> DomainEvent:
+        return new_event(EventType.PRODUCT_CREATED, SubjectRef(new_id(), org.id), actor="test", at=T0, n=n)
+
+    made = [event(org, n) for n, org in enumerate([seeded.parent, seeded.sibling, seeded.child] * 3)]
+    with units() as uow:
+        for one in made:  # one at a time: the sequence is the order they were added in
+            uow.events.add(one)
+        uow.commit()
+    with units(write=False) as uow:
+        latest = uow.events.latest(within=seeded.parent.path, limit=4)
+        of_sibling = uow.events.latest(within=seeded.sibling.path, limit=10)
+    mine = [one.id for one in made if one.organization_id != seeded.sibling.id]
+    assert [one.id for one in latest] == mine[::-1][:4]
+    assert [one.id for one in of_sibling] == [
+        one.id for one in made if one.organization_id == seeded.sibling.id
+    ][::-1]

@@ -39,7 +39,7 @@ from lineside.entrypoints.api.routes import (
     static_tokens,
     webhooks,
 )
-from lineside.entrypoints.web import claim_pages, home, owner_pages
+from lineside.entrypoints.web import claim_pages, console_pages, home, owner_pages
 from lineside.entrypoints.worker import worker_lifespan
 
 DESCRIPTION = """
@@ -88,6 +88,7 @@ def create_app(application: Application) -> FastAPI:
         webhooks,
         claim_pages,
         owner_pages,
+        console_pages,
         home,
     ):
         app.include_router(module.router)

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from lineside.domain.errors import DomainError, PermissionDenied
-from lineside.domain.models import Principal, User
+from lineside.domain.models import Organization, Principal, Role, User
 from lineside.entrypoints.api.dependencies import application, client_address, services
 from lineside.services import people
 
@@ -41,6 +41,7 @@ class Person:
     user: User
     principal: Principal
     token: str
+    memberships: list[tuple[Organization, Role]]  # every organization they belong to, with their role
 
 
 def templates(request: Request) -> Jinja2Templates:
@@ -58,10 +59,10 @@ def signed_in(request: Request) -> Person | None:
     ctx = services(request)
     try:
         principal = people.authenticate_user_token(ctx, token)
-        user, _organizations = people.me(ctx, principal)
+        user, memberships = people.me(ctx, principal)
     except DomainError:
         return None
-    return Person(user, principal, token)
+    return Person(user, principal, token, memberships)
 
 
 def csrf_token(request: Request) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,3 +26,7 @@ class EventOutbox(Protocol):
     def list(
         self, *, within: str, filters: EventFilter, cursor: str | None, limit: int
     ) -> Page[DomainEvent]: ...
+
+    def latest(self, *, within: str, limit: int) -> builtins.list[DomainEvent]:
+        """The subtree's ``limit`` newest events, newest first (read backwards along an index)."""
+        ...

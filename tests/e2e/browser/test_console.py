@@ -1,0 +1,162 @@
+"""The manufacturer console (issue 15, first pages): a person invited into a maker's
+organization signs in and sees the overview (devices by state per product, the latest
+activity), finds devices by product, state and serial number a page at a time, opens one
+(facts, test runs with a word beside the colour, history), and, as an admin, creates a
+product; a viewer sees the same pages without the form, and another organization's ids are
+404 pages. At phone and desktop widths, with axe-core on every page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.browser.accessibility import serious_violations
+from tests.e2e.browser.claim_page import fits_the_phone, main, sign_in
+from tests.e2e.browser.owners import Person
+from tests.support.api import Tenant, unique
+from tests.support.factory import enrolled, factory_token
+
+pytestmark = pytest.mark.browser
+
+API = "/api/v1"
+
+
+@pytest.fixture(params=["phone", "desktop"])
+def browser(
+    request: pytest.FixtureRequest, make_phone: Callable[[], Page], make_desktop: Callable[[], Page]
+) -> Page:
+    return make_phone() if request.param == "phone" else make_desktop()
+
+
+def member(tenant: Tenant, person: Person, role: str) -> None:
+    invited = tenant.post(
+        f"{API}/organizations/{tenant.organization_id}/invitations",
+        json={"email": person.email, "role": role},
+    )
+    assert invited.status_code == 201, invited.text
+    accepted = tenant.http.post(
+        f"{API}/invitations/accept", json={"code": invited.json()["code"]}, headers=person.headers
+    )
+    assert accepted.status_code == 200, accepted.text
+
+
+def into_console(page: Page, person: Person) -> None:
+    page.goto("/console")
+    expect(page).to_have_url(re.compile(r"/signin"))
+    sign_in(page, person.email, person.password)
+    expect(page).to_have_url(re.compile(r"/console/[0-9a-f-]{36}$"))
+
+
+def checked(page: Page) -> None:
+    assert serious_violations(page) == []
+    assert fits_the_phone(page)
+
+
+def test_an_admin_sees_the_overview_finds_a_device_and_opens_its_history(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    product = tenant.product(name=unique("Sensor"))
+    defined = [tenant.device(product["id"])["id"] for _ in range(3)]
+    dut = enrolled(tenant.http, factory_token(tenant, product["id"]))["device"]
+    passed = tenant.post(f"{API}/devices/{dut['id']}/test-runs", json={"passed": False, "fixture": "bench 2"})
+    assert passed.status_code == 201, passed.text
+    person = make_person()
+    member(tenant, person, "admin")
+
+    into_console(browser, person)
+    expect(main(browser).get_by_test_id("seat")).to_contain_text("your role: admin")
+    row = browser.get_by_test_id("funnel").locator(f'tr[data-product="{product["id"]}"]')
+    expect(row.locator('td[data-state="defined"]')).to_have_text("3")
+    expect(row.locator('td[data-state="under_test"]')).to_have_text("1")
+    expect(row.locator('td[data-state="total"]')).to_have_text("4")
+    expect(browser.get_by_test_id("activity")).to_contain_text("device.tested")
+    checked(browser)
+
+    browser.get_by_role("navigation", name="Console").get_by_role("link", name="Devices").click()
+    expect(browser.get_by_test_id("devices").locator("tbody tr")).to_have_count(4)
+    browser.get_by_label("State").select_option("under_test")
+    browser.get_by_role("button", name="Show").click()
+    expect(browser.get_by_test_id("devices").locator("tbody tr")).to_have_count(1)
+    checked(browser)
+    browser.get_by_test_id("devices").get_by_role("link").first.click()
+    expect(browser.get_by_test_id("facts")).to_contain_text(dut["id"])
+    failed = browser.get_by_test_id("runs").locator("td.result")
+    expect(failed).to_have_text("failed")  # a word, not only a colour
+    expect(browser.get_by_test_id("history")).to_contain_text("device.enrolled")
+    checked(browser)
+    assert set(defined).isdisjoint({dut["id"]})
+
+
+def test_device_lists_come_a_page_at_a_time_and_search_by_serial(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    product = tenant.product(name=unique("Lamp"))
+    serials = [unique("SN") for _ in range(55)]
+    made = tenant.post(f"{API}/device-batches", json={"product_id": product["id"], "serial_numbers": serials})
+    assert made.status_code == 201, made.text
+    person = make_person()
+    member(tenant, person, "viewer")
+    into_console(browser, person)
+    browser.goto(f"/console/{tenant.organization_id}/devices?product={product['id']}")
+    expect(browser.get_by_test_id("devices").locator("tbody tr")).to_have_count(50)
+    browser.get_by_role("link", name=re.compile("^Next")).click()
+    expect(browser.get_by_test_id("devices").locator("tbody tr")).to_have_count(5)
+    browser.get_by_label("Serial number").fill(serials[7])
+    browser.get_by_role("button", name="Show").click()
+    expect(browser.get_by_test_id("devices")).to_contain_text(serials[7])
+    expect(browser.get_by_test_id("devices").locator("tbody tr")).to_have_count(1)
+
+
+def test_an_admin_creates_a_product_and_a_viewer_cannot(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person], http: httpx.Client
+) -> None:
+    admin, viewer = make_person(), make_person()
+    member(tenant, admin, "admin")
+    member(tenant, viewer, "viewer")
+    into_console(browser, admin)
+    browser.get_by_role("navigation", name="Console").get_by_role("link", name="Products").click()
+    name = unique("Kettle")
+    browser.get_by_label("Name").fill(name)
+    browser.get_by_label(re.compile("Metadata fields")).fill("colour: string required\nbad line")
+    browser.get_by_role("button", name="Create product").click()
+    expect(browser.get_by_role("alert")).to_contain_text("Metadata field line 2")
+    browser.get_by_label(re.compile("Metadata fields")).fill("colour: string required")
+    browser.get_by_role("button", name="Create product").click()
+    expect(browser.get_by_role("status")).to_contain_text("Product created")
+    expect(browser.get_by_test_id("products")).to_contain_text(f"{name}")
+    expect(browser.get_by_test_id("products")).to_contain_text("colour (string, required)")
+    checked(browser)
+    assert any(p["name"] == name for p in tenant.get(f"{API}/products").json()["items"])
+
+    browser.context.clear_cookies()
+    into_console(browser, viewer)
+    browser.goto(f"/console/{tenant.organization_id}/products")
+    expect(browser.get_by_test_id("products")).to_contain_text(name)
+    expect(browser.get_by_role("button", name="Create product")).to_have_count(0)
+    expect(main(browser)).to_contain_text("Your role (viewer) can look at products")
+
+
+def test_other_organizations_and_people_without_a_maker_get_no_console(
+    browser: Page, tenant: Tenant, make_tenant: Callable[[], Tenant], make_person: Callable[[], Person]
+) -> None:
+    person = make_person()
+    member(tenant, person, "admin")
+    other = make_tenant()
+    device = other.device(other.product()["id"])
+    into_console(browser, person)
+    for path in (
+        f"/console/{other.organization_id}",
+        f"/console/{tenant.organization_id}/devices/{device['id']}",
+    ):
+        opened = browser.goto(path)
+        assert opened is not None and opened.status == 404, path
+    browser.context.clear_cookies()
+    stranger = make_person()
+    browser.goto("/console")
+    sign_in(browser, stranger.email, stranger.password)
+    expect(main(browser)).to_contain_text("The console is for people of a manufacturer's organization")
+    checked(browser)
