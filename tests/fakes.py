@@ -645,6 +645,11 @@ class FakeStaticBatches:
         self._t.static_batches[batch_id] = replace(batch, exported_at=at)
         return True
 
+    def latest(self, *, within: str, limit: int) -> list[StaticTokenBatch]:
+        subtree = self._t.subtree(within)
+        mine = (batch for batch in self._t.static_batches.values() if batch.organization_id in subtree)
+        return sorted(mine, key=lambda batch: batch.id, reverse=True)[:limit]
+
     def clear_exported(self, batch_id: str) -> None:
         batch = self._t.static_batches[batch_id]
         self._t.static_batches[batch_id] = replace(batch, exported_at=None)

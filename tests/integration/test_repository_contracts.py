@@ -402,3 +402,18 @@ def test_the_latest_events_of_a_subtree_come_newest_first(units: UnitOfWorkFacto
     assert [one.id for one in of_sibling] == [
         one.id for one in made if one.organization_id == seeded.sibling.id
     ][::-1]
+
+
+def test_the_latest_batches_of_a_subtree_come_newest_first(units: UnitOfWorkFactory, seeded: Seeded) -> None:
+    made = [
+        StaticTokenBatch(new_id(), org.id, seeded.product.id, 0, [], T0)
+        for org in (seeded.child, seeded.sibling, seeded.parent, seeded.child)
+    ]
+    with units() as uow:
+        for batch in made:
+            uow.static_batches.add(batch)
+        uow.commit()
+    with units(write=False) as uow:
+        latest = uow.static_batches.latest(within=seeded.parent.path, limit=2)
+    mine = sorted((b.id for b in made if b.organization_id != seeded.sibling.id), reverse=True)
+    assert [batch.id for batch in latest] == mine[:2]

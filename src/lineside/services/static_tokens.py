@@ -24,7 +24,7 @@ from lineside.domain.identifiers import new_id, new_ids
 from lineside.domain.models import Principal, Product, Scope, StaticTokenBatch
 from lineside.domain.secret_tokens import SecretKind, generate_secrets
 from lineside.services.claims import claim_code_hash, claim_url
-from lineside.services.context import ServiceContext, not_found, require
+from lineside.services.context import ServiceContext, not_found, page_size, require
 from lineside.services.devices import new_device, validated_specs
 from lineside.services.lookups import load_product
 from lineside.services.ports import BatchUnit, NewDevice, UnitOfWork
@@ -146,6 +146,13 @@ def _load_batch(uow: UnitOfWork, principal: Principal, batch_id: str) -> tuple[S
     if batch is None:
         raise not_found("static token batch", batch_id)
     return batch, load_product(uow, principal, batch.product_id)
+
+
+def latest_batches(ctx: ServiceContext, principal: Principal, limit: int = 100) -> list[StaticTokenBatch]:
+    """The newest batches of the caller's organization and below, newest first."""
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        return uow.static_batches.latest(within=principal.organization.path, limit=page_size(limit))
 
 
 def get_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -> StaticTokenBatch:

@@ -7,8 +7,12 @@ product; a viewer sees the same pages without the form, and another organization
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +20,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.browser.accessibility import serious_violations
 from tests.e2e.browser.claim_page import fits_the_phone, main, sign_in
-from tests.e2e.browser.owners import Person
+from tests.e2e.browser.owners import Person, scanned
 from tests.support.api import Tenant, unique
 from tests.support.factory import enrolled, factory_token
 
@@ -160,3 +164,96 @@ def test_other_organizations_and_people_without_a_maker_get_no_console(
     sign_in(browser, stranger.email, stranger.password)
     expect(main(browser)).to_contain_text("The console is for people of a manufacturer's organization")
     checked(browser)
+
+
+def test_an_operator_makes_static_tokens_from_a_file_prints_labels_and_exports_once(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person], tmp_path: Path
+) -> None:
+    product = tenant.product(
+        name=unique("Plug"), fields=[{"name": "colour", "type": "string", "required": True}]
+    )
+    operator = make_person()
+    member(tenant, operator, "operator")
+    into_console(browser, operator)
+    browser.get_by_role("navigation", name="Console").get_by_role("link", name="Static tokens").click()
+    expect(browser).to_have_url(re.compile(r"/static-tokens$"))
+    checked(browser)
+
+    serials = [unique("SN") for _ in range(3)]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"Serial Number,Colour\n{serials[0]},red\n{serials[1]},\n{serials[0]},blue\n")
+    form = browser.locator("form", has=browser.get_by_role("button", name="Create tokens"))
+    form.get_by_label("Product").select_option(product["id"])
+    form.get_by_label(re.compile("CSV file")).set_input_files(str(bad))
+    form.get_by_label(re.compile("Column mapping")).fill("Serial Number = serial_number\nColour = colour")
+    form.get_by_role("button", name="Create tokens").click()
+    expect(browser.get_by_test_id("bad-rows").locator("tbody tr")).to_have_count(
+        2
+    )  # every bad row, before writing
+    assert tenant.get(f"{API}/devices", params={"product_id": product["id"]}).json()["items"] == []
+    checked(browser)
+
+    good = tmp_path / "good.csv"
+    good.write_text("Serial Number,Colour\n" + "".join(f"{serial},red\n" for serial in serials))
+    form = browser.locator("form", has=browser.get_by_role("button", name="Create tokens"))
+    form.get_by_label(re.compile("CSV file")).set_input_files(str(good))
+    form.get_by_label(re.compile("Column mapping")).fill("Serial Number = serial_number\nColour = colour")
+    form.get_by_role("button", name="Create tokens").click()
+    expect(browser.get_by_role("status")).to_contain_text("The batch was created")
+    expect(browser.get_by_test_id("batch")).to_contain_text("not exported yet")
+    checked(browser)
+
+    with browser.expect_download() as labels:
+        browser.get_by_role("link", name="QR codes and CSV (zip)").click()
+    with zipfile.ZipFile(labels.value.path()) as archive:
+        url = scanned(archive.read(f"qr/{serials[1]}.png"))
+    assert "/claim/lsc_" in url
+    with browser.expect_download() as pdf:
+        browser.get_by_role("link", name="Labels to print (PDF)").click()
+    assert Path(pdf.value.path()).read_bytes().startswith(b"%PDF")
+
+    expect(browser.get_by_role("note")).to_contain_text("Once only")
+    with browser.expect_download() as export:
+        browser.get_by_role("button", name=re.compile("Download the tokens")).click()
+    with zipfile.ZipFile(export.value.path()) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("tokens.csv").decode())))
+    assert sorted(row["serial_number"] for row in rows) == sorted(serials)
+    token = rows[0]["device_token"]
+    me = tenant.http.get("/device/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200, me.text
+
+    browser.reload()
+    expect(browser.get_by_test_id("batch")).to_contain_text("exported")
+    browser.get_by_role("button", name="Regenerate the tokens").click()
+    expect(browser.get_by_role("status")).to_contain_text("no longer work")
+    assert tenant.http.get("/device/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_viewer_sees_batches_but_cannot_make_or_export_them(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    product = tenant.product()
+    batch = tenant.created(f"{API}/products/{product['id']}/static-tokens", {"count": 2})
+    viewer = make_person()
+    member(tenant, viewer, "viewer")
+    into_console(browser, viewer)
+    browser.goto(f"/console/{tenant.organization_id}/static-tokens")
+    expect(browser.get_by_test_id("batches")).to_contain_text(product["name"])
+    expect(browser.get_by_role("button", name="Create tokens")).to_have_count(0)
+    browser.goto(f"/console/{tenant.organization_id}/static-tokens/{batch['batch_id']}")
+    expect(browser.get_by_role("button", name=re.compile("Download the tokens"))).to_have_count(0)
+    checked(browser)
+
+
+def test_the_account_page_and_the_landing_page_lead_a_maker_to_the_console(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    person = make_person()
+    member(tenant, person, "viewer")
+    browser.goto("/")
+    browser.get_by_role("link", name="The console").click()
+    sign_in(browser, person.email, person.password)
+    expect(browser).to_have_url(re.compile(rf"/console/{tenant.organization_id}$"))
+    browser.goto("/account")
+    browser.get_by_test_id("console-link").get_by_role("link", name="open the console").click()
+    expect(browser).to_have_url(re.compile(rf"/console/{tenant.organization_id}$"))

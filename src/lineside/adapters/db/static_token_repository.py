@@ -55,6 +55,11 @@ class SqlStaticTokenBatchRepository(SqlRepository):
         )
         return result.rowcount == 1
 
+    def latest(self, *, within: str, limit: int) -> list[StaticTokenBatch]:
+        c = t.static_token_batches.c
+        query = select(t.static_token_batches).where(owned_within(c.organization_id, within))
+        return [_batch(row) for row in self._all(query.order_by(c.id.desc()).limit(limit))]
+
     def clear_exported(self, batch_id: str) -> None:
         c = t.static_token_batches.c
         self.connection.execute(

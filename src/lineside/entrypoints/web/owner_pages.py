@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lineside.domain.errors import DomainError
+from lineside.domain.models import OrganizationKind
 from lineside.entrypoints.api.dependencies import client_address, services
 from lineside.entrypoints.api.problems import status_of
 from lineside.entrypoints.web.pages import (
@@ -116,7 +117,10 @@ def account(request: Request, claimed: str | None = None, done: str | None = Non
     if person is None:
         return _sign_in_first(request)
     owned = owners.owned_devices(services(request), person.principal)
-    return page(request, "account.html", user=person.user, owned=owned, claimed=claimed, done=done)
+    makers = [org for org, _role in person.memberships if org.kind is OrganizationKind.MANUFACTURER]
+    return page(
+        request, "account.html", user=person.user, owned=owned, claimed=claimed, done=done, makers=makers
+    )
 
 
 @router.get("/account/devices/{device_id}", response_model=None)

@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, StrictInt, ValidationError
-from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from lineside.adapters.labels import label_rows, write_labels_pdf, write_zip
 from lineside.domain.errors import InvalidInput
-from lineside.domain.models import Principal
+from lineside.entrypoints.api.batch_files import export_file, labels_pdf_file, labels_zip_file
 from lineside.entrypoints.api.bodies import csv_text, invalid, media_type
 from lineside.entrypoints.api.dependencies import Caller, Services, application
 from lineside.entrypoints.api.openapi import problem_responses
 from lineside.entrypoints.api.schemas import Request as RequestBody
 from lineside.services import static_tokens
-from lineside.services.context import ServiceContext
-from lineside.services.static_tokens import BatchContents
 
 router = APIRouter(prefix="/api/v1", tags=["static tokens"])
 
@@ -170,59 +162,6 @@ def regenerate(batch_id: str, request: Request, ctx: Services, caller: Caller) -
     return _batch_out(request, static_tokens.regenerate_batch(ctx, caller, batch_id))
 
 
-def _scratch_file(request: Request, write: Callable[[BinaryIO], object], suffix: str) -> str:
-    """``write`` into a new private file of the data dir's scratch folder, synced; its path."""
-    scratch = application(request).settings.data_dir / "tmp"
-    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor, path = tempfile.mkstemp(dir=scratch, suffix=suffix)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        os.unlink(path)
-        raise
-    return path
-
-
-def _sent_then_removed(path: str, name: str, media: str) -> FileResponse:
-    return FileResponse(path, media_type=media, filename=name, background=BackgroundTask(os.unlink, path))
-
-
-def _file_response(
-    request: Request, write: Callable[[BinaryIO], object], name: str, media: str
-) -> FileResponse:
-    return _sent_then_removed(_scratch_file(request, write, Path(name).suffix), name, media)
-
-
-def _built_export(request: Request, ctx: ServiceContext, caller: Principal, batch_id: str) -> str:
-    """The whole export zip on disk, its tokens committed; the scratch file goes if it fails."""
-    built: list[str] = []
-
-    def build(contents: BatchContents) -> str:
-        built.append(_scratch_file(request, _zip_of(contents, True), ".zip"))
-        return built[-1]
-
-    try:
-        return static_tokens.export_batch(ctx, caller, batch_id, build)
-    except BaseException:
-        for path in built:
-            os.unlink(path)
-        raise
-
-
-def _zip_of(contents: BatchContents, with_tokens: bool) -> Callable[[BinaryIO], object]:
-    csv_name = "tokens.csv" if with_tokens else "labels.csv"
-    return lambda out: write_zip(
-        out,
-        label_rows(contents.rows),
-        metadata_columns=contents.batch.metadata_columns,
-        with_tokens=with_tokens,
-        csv_name=csv_name,
-    )
-
-
 @router.get(
     "/static-token-batches/{batch_id}/export.zip",
     response_class=FileResponse,
@@ -234,26 +173,16 @@ async def export(batch_id: str, request: Request, ctx: Services, caller: Caller)
     The whole zip is built and its tokens committed before the first byte is sent; if the
     download is lost after that, `POST .../regenerate` allows one more.
     """
-    path = await run_in_threadpool(_built_export, request, ctx, caller, batch_id)
-    return _sent_then_removed(path, f"static-tokens-{batch_id}.zip", "application/zip")
+    return await export_file(request, ctx, caller, batch_id)
 
 
 @router.get("/static-token-batches/{batch_id}/labels.zip", response_class=FileResponse)
 async def labels_zip(batch_id: str, request: Request, ctx: Services, caller: Caller) -> FileResponse:
     """QR PNGs and a CSV without secrets, as often as wanted."""
-    contents = await run_in_threadpool(static_tokens.batch_labels, ctx, caller, batch_id)
-    name = f"labels-{batch_id}.zip"
-    return await run_in_threadpool(_file_response, request, _zip_of(contents, False), name, "application/zip")
+    return await labels_zip_file(request, ctx, caller, batch_id)
 
 
 @router.get("/static-token-batches/{batch_id}/labels.pdf", response_class=FileResponse)
 async def labels_pdf(batch_id: str, request: Request, ctx: Services, caller: Caller) -> FileResponse:
     """A printable sheet: QR code, serial number and product name per label."""
-    contents = await run_in_threadpool(static_tokens.batch_labels, ctx, caller, batch_id)
-
-    def write(out: BinaryIO) -> object:
-        return write_labels_pdf(out, label_rows(contents.rows), product_name=contents.product.name)
-
-    return await run_in_threadpool(
-        _file_response, request, write, f"labels-{batch_id}.pdf", "application/pdf"
-    )
+    return await labels_pdf_file(request, ctx, caller, batch_id)
