@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
 
+import httpx
 from click.testing import CliRunner
 
 from lineside.entrypoints.cli.main import cli
@@ -82,3 +84,42 @@ def test_too_few_devices_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["demo", "--devices", "1"])
     assert result.exit_code == 2
     assert "--devices" in result.stderr
+
+
+def test_the_demo_can_stay_up_for_a_person_to_look_around_the_console() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "lineside", "demo", "--devices", "4", "--json", "--stay"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "LINESIDE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+    ) as demo:
+        try:
+            console = _report_of(demo)["console"]
+            base = console["url"].split("/console/")[0]
+            with httpx.Client(base_url=base) as http:
+                account = {"email": console["email"], "password": console["password"]}
+                http.cookies.set(
+                    "lineside_session", http.post("/api/v1/auth/token", json=account).json()["access_token"]
+                )
+                page = http.get(console["url"])
+            assert page.status_code == 200
+            assert "Demo Thermostat" in page.text and "your role: <strong>admin</strong>" in page.text
+        finally:
+            demo.send_signal(signal.SIGINT)
+            assert demo.wait(timeout=60) == 0
+
+
+def _report_of(demo: subprocess.Popen[str]) -> dict[str, Any]:
+    """The JSON report, printed whole before the demo starts waiting."""
+    assert demo.stdout is not None
+    decoder, text = json.JSONDecoder(), ""
+    while True:
+        line = demo.stdout.readline()
+        assert line, "the demo ended before its report"
+        text += line
+        try:
+            report: dict[str, Any] = decoder.raw_decode(text)[0]
+            return report
+        except ValueError:
+            continue

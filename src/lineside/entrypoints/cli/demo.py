@@ -13,6 +13,7 @@ saying which stage failed and why, and exit status 1.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -65,7 +66,10 @@ def _stages(world: DemoWorld, state: StoryState, devices: int) -> list[Stage]:
 )
 @click.option("--keep", is_flag=True, help="Keep the temporary data directory (database, flash files).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (progress goes to stderr).")
-def demo(devices: int, keep: bool, as_json: bool) -> None:
+@click.option(
+    "--stay", is_flag=True, help="Keep the server up afterwards, to look around the console (Ctrl-C ends it)."
+)
+def demo(devices: int, keep: bool, as_json: bool, stay: bool) -> None:
     """The whole story in one command, on a private server that goes away afterwards."""
 
     def say(line: str) -> None:
@@ -88,16 +92,40 @@ def demo(devices: int, keep: bool, as_json: bool) -> None:
                 say(f"      {summary} ({seconds:.2f} s)")
             stage = "the final count"
             report = build_report(world, state, devices, timings, keep)
+            report["console"] = {
+                "url": f"{world.api_url}/console/{state.organization_id}",
+                "email": state.console_email,
+                "password": state.console_password,
+            }
+            if stay:
+                _show_report(report, as_json)
+                _stay_until_interrupted(report["console"]["url"])
+                return
     except (DemoFailed, DeviceError) as error:
         raise click.ClickException(f"demo failed at {stage}: {error}") from None
     except (OSError, RuntimeError) as error:  # a port taken, the broker not starting
         raise click.ClickException(f"demo failed at {stage}: {error.__class__.__name__}: {error}") from None
+    _show_report(report, as_json)
+    click.echo(
+        "(The demo's server is gone now: `lineside demo --stay` keeps it up to look around.)", err=as_json
+    )
+
+
+def _show_report(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
         echo_json(report)
     else:
         for line in report_lines(report):
             click.echo(line)
     sys.stdout.flush()
+
+
+def _stay_until_interrupted(url: str) -> None:
+    click.echo(f"Serving until Ctrl-C: {url}", err=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        click.echo("Stopped.", err=True)
 
 
 def build_report(
@@ -187,3 +215,7 @@ def report_lines(report: dict[str, Any]) -> Iterator[str]:
     yield f"{'':<20}total {sum(timings.values()):.2f}"
     if report["data_dir"]:
         yield f"{'data kept in':<20}{report['data_dir']}"
+    console = report.get("console")
+    if console:
+        yield f"{'console':<20}{console['url']}"
+        yield f"{'':<20}sign in as {console['email']}, password {console['password']}"

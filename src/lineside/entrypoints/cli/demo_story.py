@@ -61,6 +61,9 @@ class StoryState:
     claimed: int = 0
     unclaimed: int = 0
     expected_webhooks: dict[str, int] = field(default_factory=dict)
+    console_email: str = ""
+    console_password: str = ""
+    organization_id: str = ""
 
 
 def make_manufacturer(world: DemoWorld, state: StoryState) -> str:
@@ -70,7 +73,27 @@ def make_manufacturer(world: DemoWorld, state: StoryState) -> str:
     with DemoApi(world.api_url, state.admin_key) as api:
         key = api.json("POST", "/api/v1/api-keys", 201, json={"name": "Line 1", "scopes": ["factory"]})
     state.factory_key = key["key"]
-    return f"organization {created.organization.name!r}, an admin key and a factory-scoped key for the line"
+    state.organization_id = created.organization.id
+    _console_person(world, state)
+    return (
+        f"organization {created.organization.name!r}, an admin key, a factory-scoped key for the line"
+        f" and {state.console_email}, an admin of it in the console"
+    )
+
+
+def _console_person(world: DemoWorld, state: StoryState) -> None:
+    """Someone who can look around the console afterwards: an account invited as an admin."""
+    state.console_email = f"maker-{secrets.token_hex(3)}@demo.invalid"
+    state.console_password = secrets.token_urlsafe(12)
+    account = {"email": state.console_email, "password": state.console_password}
+    with DemoApi(world.api_url) as api:
+        api.json("POST", "/api/v1/users", 201, json=account)
+        token = api.json("POST", "/api/v1/auth/token", 200, json=account)["access_token"]
+    with DemoApi(world.api_url, state.admin_key) as api:
+        path = f"/api/v1/organizations/{state.organization_id}/invitations"
+        invited = api.json("POST", path, 201, json={"email": state.console_email, "role": "admin"})
+    with DemoApi(world.api_url, token) as api:
+        api.json("POST", "/api/v1/invitations/accept", 200, json={"code": invited["code"]})
 
 
 def make_products(world: DemoWorld, state: StoryState) -> str:
