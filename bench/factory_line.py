@@ -41,11 +41,9 @@ from pathlib import Path
 from device_auth import HOST, free_port, machine_busy_seconds, process_tree_cpu, running_server
 from scratch import (
     DEFAULT_POSTGRES_URL,
-    backends_of,
     bench_parser,
+    each_backend,
     postgres_database,
-    print_machine,
-    stop_cleanly_on_signals,
 )
 
 from lineside.bootstrap import bootstrap
@@ -201,17 +199,11 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    stop_cleanly_on_signals()
-    print_machine()
     print(
         f"Run:    {args.fixtures} fixtures, {args.workers} server workers, fail rate {args.fail_rate:g},"
         f" seed {args.seed}"
     )
-    backends = backends_of(args)
-    try:
-        measurements = [run_backend(args, backend) for backend in backends]
-    except KeyboardInterrupt:
-        raise SystemExit("interrupted: the server is stopped and the temporary database dropped") from None
+    measurements = each_backend(args, lambda backend: run_backend(args, backend))
     print_results(args, measurements)
     if any(m.report.errors or m.report.completed < args.count for m in measurements):
         raise SystemExit("some DUT cycles went wrong (see the errors above)")

@@ -47,11 +47,9 @@ from device_auth import (
 )
 from scratch import (
     DEFAULT_POSTGRES_URL,
-    backends_of,
     bench_parser,
+    each_backend,
     postgres_database,
-    print_machine,
-    stop_cleanly_on_signals,
 )
 
 from lineside.adapters.db.device_repository import (
@@ -277,18 +275,15 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    stop_cleanly_on_signals()
-    print_machine()
-    backends = backends_of(args)
-    try:
-        for backend in backends:
-            if args.only in (None, "auth"):
-                print_served(backend, device_auth(args, backend))
-            if args.only in (None, "batch"):
-                floor, lineside = raw_insert(backend, args), lineside_batch(backend, args)
-                print_batch(backend, args.count, lineside, floor)
-    except KeyboardInterrupt:
-        raise SystemExit("interrupted: servers stopped, temporary databases dropped") from None
+
+    def compare(backend: str) -> None:
+        if args.only in (None, "auth"):
+            print_served(backend, device_auth(args, backend))
+        if args.only in (None, "batch"):
+            floor, lineside = raw_insert(backend, args), lineside_batch(backend, args)
+            print_batch(backend, args.count, lineside, floor)
+
+    each_backend(args, compare)
 
 
 if __name__ == "__main__":

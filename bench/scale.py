@@ -43,11 +43,9 @@ import httpx
 from device_auth import HOST, free_port, running_server
 from scratch import (
     DEFAULT_POSTGRES_URL,
-    backends_of,
     bench_parser,
+    each_backend,
     postgres_database,
-    print_machine,
-    stop_cleanly_on_signals,
 )
 from sqlalchemy import select
 
@@ -345,14 +343,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    stop_cleanly_on_signals()
-    print_machine()
-    backends = backends_of(args)
-    try:
-        for backend in backends:
-            run_backend(args, backend)
-    except KeyboardInterrupt:
-        raise SystemExit("interrupted: the server is stopped and the temporary database dropped") from None
+    each_backend(args, lambda backend: run_backend(args, backend))
 
 
 if __name__ == "__main__":

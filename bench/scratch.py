@@ -9,10 +9,10 @@ import platform
 import secrets
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -72,3 +72,17 @@ def stop_cleanly_on_signals() -> None:
     """SIGTERM and Ctrl-C unwind the stack, so servers stop and scratch databases are dropped."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+Measured = TypeVar("Measured")
+
+
+def each_backend(args: argparse.Namespace, measure: Callable[[str], Measured]) -> list[Measured]:
+    """``measure`` on each backend of ``--backend``, after the machine header; Ctrl-C or
+    SIGTERM unwinds it (servers stopped, scratch databases dropped) and exits with a line."""
+    stop_cleanly_on_signals()
+    print_machine()
+    try:
+        return [measure(backend) for backend in backends_of(args)]
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted: servers stopped, temporary databases dropped") from None
