@@ -257,3 +257,71 @@ def test_the_account_page_and_the_landing_page_lead_a_maker_to_the_console(
     browser.goto("/account")
     browser.get_by_test_id("console-link").get_by_role("link", name="open the console").click()
     expect(browser).to_have_url(re.compile(rf"/console/{tenant.organization_id}$"))
+
+
+def test_an_operator_opens_a_line_watches_its_units_and_closes_it(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    product = tenant.product(name=unique("Thermostat"))
+    operator, viewer = make_person(), make_person()
+    member(tenant, operator, "operator")
+    member(tenant, viewer, "viewer")
+    into_console(browser, operator)
+    browser.get_by_role("navigation", name="Console").get_by_role("link", name="Factory").click()
+    browser.get_by_label("Product").select_option(product["id"])
+    browser.get_by_label(re.compile("^Name")).fill("Line 7")
+    browser.get_by_role("button", name="Create an enrollment token").click()
+    secret = browser.get_by_test_id("new-token").inner_text().strip()
+    assert secret.startswith("lsf_")
+    checked(browser)
+
+    unit = enrolled(tenant.http, secret)["device"]
+    browser.goto(f"/console/{tenant.organization_id}/factory")
+    expect(browser.get_by_test_id("new-token")).to_have_count(0)  # shown once
+    row = browser.get_by_test_id("line").locator(f'tr[data-product="{product["id"]}"]')
+    expect(row.locator("td").first).to_have_text("1")
+    row.locator("td").first.get_by_role("link").click()
+    expect(browser.get_by_test_id("devices")).to_contain_text(unit["serial_number"])
+
+    browser.goto(f"/console/{tenant.organization_id}/factory")
+    browser.get_by_role("button", name="Revoke Line 7").click()
+    expect(browser.get_by_role("status")).to_contain_text("no longer enrolls")
+    refused = tenant.http.post(
+        f"{API}/factory/duts", json={"enrollment_token": secret, "hardware_id": "AA:BB:CC:00:00:09"}
+    )
+    assert refused.status_code == 401, refused.text
+    checked(browser)
+
+    browser.context.clear_cookies()
+    into_console(browser, viewer)
+    browser.goto(f"/console/{tenant.organization_id}/factory")
+    expect(browser.get_by_test_id("enrollment-tokens")).to_contain_text("revoked")
+    expect(browser.get_by_role("button", name="Create an enrollment token")).to_have_count(0)
+
+
+def test_the_audit_log_filters_pages_and_exports_formula_safe_csv(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    product = tenant.product(name='=HYPERLINK("http://evil")')  # a name a spreadsheet would run
+    made = [tenant.device(product["id"])["id"] for _ in range(3)]
+    person = make_person()
+    member(tenant, person, "viewer")
+    into_console(browser, person)
+    browser.get_by_role("navigation", name="Console").get_by_role("link", name="Audit log").click()
+    browser.get_by_label("Event type").fill("device.defined")
+    browser.get_by_role("button", name="Filter").click()
+    expect(browser.get_by_test_id("audit").locator("tbody tr")).to_have_count(3)
+    browser.get_by_label("Subject id").fill(made[1])
+    browser.get_by_role("button", name="Filter").click()
+    expect(browser.get_by_test_id("audit").locator("tbody tr")).to_have_count(1)
+    checked(browser)
+
+    browser.get_by_label("Event type").fill("")
+    browser.get_by_label("Subject id").fill("")
+    browser.get_by_role("button", name="Filter").click()
+    with browser.expect_download() as download:
+        browser.get_by_role("link", name="Export these events (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert {row["type"] for row in rows} >= {"product.created", "device.defined"}
+    assert sum(row["type"] == "device.defined" for row in rows) == 3
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row.values())

@@ -39,7 +39,7 @@ from lineside.entrypoints.api.routes import (
     static_tokens,
     webhooks,
 )
-from lineside.entrypoints.web import claim_pages, console_pages, home, owner_pages
+from lineside.entrypoints.web import claim_pages, console, home, owner_pages
 from lineside.entrypoints.worker import worker_lifespan
 
 DESCRIPTION = """
@@ -88,10 +88,11 @@ def create_app(application: Application) -> FastAPI:
         webhooks,
         claim_pages,
         owner_pages,
-        console_pages,
         home,
     ):
         app.include_router(module.router)
+    for router in console.ROUTERS:
+        app.include_router(router)
     if application.settings.metrics_enabled:
         app.include_router(metrics.router)
     # Added last runs first: the size cap guards the idempotency middleware's body read.

@@ -1,0 +1,211 @@
+"""The console's overview, devices and products."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from lineside.domain.errors import DomainError, InvalidInput
+from lineside.domain.lifecycle import DeviceState
+from lineside.domain.metadata import FieldType, MetadataField
+from lineside.domain.models import EnrollmentPolicy
+from lineside.entrypoints.api.dependencies import services
+from lineside.entrypoints.api.problems import status_of
+from lineside.entrypoints.web.console.seats import NOT_A_MAKER, PAGE_SIZE, Seat, makers_of, seat_for, show
+from lineside.entrypoints.web.pages import check_csrf, message, signed_in
+from lineside.services import (
+    audit,
+    devices,
+    factory_line,
+    overview,
+    products,
+)
+from lineside.services.context import ServiceContext
+from lineside.services.ports import DeviceFilter, EventFilter
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@router.get("", response_model=None)
+def console_home(request: Request) -> Response:
+    """The first manufacturer organization the person belongs to."""
+    person = signed_in(request)
+    if person is None:
+        return RedirectResponse("/signin?next=/console", status_code=303)
+    makers = makers_of(person)
+    if not makers:
+        return message(request, 403, "No console for you yet", NOT_A_MAKER)
+    return RedirectResponse(f"/console/{makers[0][0].id}", status_code=303)
+
+
+@router.get("/{organization_id}", response_model=None)
+async def overview_page(request: Request, organization_id: str) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    figures = await run_in_threadpool(overview.overview, services(request), seat.acting)
+    return show(request, seat, "overview.html", figures=figures, states=list(DeviceState))
+
+
+# -- devices ---------------------------------------------------------------------------------
+
+
+@router.get("/{organization_id}/devices", response_model=None)
+async def devices_page(
+    request: Request,
+    organization_id: str,
+    product: str = "",
+    state: str = "",
+    serial: str = "",
+    cursor: str = "",
+) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    ctx, query = services(request), {"product": product, "state": state, "serial": serial}
+
+    def read() -> dict[str, Any]:
+        context = _list_context(ctx, seat)
+        try:
+            filters = DeviceFilter(
+                product_id=product or None,
+                state=DeviceState(state) if state else None,
+                serial_number=serial.strip() or None,
+            )
+            limit = PAGE_SIZE
+            context["page"] = devices.list_devices(
+                ctx, seat.acting, filters=filters, cursor=cursor or None, limit=limit
+            )
+        except ValueError:
+            context["error"], context["status"] = f"Unknown state '{state}'.", 422
+        except DomainError as error:
+            context["error"], context["status"] = error.detail, status_of(error)
+        return context
+
+    context = await run_in_threadpool(read)
+    return show(request, seat, "devices.html", context.pop("status", 200), query=query, **context)
+
+
+def _list_context(ctx: ServiceContext, seat: Seat) -> dict[str, Any]:
+    made = products.list_products(ctx, seat.acting, cursor=None, limit=200).items
+    return {
+        "products": made,
+        "names": {p.id: p.name for p in made},
+        "states": list(DeviceState),
+        "page": None,
+    }
+
+
+@router.get("/{organization_id}/devices/{device_id}", response_model=None)
+async def device_page(request: Request, organization_id: str, device_id: str) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    ctx = services(request)
+
+    def read() -> dict[str, Any]:
+        device = devices.get_device(ctx, seat.acting, device_id)
+        history = audit.list_audit_events(
+            ctx, seat.acting, filters=EventFilter(subject_id=device.id), cursor=None, limit=100
+        )
+        return {
+            "device": device,
+            "product": products.get_product(ctx, seat.acting, device.product_id),
+            "history": history.items,
+            "runs": factory_line.list_test_runs(ctx, seat.acting, device.id),
+        }
+
+    try:
+        context = await run_in_threadpool(read)
+    except DomainError as error:
+        return message(request, status_of(error), "Not found", error.detail)
+    return show(request, seat, "device.html", **context)
+
+
+# -- products --------------------------------------------------------------------------------
+
+
+@router.get("/{organization_id}/products", response_model=None)
+async def products_page(request: Request, organization_id: str) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    made = await run_in_threadpool(
+        lambda: products.list_products(services(request), seat.acting, cursor=None, limit=200)
+    )
+    return show(request, seat, "products.html", made=made.items, form={}, policies=list(EnrollmentPolicy))
+
+
+@router.post("/{organization_id}/products", response_model=None)
+async def create_product(
+    request: Request,
+    organization_id: str,
+    name: str = Form(""),
+    fields: str = Form(""),
+    policy: str = Form("create"),
+    requires_blessing: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    ctx = services(request)
+    try:
+        check_csrf(request, csrf)
+        made = await run_in_threadpool(
+            lambda: products.create_product(
+                ctx,
+                seat.acting,
+                name=name,
+                fields=metadata_fields(fields),
+                enrollment_policy=_policy(policy),
+                requires_blessing=bool(requires_blessing),
+            )
+        )
+    except DomainError as error:
+        listed = await run_in_threadpool(
+            lambda: products.list_products(ctx, seat.acting, cursor=None, limit=200)
+        )
+        form = {"name": name, "fields": fields, "policy": policy, "requires_blessing": requires_blessing}
+        return show(
+            request,
+            seat,
+            "products.html",
+            status_of(error),
+            made=listed.items,
+            form=form,
+            error=error.detail,
+            policies=list(EnrollmentPolicy),
+        )
+    return RedirectResponse(f"/console/{organization_id}/products?created={made.id}", status_code=303)
+
+
+def metadata_fields(text: str) -> list[MetadataField]:
+    """The form's metadata fields, one per line: ``name: type`` with ``required`` after it
+    when the field must be given (``colour: string required``)."""
+    parsed = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, _, rest = line.partition(":")
+        words = rest.split()
+        kinds = {kind.value for kind in FieldType}
+        if not name.strip() or not words or words[0] not in kinds or words[1:] not in ([], ["required"]):
+            raise InvalidInput(
+                f"Metadata field line {number} should read 'name: type' or 'name: type required', "
+                f"type one of {', '.join(sorted(kinds))}."
+            )
+        parsed.append(
+            MetadataField(name=name.strip(), type=FieldType(words[0]), required=words[1:] == ["required"])
+        )
+    return parsed
+
+
+def _policy(text: str) -> EnrollmentPolicy:
+    try:
+        return EnrollmentPolicy(text)
+    except ValueError:
+        raise InvalidInput("The enrollment policy is 'create' or 'predefined'.") from None

@@ -1,0 +1,172 @@
+"""The console's factory line and audit log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+
+from lineside.adapters.csv_files import csv_text as csv_rows_text
+from lineside.domain.errors import DomainError
+from lineside.domain.events import DomainEvent
+from lineside.domain.lifecycle import DeviceState
+from lineside.entrypoints.api.dependencies import services
+from lineside.entrypoints.api.problems import status_of
+from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, seat_for, show
+from lineside.entrypoints.web.pages import check_csrf, message
+from lineside.services import audit, factory_tokens, overview, products
+from lineside.services.ports import EventFilter
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+# -- the factory line ------------------------------------------------------------------------
+
+
+@router.get("/{organization_id}/factory", response_model=None)
+async def factory_page(request: Request, organization_id: str) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    return show(request, seat, "factory.html", **await run_in_threadpool(_factory_context, request, seat))
+
+
+def _factory_context(request: Request, seat: Seat) -> dict[str, Any]:
+    ctx = services(request)
+    made = products.list_products(ctx, seat.acting, cursor=None, limit=200).items
+    return {
+        "tokens": factory_tokens.list_factory_tokens(ctx, seat.acting),
+        "products": made,
+        "names": {product.id: product.name for product in made},
+        "figures": overview.overview(ctx, seat.acting).products,
+        "created": None,
+        "states": DeviceState,
+    }
+
+
+@router.post("/{organization_id}/factory/enrollment-tokens", response_model=None)
+async def create_enrollment_token(
+    request: Request,
+    organization_id: str,
+    product: str = Form(""),
+    name: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:
+    """A line's enrollment token: its secret is on this one page, never again."""
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    ctx = services(request)
+    try:
+        check_csrf(request, csrf)
+        created = await run_in_threadpool(
+            lambda: factory_tokens.create_factory_token(
+                ctx, seat.acting, product_id=product, name=name or None
+            )
+        )
+    except DomainError as error:
+        context = await run_in_threadpool(_factory_context, request, seat)
+        return show(request, seat, "factory.html", status_of(error), error=error.detail, **context)
+    context = await run_in_threadpool(_factory_context, request, seat)
+    context["created"] = created
+    return show(request, seat, "factory.html", **context)
+
+
+@router.post("/{organization_id}/factory/enrollment-tokens/{token_id}/revoke", response_model=None)
+async def revoke_enrollment_token(
+    request: Request, organization_id: str, token_id: str, csrf: str = Form("")
+) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    try:
+        check_csrf(request, csrf)
+        await run_in_threadpool(factory_tokens.revoke_factory_token, services(request), seat.acting, token_id)
+    except DomainError as error:
+        return message(request, status_of(error), "Not revoked", error.detail)
+    return RedirectResponse(f"/console/{organization_id}/factory?revoked=1", status_code=303)
+
+
+# -- the audit log ---------------------------------------------------------------------------
+
+AUDIT_EXPORT_PAGE = 1000
+
+
+def _audit_filters(event_type: str, subject: str) -> EventFilter:
+    return EventFilter(type=event_type.strip() or None, subject_id=subject.strip() or None)
+
+
+@router.get("/{organization_id}/audit", response_model=None)
+async def audit_page(
+    request: Request, organization_id: str, type: str = "", subject: str = "", cursor: str = ""
+) -> Response:
+    """Every event of the organization and below, oldest first, a page at a time."""
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    query = {"type": type, "subject": subject}
+    try:
+        found = await run_in_threadpool(
+            lambda: audit.list_audit_events(
+                services(request),
+                seat.acting,
+                filters=_audit_filters(type, subject),
+                cursor=cursor or None,
+                limit=PAGE_SIZE,
+            )
+        )
+    except DomainError as error:
+        return show(request, seat, "audit.html", status_of(error), error=error.detail, page=None, query=query)
+    return show(request, seat, "audit.html", page=found, query=query)
+
+
+@router.get("/{organization_id}/audit.csv", response_model=None)
+async def audit_csv(request: Request, organization_id: str, type: str = "", subject: str = "") -> Response:
+    """The filtered audit log as CSV (no cell can reach a spreadsheet as a formula)."""
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    ctx, filters = services(request), _audit_filters(type, subject)
+
+    def chunks() -> Iterator[str]:
+        """A page of events at a time (starlette iterates this in its threadpool)."""
+        yield csv_rows_text([AUDIT_COLUMNS])
+        cursor: str | None = None
+        while True:
+            page = audit.list_audit_events(
+                ctx, seat.acting, filters=filters, cursor=cursor, limit=AUDIT_EXPORT_PAGE
+            )
+            yield csv_rows_text(_audit_row(event) for event in page.items)
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    try:  # the first page here, so that a refusal is a page, not a broken download
+        await run_in_threadpool(
+            audit.list_audit_events, ctx, seat.acting, filters=filters, cursor=None, limit=1
+        )
+    except DomainError as error:
+        return message(request, status_of(error), "No export", error.detail)
+    disposition = f'attachment; filename="audit-{organization_id}.csv"'
+    headers = {"Content-Disposition": disposition, "Cache-Control": "no-store"}
+    return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+AUDIT_COLUMNS = ["occurred_at", "type", "actor", "subject_type", "subject_id", "organization_id", "data"]
+
+
+def _audit_row(event: DomainEvent) -> list[str]:
+    data = json.dumps(event.data, sort_keys=True, default=str)
+    return [
+        event.occurred_at.isoformat(),
+        event.type,
+        event.actor,
+        event.subject_type,
+        event.subject_id,
+        event.organization_id,
+        data,
+    ]

@@ -1,0 +1,57 @@
+"""Who is looking at the console, for which organization, with which role; how a
+console page is shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from lineside.domain.models import Organization, OrganizationKind, Principal, Role, Scope
+from lineside.entrypoints.api.dependencies import services
+from lineside.entrypoints.web.pages import Person, message, page, signed_in
+from lineside.services import people
+
+PAGE_SIZE = 50
+NOT_A_MAKER = (
+    "The console is for people of a manufacturer's organization. Ask its owner to invite you "
+    "(your own devices are under Your devices)."
+)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """Who is looking, for which organization, with which role; the organizations they may switch to."""
+
+    person: Person
+    acting: Principal
+    makers: list[tuple[Organization, Role]]
+
+    @property
+    def organization(self) -> Organization:
+        return self.acting.organization
+
+    def may(self, scope: str) -> bool:
+        return self.acting.can(Scope(scope))
+
+
+def makers_of(person: Person) -> list[tuple[Organization, Role]]:
+    return [(org, role) for org, role in person.memberships if org.kind is OrganizationKind.MANUFACTURER]
+
+
+def seat_for(request: Request, organization_id: str) -> Seat | Response:
+    """The seat for ``organization_id``, or the page to show instead (sign in, not a member)."""
+    person = signed_in(request)
+    if person is None:
+        return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+    makers = makers_of(person)
+    if not any(org.id == organization_id for org, _role in makers):
+        return message(request, 404, "Not found", "No organization of yours has this id.")
+    acting = people.authenticate_user_token(services(request), person.token, organization_id)
+    return Seat(person, acting, makers)
+
+
+def show(request: Request, seat: Seat, template: str, status: int = 200, **context: Any) -> Response:
+    return page(request, f"console/{template}", status, user=seat.person.user, seat=seat, **context)
