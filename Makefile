@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench install clean demo
+.PHONY: run test test-fast lint format bench install clean demo screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,18 +23,21 @@ test: $(STAMP) ## The whole suite, on SQLite and (when a server answers) Postgre
 test-fast: $(STAMP) ## Unit and service tiers: every use-case rule, no database or server (seconds).
 	$(BIN)/python -m pytest -q tests/unit tests/services
 
+screenshots: $(STAMP) ## PNGs of the console at phone and desktop widths into docs/console (needs Chromium).
+	$(BIN)/python scripts/screenshots.py --out docs/console
+
 demo: $(STAMP) ## The whole story, factory line to owner, on a private server (see docs/demo.md).
 	$(BIN)/lineside demo
 
 lint: $(STAMP) ## ruff, mypy and the layer contracts.
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts
 
 bench: $(STAMP) ## Print throughput, latency and memory figures (see README).
 	$(BIN)/python bench/define_devices.py

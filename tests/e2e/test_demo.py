@@ -106,7 +106,7 @@ def test_the_demo_can_stay_up_for_a_person_to_look_around_the_console() -> None:
             assert page.status_code == 200
             assert "Demo Thermostat" in page.text and "your role: <strong>admin</strong>" in page.text
         finally:
-            demo.send_signal(signal.SIGINT)
+            demo.send_signal(signal.SIGTERM)
             assert demo.wait(timeout=60) == 0
 
 

@@ -12,6 +12,7 @@ saying which stage failed and why, and exit status 1.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -121,11 +122,14 @@ def _show_report(report: dict[str, Any], as_json: bool) -> None:
 
 
 def _stay_until_interrupted(url: str) -> None:
+    """Serve until Ctrl-C or SIGTERM. The handlers are set here, not inherited: a process
+    started in the background by a shell begins with SIGINT ignored."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
     click.echo(f"Serving until Ctrl-C: {url}", err=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        click.echo("Stopped.", err=True)
+    stop.wait()
+    click.echo("Stopped.", err=True)
 
 
 def build_report(
