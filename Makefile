@@ -47,6 +47,7 @@ bench: $(STAMP) ## Print throughput, latency and memory figures (see README).
 	$(BIN)/python bench/mqtt_activation.py
 	$(BIN)/python bench/floors.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
