@@ -34,7 +34,9 @@ def test_a_viewer_reads_and_changes_nothing(world: World, maker: Maker) -> None:
     assert (
         devices.list_devices(world.services, viewer, filters=DeviceFilter(), cursor=None, limit=5).items == []
     )
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(
+        PermissionDenied, match=r"Your role here \(viewer\) cannot do this: it takes an operator"
+    ):
         devices.define_device(world.services, viewer, product_id=product.id, serial_number="SN-1")
 
 

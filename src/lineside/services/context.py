@@ -60,9 +60,19 @@ class ServiceContext:
     config: ServiceConfig = field(default_factory=ServiceConfig)
 
 
+# The least role that holds each scope, to name in a refusal.
+_ROLE_FOR_SCOPE = {Scope.READ: "a viewer", Scope.FACTORY: "an operator", Scope.ADMIN: "an admin"}
+
+
 def require(principal: Principal, scope: Scope) -> None:
-    if not principal.can(scope):
-        raise PermissionDenied(f"This API key lacks the '{scope.value}' scope.")
+    if principal.can(scope):
+        return
+    if principal.role is not None:
+        raise PermissionDenied(
+            f"Your role here ({principal.role.value}) cannot do this: it takes {_ROLE_FOR_SCOPE[scope]}"
+            " or more."
+        )
+    raise PermissionDenied(f"This API key lacks the '{scope.value}' scope.")
 
 
 def page_size(limit: int) -> int:

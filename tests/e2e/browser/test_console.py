@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.browser.accessibility import serious_violations
 from tests.e2e.browser.claim_page import fits_the_phone, main, sign_in
-from tests.e2e.browser.owners import Person, scanned
+from tests.e2e.browser.owners import Person, boxed_device, scanned
 from tests.support.api import Tenant, unique
 from tests.support.factory import enrolled, factory_token
 
@@ -325,3 +325,39 @@ def test_the_audit_log_filters_pages_and_exports_formula_safe_csv(
     assert {row["type"] for row in rows} >= {"product.created", "device.defined"}
     assert sum(row["type"] == "device.defined" for row in rows) == 3
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row.values())
+
+
+def test_an_admin_takes_a_device_back_from_its_owner_and_deletes_another_after_being_told_what_breaks(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person], http: httpx.Client
+) -> None:
+    claimed, spare = boxed_device(tenant), boxed_device(tenant)
+    owner = make_person()
+    owner.claim(http, claimed)
+    admin, operator = make_person(), make_person()
+    member(tenant, admin, "admin")
+    member(tenant, operator, "operator")
+
+    into_console(browser, admin)
+    browser.goto(f"/console/{tenant.organization_id}/devices/{claimed.device_id}")
+    browser.get_by_test_id("device-actions").get_by_role("link", name="Take back from its owner").click()
+    expect(browser.get_by_role("note")).to_contain_text("leaves its owner's account")
+    checked(browser)
+    browser.get_by_role("button", name="Disclaim").click()
+    expect(browser.get_by_role("status")).to_contain_text("The device was disclaimed")
+    assert tenant.get(f"{API}/devices/{claimed.device_id}").json()["owner_organization_id"] is None
+
+    browser.goto(f"/console/{tenant.organization_id}/devices/{spare.device_id}/delete")
+    expect(browser.get_by_role("note")).to_contain_text("its QR code will say the device was deleted")
+    browser.get_by_role("button", name="Delete for good").click()
+    expect(browser.get_by_role("status")).to_contain_text("The device was deleted")
+    assert tenant.get(f"{API}/devices/{spare.device_id}").status_code == 404
+    assert browser.goto(f"/console/{tenant.organization_id}/devices/{spare.device_id}").status == 404  # type: ignore[union-attr]
+
+    browser.context.clear_cookies()
+    into_console(browser, operator)  # an operator runs the line; taking devices away is an admin's
+    browser.goto(f"/console/{tenant.organization_id}/devices/{claimed.device_id}")
+    expect(browser.get_by_test_id("device-actions")).to_have_count(0)
+    browser.goto(f"/console/{tenant.organization_id}/devices/{claimed.device_id}/revoke")
+    browser.get_by_role("button", name="Revoke for good").click()
+    expect(main(browser)).to_contain_text("Your role here (operator) cannot do this: it takes an admin")
+    assert tenant.get(f"{API}/devices/{claimed.device_id}").json()["state"] != "revoked"

@@ -1,0 +1,96 @@
+"""What the console does to one device: disclaim it from its owner, revoke it, delete it.
+Each is asked for on a page that says what it breaks, then done by a CSRF-checked POST."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from lineside.domain.errors import DomainError
+from lineside.domain.models import Principal
+from lineside.entrypoints.api.dependencies import services
+from lineside.entrypoints.api.problems import status_of
+from lineside.entrypoints.web.console.seats import Seat, seat_for, show
+from lineside.entrypoints.web.pages import check_csrf, message
+from lineside.services import claims, devices
+from lineside.services.context import ServiceContext
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class Action:
+    title: str
+    consequence: str  # what it breaks, said before it is done
+    button: str
+    run: Callable[[ServiceContext, Principal, str], Any]
+    done: str
+
+
+ACTIONS = {
+    "disclaim": Action(
+        "Take the device back from its owner",
+        "It leaves its owner's account at once; the same QR code can claim it again.",
+        "Disclaim",
+        claims.disclaim_device,
+        "disclaimed",
+    ),
+    "revoke": Action(
+        "Revoke the device",
+        "Its token, MQTT password and certificates stop working at once, and it can never "
+        "activate or connect again. This cannot be undone.",
+        "Revoke for good",
+        devices.revoke_device,
+        "revoked",
+    ),
+    "delete": Action(
+        "Delete the device",
+        "It is gone at once: its credentials stop working, it leaves its owner's account, and "
+        "its QR code will say the device was deleted. Its events stay in the audit log.",
+        "Delete for good",
+        claims.delete_device,
+        "deleted",
+    ),
+}
+
+
+@router.get("/{organization_id}/devices/{device_id}/{action}", response_model=None)
+async def confirm(request: Request, organization_id: str, device_id: str, action: str) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    chosen = ACTIONS.get(action)
+    if chosen is None:
+        return message(request, 404, "Not found", "There is no such thing to do to a device.")
+    try:
+        device = await run_in_threadpool(devices.get_device, services(request), seat.acting, device_id)
+    except DomainError as error:
+        return message(request, status_of(error), "Not found", error.detail)
+    return show(request, seat, "confirm.html", device=device, action=action, chosen=chosen)
+
+
+@router.post("/{organization_id}/devices/{device_id}/{action}", response_model=None)
+async def act(
+    request: Request, organization_id: str, device_id: str, action: str, csrf: str = Form("")
+) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    chosen = ACTIONS.get(action)
+    if chosen is None:
+        return message(request, 404, "Not found", "There is no such thing to do to a device.")
+    try:
+        check_csrf(request, csrf)
+        await run_in_threadpool(chosen.run, services(request), seat.acting, device_id)
+    except DomainError as error:
+        return message(request, status_of(error), "Not done", error.detail)
+    if action == "delete":
+        return RedirectResponse(f"/console/{organization_id}/devices?deleted=1", status_code=303)
+    return RedirectResponse(
+        f"/console/{organization_id}/devices/{device_id}?done={chosen.done}", status_code=303
+    )
