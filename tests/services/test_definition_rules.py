@@ -17,7 +17,7 @@ from lineside.domain.errors import (
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.metadata import FieldType, MetadataField
 from lineside.domain.models import CredentialType, Scope
-from lineside.services import credentials, devices, factory_line, factory_tokens, static_tokens
+from lineside.services import credentials, devices, factory_line, factory_tokens, quotas, static_tokens
 from lineside.services.ports import DeviceFilter
 from lineside.services.quotas import set_device_quota
 from tests.services.conftest import Maker, World
@@ -166,3 +166,13 @@ def test_device_lists_come_a_page_at_a_time(maker: Maker) -> None:
             break
         cursor = page.next_cursor
     assert seen == sorted(made)
+
+
+def test_usage_counts_the_organizations_own_devices_against_its_quota(maker: Maker, world: World) -> None:
+    product = maker.product()
+    assert quotas.usage(world.services, maker.admin) == quotas.Usage(
+        0, world.services.config.default_device_quota
+    )
+    set_device_quota(world.services, maker.admin.organization.id, 5)
+    define(maker, product.id, "SN-1")
+    assert quotas.usage(world.services, maker.key(Scope.READ)) == quotas.Usage(1, 5)

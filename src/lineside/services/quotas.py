@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lineside.domain.errors import QuotaExceeded
-from lineside.services.context import ServiceContext, not_found
+from lineside.domain.models import Principal, Scope
+from lineside.services.context import ServiceContext, not_found, require
 from lineside.services.ports import UnitOfWork
 
 
@@ -30,3 +33,19 @@ def set_device_quota(ctx: ServiceContext, organization_id: str, quota: int | Non
             raise not_found("organization", organization_id)
         uow.organizations.set_device_quota(organization_id, quota)
         uow.commit()
+
+
+@dataclass(frozen=True)
+class Usage:
+    devices: int  # defined by the organization itself (what its quota counts)
+    quota: int
+
+
+def usage(ctx: ServiceContext, principal: Principal) -> Usage:
+    """How many devices the caller's organization has defined, and how many it may."""
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        used = uow.device_counts.made_by(principal.organization.id)
+        organization = uow.organizations.get(principal.organization.id, within="/")
+    quota = organization.device_quota if organization and organization.device_quota is not None else None
+    return Usage(used, quota if quota is not None else ctx.config.default_device_quota)

@@ -361,3 +361,44 @@ def test_an_admin_takes_a_device_back_from_its_owner_and_deletes_another_after_b
     browser.get_by_role("button", name="Revoke for good").click()
     expect(main(browser)).to_contain_text("Your role here (operator) cannot do this: it takes an admin")
     assert tenant.get(f"{API}/devices/{claimed.device_id}").json()["state"] != "revoked"
+
+
+def test_an_admin_makes_keys_clients_and_invitations_and_a_viewer_only_looks(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person], http: httpx.Client
+) -> None:
+    admin, viewer, client_person = make_person(), make_person(), make_person()
+    member(tenant, admin, "admin")
+    member(tenant, viewer, "viewer")
+    into_console(browser, admin)
+    browser.get_by_role("navigation", name="Console").get_by_role("link", name="Organization").click()
+    expect(browser.get_by_test_id("usage")).to_contain_text("Devices defined")
+
+    browser.get_by_label("Key name").fill("Line 3")
+    browser.get_by_label("Scope").select_option("factory")
+    browser.get_by_role("button", name="Create an API key").click()
+    key = browser.get_by_test_id("secret").inner_text().strip()
+    assert http.get(f"{API}/products", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    browser.get_by_role("button", name="Revoke Line 3").click()
+    expect(browser.get_by_role("status")).to_contain_text("no longer works")
+    assert http.get(f"{API}/products", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+    client = unique("Client")
+    browser.get_by_label("Client's name").fill(client)
+    browser.get_by_role("button", name="Create a client organization").click()
+    expect(browser.get_by_test_id("clients")).to_contain_text(client)
+    browser.get_by_label("Email").fill(client_person.email)
+    browser.get_by_label("Role").select_option("viewer")
+    browser.get_by_label("Into").select_option(label=f"{client} (client)")
+    browser.get_by_role("button", name="Create an invitation").click()
+    code = browser.get_by_test_id("secret").inner_text().strip()
+    accepted = http.post(f"{API}/invitations/accept", json={"code": code}, headers=client_person.headers)
+    assert accepted.status_code == 200 and accepted.json()["name"] == client
+    checked(browser)
+
+    browser.context.clear_cookies()
+    into_console(browser, viewer)
+    browser.goto(f"/console/{tenant.organization_id}/organization")
+    expect(browser.get_by_test_id("clients")).to_contain_text(client)
+    for button in ("Create an API key", "Create an invitation", "Create a client organization"):
+        expect(browser.get_by_role("button", name=button)).to_have_count(0)
+    checked(browser)

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from lineside.entrypoints.web.console import batches, device_actions, fleet, line
+from lineside.entrypoints.web.console import batches, device_actions, fleet, line, organization
 
-ROUTERS: list[APIRouter] = [fleet.router, device_actions.router, batches.router, line.router]
+ROUTERS: list[APIRouter] = [
+    fleet.router,
+    device_actions.router,
+    batches.router,
+    line.router,
+    organization.router,
+]

@@ -1,0 +1,129 @@
+"""The console's organization page: API keys, people invited with a role, client
+sub-organizations (Blynk's flow: one per client, the client invited into it), quota and usage.
+A secret (a key, an invitation code) is on the page that made it, and never again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from lineside.domain.errors import DomainError, InvalidInput
+from lineside.domain.models import Role, Scope
+from lineside.entrypoints.api.dependencies import services
+from lineside.entrypoints.api.problems import status_of
+from lineside.entrypoints.web.console.seats import Seat, seat_for, show
+from lineside.entrypoints.web.pages import check_csrf, message
+from lineside.services import organizations, people, quotas
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def _context(request: Request, seat: Seat, **extra: Any) -> dict[str, Any]:
+    ctx = services(request)
+    admin = seat.may("admin")
+    return {
+        "keys": organizations.list_api_keys(ctx, seat.acting) if admin else [],
+        "clients": [
+            org
+            for org in organizations.list_organizations(ctx, seat.acting)
+            if org.id != seat.organization.id
+        ],
+        "usage": quotas.usage(ctx, seat.acting),
+        "roles": list(Role),
+        "scopes": list(Scope),
+        "made": None,
+        **extra,
+    }
+
+
+@router.get("/{organization_id}/organization", response_model=None)
+async def organization_page(request: Request, organization_id: str) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    return show(request, seat, "organization.html", **await run_in_threadpool(_context, request, seat))
+
+
+async def _made(request: Request, organization_id: str, csrf: str, make: Any) -> Response:
+    """Run ``make(ctx, seat)`` (a service call) after the CSRF check; the page shows what it
+    made (with its secret, once) or why it was refused."""
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    try:
+        check_csrf(request, csrf)
+        made = await run_in_threadpool(make, services(request), seat)
+    except DomainError as error:
+        context = await run_in_threadpool(_context, request, seat, error=error.detail)
+        return show(request, seat, "organization.html", status_of(error), **context)
+    return show(
+        request, seat, "organization.html", **await run_in_threadpool(_context, request, seat, made=made)
+    )
+
+
+@router.post("/{organization_id}/organization/api-keys", response_model=None)
+async def create_key(
+    request: Request,
+    organization_id: str,
+    name: str = Form(""),
+    scope: str = Form("read"),
+    csrf: str = Form(""),
+) -> Response:
+    def make(ctx: Any, seat: Seat) -> dict[str, str]:
+        if scope not in {s.value for s in Scope}:
+            raise InvalidInput("The scope is read, factory or admin.")
+        created = organizations.create_api_key(ctx, seat.acting, name=name, scopes=frozenset({Scope(scope)}))
+        return {"what": f"API key {created.key.name} ({scope})", "secret": created.secret}
+
+    return await _made(request, organization_id, csrf, make)
+
+
+@router.post("/{organization_id}/organization/api-keys/{key_id}/revoke", response_model=None)
+async def revoke_key(request: Request, organization_id: str, key_id: str, csrf: str = Form("")) -> Response:
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    try:
+        check_csrf(request, csrf)
+        await run_in_threadpool(organizations.revoke_api_key, services(request), seat.acting, key_id)
+    except DomainError as error:
+        return message(request, status_of(error), "Not revoked", error.detail)
+    return RedirectResponse(f"/console/{organization_id}/organization?revoked=1", status_code=303)
+
+
+@router.post("/{organization_id}/organization/invitations", response_model=None)
+async def invite(
+    request: Request,
+    organization_id: str,
+    email: str = Form(""),
+    role: str = Form("viewer"),
+    into: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:
+    """Invite a person into this organization or one of its clients, with a role."""
+
+    def make(ctx: Any, seat: Seat) -> dict[str, str]:
+        if role not in {r.value for r in Role}:
+            raise InvalidInput("The role is owner, admin, operator or viewer.")
+        target = into or seat.organization.id
+        created = people.invite(ctx, seat.acting, target, email, Role(role))
+        return {"what": f"Invitation for {created.email} as {role}", "secret": created.code}
+
+    return await _made(request, organization_id, csrf, make)
+
+
+@router.post("/{organization_id}/organization/clients", response_model=None)
+async def create_client(
+    request: Request, organization_id: str, name: str = Form(""), csrf: str = Form("")
+) -> Response:
+    def make(ctx: Any, seat: Seat) -> dict[str, str]:
+        created = organizations.create_organization(ctx, name, parent=seat.acting)
+        return {
+            "what": f"Client organization {created.organization.name}",
+            "secret": created.admin_key.secret,
+        }
+
+    return await _made(request, organization_id, csrf, make)
