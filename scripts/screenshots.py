@@ -67,6 +67,7 @@ def pages_of(console: str, page: Page) -> dict[str, str]:
         "batch": str(batch),
         "factory": f"{console}/factory",
         "audit": f"{console}/audit?type=device.blessed",
+        "organization": f"{console}/organization",
     }
 
 
