@@ -13,7 +13,7 @@ from lineside.entrypoints.api.batch_files import export_file, labels_pdf_file, l
 from lineside.entrypoints.api.bodies import csv_text
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import Seat, seat_for, show
+from lineside.entrypoints.web.console.seats import Seat, acted, seat_for, show
 from lineside.entrypoints.web.pages import check_csrf, message
 from lineside.services import products, static_tokens
 
@@ -148,14 +148,11 @@ async def batch_export(
 async def batch_regenerate(
     request: Request, organization_id: str, batch_id: str, csrf: str = Form("")
 ) -> Response:
-    seat = await run_in_threadpool(seat_for, request, organization_id)
-    if not isinstance(seat, Seat):
-        return seat
-    try:
-        check_csrf(request, csrf)
-        await run_in_threadpool(static_tokens.regenerate_batch, services(request), seat.acting, batch_id)
-    except DomainError as error:
-        return message(request, status_of(error), "Not regenerated", error.detail)
-    return RedirectResponse(
-        f"/console/{organization_id}/static-tokens/{batch_id}?regenerated=1", status_code=303
+    return await acted(
+        request,
+        organization_id,
+        csrf,
+        lambda ctx, principal: static_tokens.regenerate_batch(ctx, principal, batch_id),
+        refused="Not regenerated",
+        then=f"/console/{organization_id}/static-tokens/{batch_id}?regenerated=1",
     )

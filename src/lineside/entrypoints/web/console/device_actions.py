@@ -9,14 +9,14 @@ from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from lineside.domain.errors import DomainError
 from lineside.domain.models import Principal
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import Seat, seat_for, show
-from lineside.entrypoints.web.pages import check_csrf, message
+from lineside.entrypoints.web.console.seats import Seat, acted, seat_for, show
+from lineside.entrypoints.web.pages import message
 from lineside.services import claims, devices
 from lineside.services.context import ServiceContext
 
@@ -78,19 +78,17 @@ async def confirm(request: Request, organization_id: str, device_id: str, action
 async def act(
     request: Request, organization_id: str, device_id: str, action: str, csrf: str = Form("")
 ) -> Response:
-    seat = await run_in_threadpool(seat_for, request, organization_id)
-    if not isinstance(seat, Seat):
-        return seat
     chosen = ACTIONS.get(action)
     if chosen is None:
         return message(request, 404, "Not found", "There is no such thing to do to a device.")
-    try:
-        check_csrf(request, csrf)
-        await run_in_threadpool(chosen.run, services(request), seat.acting, device_id)
-    except DomainError as error:
-        return message(request, status_of(error), "Not done", error.detail)
-    if action == "delete":
-        return RedirectResponse(f"/console/{organization_id}/devices?deleted=1", status_code=303)
-    return RedirectResponse(
-        f"/console/{organization_id}/devices/{device_id}?done={chosen.done}", status_code=303
+    devices_page = f"/console/{organization_id}/devices"
+    return await acted(
+        request,
+        organization_id,
+        csrf,
+        lambda ctx, principal: chosen.run(ctx, principal, device_id),
+        refused="Not done",
+        then=f"{devices_page}?deleted=1"
+        if action == "delete"
+        else f"{devices_page}/{device_id}?done={chosen.done}",
     )

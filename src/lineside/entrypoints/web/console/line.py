@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from lineside.adapters.csv_files import csv_text as csv_rows_text
 from lineside.domain.errors import DomainError
@@ -16,7 +16,7 @@ from lineside.domain.events import DomainEvent
 from lineside.domain.lifecycle import DeviceState
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, seat_for, show
+from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, acted, seat_for, show
 from lineside.entrypoints.web.pages import check_csrf, message
 from lineside.services import audit, factory_tokens, overview, products
 from lineside.services.ports import EventFilter
@@ -80,15 +80,14 @@ async def create_enrollment_token(
 async def revoke_enrollment_token(
     request: Request, organization_id: str, token_id: str, csrf: str = Form("")
 ) -> Response:
-    seat = await run_in_threadpool(seat_for, request, organization_id)
-    if not isinstance(seat, Seat):
-        return seat
-    try:
-        check_csrf(request, csrf)
-        await run_in_threadpool(factory_tokens.revoke_factory_token, services(request), seat.acting, token_id)
-    except DomainError as error:
-        return message(request, status_of(error), "Not revoked", error.detail)
-    return RedirectResponse(f"/console/{organization_id}/factory?revoked=1", status_code=303)
+    return await acted(
+        request,
+        organization_id,
+        csrf,
+        lambda ctx, principal: factory_tokens.revoke_factory_token(ctx, principal, token_id),
+        refused="Not revoked",
+        then=f"/console/{organization_id}/factory?revoked=1",
+    )
 
 
 # -- the audit log ---------------------------------------------------------------------------

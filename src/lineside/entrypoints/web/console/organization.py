@@ -8,14 +8,14 @@ from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from lineside.domain.errors import DomainError, InvalidInput
 from lineside.domain.models import Role, Scope
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import Seat, seat_for, show
-from lineside.entrypoints.web.pages import check_csrf, message
+from lineside.entrypoints.web.console.seats import Seat, acted, seat_for, show
+from lineside.entrypoints.web.pages import check_csrf
 from lineside.services import organizations, people, quotas
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -83,15 +83,14 @@ async def create_key(
 
 @router.post("/{organization_id}/organization/api-keys/{key_id}/revoke", response_model=None)
 async def revoke_key(request: Request, organization_id: str, key_id: str, csrf: str = Form("")) -> Response:
-    seat = await run_in_threadpool(seat_for, request, organization_id)
-    if not isinstance(seat, Seat):
-        return seat
-    try:
-        check_csrf(request, csrf)
-        await run_in_threadpool(organizations.revoke_api_key, services(request), seat.acting, key_id)
-    except DomainError as error:
-        return message(request, status_of(error), "Not revoked", error.detail)
-    return RedirectResponse(f"/console/{organization_id}/organization?revoked=1", status_code=303)
+    return await acted(
+        request,
+        organization_id,
+        csrf,
+        lambda ctx, principal: organizations.revoke_api_key(ctx, principal, key_id),
+        refused="Not revoked",
+        then=f"/console/{organization_id}/organization?revoked=1",
+    )
 
 
 @router.post("/{organization_id}/organization/invitations", response_model=None)

@@ -3,16 +3,21 @@ console page is shown."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
+from lineside.domain.errors import DomainError
 from lineside.domain.models import Organization, OrganizationKind, Principal, Role, Scope
 from lineside.entrypoints.api.dependencies import services
-from lineside.entrypoints.web.pages import Person, message, page, signed_in
+from lineside.entrypoints.api.problems import status_of
+from lineside.entrypoints.web.pages import Person, check_csrf, message, page, signed_in
 from lineside.services import people
+from lineside.services.context import ServiceContext
 
 PAGE_SIZE = 50
 NOT_A_MAKER = (
@@ -55,3 +60,25 @@ def seat_for(request: Request, organization_id: str) -> Seat | Response:
 
 def show(request: Request, seat: Seat, template: str, status: int = 200, **context: Any) -> Response:
     return page(request, f"console/{template}", status, user=seat.person.user, seat=seat, **context)
+
+
+async def acted(
+    request: Request,
+    organization_id: str,
+    csrf: str,
+    act: Callable[[ServiceContext, Principal], object],
+    *,
+    refused: str,
+    then: str,
+) -> Response:
+    """A form's one action: the seat, the CSRF token, the service call; then on to ``then``,
+    or a page headed ``refused`` saying why not."""
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    try:
+        check_csrf(request, csrf)
+        await run_in_threadpool(act, services(request), seat.acting)
+    except DomainError as error:
+        return message(request, status_of(error), refused, error.detail)
+    return RedirectResponse(then, status_code=303)
