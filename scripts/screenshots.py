@@ -58,6 +58,8 @@ def pages_of(console: str, page: Page) -> dict[str, str]:
     device = page.get_by_test_id("devices").get_by_role("link").first.get_attribute("href")
     page.goto(f"{console}/static-tokens")
     batch = page.get_by_test_id("batches").get_by_role("link").first.get_attribute("href")
+    page.goto(f"{console}/webhooks")
+    endpoint = page.get_by_test_id("endpoints").get_by_role("link").first.get_attribute("href")
     return {
         "overview": console,
         "devices": f"{console}/devices",
@@ -68,6 +70,8 @@ def pages_of(console: str, page: Page) -> dict[str, str]:
         "factory": f"{console}/factory",
         "audit": f"{console}/audit?type=device.blessed",
         "organization": f"{console}/organization",
+        "webhooks": f"{console}/webhooks",
+        "endpoint": str(endpoint),
     }
 
 

@@ -53,6 +53,9 @@ def server_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory, mqt
         "LINESIDE_PORT": str(port),
         "LINESIDE_MQTT_PORT": str(mqtt_port),
         "LINESIDE_LOG_LEVEL": "warning",
+        # The tests' webhook receivers listen on the loopback, which a real deployment refuses
+        # (tests/integration/test_webhooks.py checks that refusal).
+        "LINESIDE_WEBHOOK_ALLOW_PRIVATE": "1",
     }
     with log.open("wb") as output:
         server = subprocess.Popen(

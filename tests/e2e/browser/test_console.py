@@ -23,6 +23,7 @@ from tests.e2e.browser.claim_page import fits_the_phone, main, sign_in
 from tests.e2e.browser.owners import Person, boxed_device, scanned
 from tests.support.api import Tenant, unique
 from tests.support.factory import enrolled, factory_token
+from tests.support.webhooks import Receiver, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -402,3 +403,44 @@ def test_an_admin_makes_keys_clients_and_invitations_and_a_viewer_only_looks(
     for button in ("Create an API key", "Create an invitation", "Create a client organization"):
         expect(browser.get_by_role("button", name=button)).to_have_count(0)
     checked(browser)
+
+
+def test_an_admin_subscribes_an_endpoint_watches_its_deliveries_sends_one_again_and_turns_it_off(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    admin, viewer = make_person(), make_person()
+    member(tenant, admin, "admin")
+    member(tenant, viewer, "viewer")
+    with Receiver() as receiver:
+        into_console(browser, admin)
+        browser.get_by_role("navigation", name="Console").get_by_role("link", name="Webhooks").click()
+        browser.get_by_label("URL (https)").fill(receiver.url())
+        browser.get_by_label("Description").fill("Line monitor")
+        browser.get_by_label("device.defined", exact=True).check()
+        browser.get_by_role("button", name="Create the endpoint").click()
+        assert browser.get_by_test_id("secret").inner_text().strip().startswith("whsec_")
+        checked(browser)
+
+        tenant.device(tenant.product()["id"])
+        wait_until(lambda: len(receiver.answered(200)) == 1, "the device.defined webhook")
+        browser.goto(f"/console/{tenant.organization_id}/webhooks")
+        browser.get_by_test_id("endpoints").get_by_role("link", name="Line monitor").click()
+        row = browser.get_by_test_id("deliveries").locator("tbody tr")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("succeeded")
+        checked(browser)
+        browser.get_by_role("button", name="Send device.defined again").click()
+        expect(browser.get_by_role("status")).to_contain_text("goes out again")
+        wait_until(lambda: len(receiver.answered(200)) == 2, "the same webhook again")
+        first, again = receiver.answered(200)
+        assert first.webhook_id == again.webhook_id
+
+        browser.get_by_role("button", name="Turn off").click()
+        expect(browser.get_by_test_id("endpoint")).to_contain_text("disabled")
+
+        browser.context.clear_cookies()
+        into_console(browser, viewer)
+        browser.goto(f"/console/{tenant.organization_id}/webhooks")
+        expect(browser.get_by_role("button", name="Create the endpoint")).to_have_count(0)
+        browser.get_by_test_id("endpoints").get_by_role("link", name="Line monitor").click()
+        expect(browser.get_by_role("button", name="Turn on")).to_have_count(0)

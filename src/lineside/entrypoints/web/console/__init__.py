@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from lineside.entrypoints.web.console import batches, device_actions, fleet, line, organization
+from lineside.entrypoints.web.console import batches, device_actions, fleet, hooks, line, organization
 
 ROUTERS: list[APIRouter] = [
     fleet.router,
@@ -17,4 +17,5 @@ ROUTERS: list[APIRouter] = [
     batches.router,
     line.router,
     organization.router,
+    hooks.router,
 ]
