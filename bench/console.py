@@ -23,16 +23,12 @@ Reproduce (from the repository root):
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from collections.abc import Callable
-from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 from device_auth import HOST, free_port, running_server
 from scale import SERVER_ENV, World, deep_cursor, make_world, opened, percentile, seed, timed
-from scratch import DEFAULT_POSTGRES_URL, bench_parser, each_backend, postgres_database
+from scratch import DEFAULT_POSTGRES_URL, bench_parser, each_backend, scratch_database
 
 from lineside.domain.models import Role
 from lineside.services import organizations, people
@@ -110,22 +106,12 @@ def print_pages(backend: str, devices: int, results: dict[str, list[float]]) -> 
 
 
 def run_backend(args: argparse.Namespace, backend: str) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="lineside-bench-console-"))
-    try:
-        with ExitStack() as stack:
-            url = (
-                stack.enter_context(postgres_database(args.postgres_url))
-                if backend == "postgres"
-                else f"sqlite:///{workdir / 'lineside.db'}"
-            )
-            world = make_world(url, workdir)
-            print(f"... {backend}: seeding {args.devices:,} devices", flush=True)
-            seed(world, args.devices)
-            token = console_person(world)
-            results = measure(args, world, token)
-        print_pages(backend, args.devices, results)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with scratch_database(backend, args.postgres_url, "lineside-bench-console-") as (url, workdir):
+        world = make_world(url, workdir)
+        print(f"... {backend}: seeding {args.devices:,} devices", flush=True)
+        seed(world, args.devices)
+        results = measure(args, world, console_person(world))
+    print_pages(backend, args.devices, results)
 
 
 def parse_args() -> argparse.Namespace:

@@ -29,12 +29,10 @@ Reproduce (from the repository root):
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,7 +43,7 @@ from scratch import (
     DEFAULT_POSTGRES_URL,
     bench_parser,
     each_backend,
-    postgres_database,
+    scratch_database,
 )
 from sqlalchemy import select
 
@@ -307,24 +305,15 @@ def print_figures(backend: str, small: Figures, large: Figures) -> None:
 
 
 def run_backend(args: argparse.Namespace, backend: str) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="lineside-bench-scale-"))
-    try:
-        with ExitStack() as stack:
-            url = (
-                stack.enter_context(postgres_database(args.postgres_url))
-                if backend == "postgres"
-                else f"sqlite:///{workdir / 'lineside.db'}"
-            )
-            world = make_world(url, workdir)
-            print(f"... {backend}: seeding {args.small:,} devices", flush=True)
-            seed(world, args.small)
-            small = measure(args, world)
-            print(f"... {backend}: seeding on to {args.devices:,} devices", flush=True)
-            seed(world, args.devices)
-            large = measure(args, world)
-        print_figures(backend, small, large)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with scratch_database(backend, args.postgres_url, "lineside-bench-scale-") as (url, workdir):
+        world = make_world(url, workdir)
+        print(f"... {backend}: seeding {args.small:,} devices", flush=True)
+        seed(world, args.small)
+        small = measure(args, world)
+        print(f"... {backend}: seeding on to {args.devices:,} devices", flush=True)
+        seed(world, args.devices)
+        large = measure(args, world)
+    print_figures(backend, small, large)
 
 
 def parse_args() -> argparse.Namespace:

@@ -7,8 +7,10 @@ import argparse
 import os
 import platform
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +35,21 @@ def postgres_database(admin_url: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def scratch_database(backend: str, postgres_url: str, prefix: str) -> Iterator[tuple[str, Path]]:
+    """A throwaway database of ``backend`` (a file, or a PostgreSQL database on the server at
+    ``postgres_url``) and a working directory: (URL, directory), both gone afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        if backend == "postgres":
+            with postgres_database(postgres_url) as url:
+                yield url, workdir
+        else:
+            yield f"sqlite:///{workdir / 'lineside.db'}", workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def cpu_model() -> str:
