@@ -562,6 +562,14 @@ class FakeUsers:
         ]
         return sorted(mine, key=lambda membership: membership[0].path)
 
+    def members_of(self, organization_id: str, limit: int) -> list[tuple[User, Role]]:
+        members = [
+            (self._t.users[user][0], role)
+            for (user, org), role in self._t.memberships.items()
+            if org == organization_id
+        ]
+        return sorted(members, key=lambda member: member[0].email)[:limit]
+
     def add_session(
         self, session_id: str, user_id: str, token_hash: str, at: datetime, expires_at: datetime
     ) -> None:

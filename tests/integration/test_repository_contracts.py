@@ -372,6 +372,8 @@ def test_sessions_expire_and_invitations_are_accepted_once(units: UnitOfWorkFact
         assert [(org.id, role) for org, role in uow.users.memberships_of(user.id)] == [
             (seeded.sibling.id, Role.OPERATOR)
         ]
+        assert uow.users.members_of(seeded.sibling.id, 10) == [(user, Role.OPERATOR)]
+        assert uow.users.members_of(seeded.child.id, 10) == []
         assert uow.users.open_invitation(f"i{user.id}", T0) == (
             invitation_id,
             seeded.child.id,

@@ -95,3 +95,12 @@ def test_a_viewer_cannot_claim_devices_into_the_organization(world: World, maker
             client_address="192.0.2.1",
             organization_id=maker.admin.organization.id,
         )
+
+
+def test_admins_see_the_organizations_people_and_their_roles(world: World, maker: Maker) -> None:
+    viewer = member(world, maker, Role.VIEWER, "viewer@example.com")
+    member(world, maker, Role.OPERATOR, "operator@example.com")
+    listed = [(user.email, role) for user, role in people.members(world.services, maker.admin)]
+    assert listed == [("operator@example.com", Role.OPERATOR), ("viewer@example.com", Role.VIEWER)]
+    with pytest.raises(PermissionDenied):
+        people.members(world.services, viewer)

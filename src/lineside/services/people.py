@@ -253,6 +253,16 @@ def invite(
     return CreatedInvitation(invitation_id, organization.id, email, code, role)
 
 
+MAX_MEMBERS_SHOWN = 500
+
+
+def members(ctx: ServiceContext, principal: Principal) -> list[tuple[User, Role]]:
+    """The people of the caller's organization with their roles (admins only: emails)."""
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work(write=False) as uow:
+        return uow.users.members_of(principal.organization.id, MAX_MEMBERS_SHOWN)
+
+
 def _makes_owners(principal: Principal) -> bool:
     # An owner, or the operator at the server's command line; never an API key or an admin.
     return principal.role is Role.OWNER or principal.actor == OPERATOR_ACTOR

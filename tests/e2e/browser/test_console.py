@@ -373,6 +373,8 @@ def test_an_admin_makes_keys_clients_and_invitations_and_a_viewer_only_looks(
     into_console(browser, admin)
     browser.get_by_role("navigation", name="Console").get_by_role("link", name="Organization").click()
     expect(browser.get_by_test_id("usage")).to_contain_text("Devices defined")
+    expect(browser.get_by_test_id("members")).to_contain_text(f"{admin.email} · admin")
+    expect(browser.get_by_test_id("members")).to_contain_text(f"{viewer.email} · viewer")
 
     browser.get_by_label("Key name").fill("Line 3")
     browser.get_by_label("Scope").select_option("factory")

@@ -73,6 +73,16 @@ class SqlUserRepository(SqlRepository):
         )
         return [organization_from_row(row) for row in self._all(query)]
 
+    def members_of(self, organization_id: str, limit: int) -> list[tuple[User, Role]]:
+        query = (
+            select(t.users, t.memberships.c.role.label("membership_role"))
+            .join(t.memberships, t.memberships.c.user_id == t.users.c.id)
+            .where(t.memberships.c.organization_id == organization_id)
+            .order_by(t.users.c.email)
+            .limit(limit)
+        )
+        return [(_user(row), Role(row.membership_role)) for row in self._all(query)]
+
     def add_session(
         self, session_id: str, user_id: str, token_hash: str, at: datetime, expires_at: datetime
     ) -> None:

@@ -26,6 +26,7 @@ def _context(request: Request, seat: Seat, **extra: Any) -> dict[str, Any]:
     admin = seat.may("admin")
     return {
         "keys": organizations.list_api_keys(ctx, seat.acting) if admin else [],
+        "members": people.members(ctx, seat.acting) if admin else [],
         "clients": [
             org
             for org in organizations.list_organizations(ctx, seat.acting)
