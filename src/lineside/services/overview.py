@@ -61,12 +61,20 @@ class Overview:
 def overview(ctx: ServiceContext, principal: Principal) -> Overview:
     """Every product of the caller's organization (and below) with its figures, busiest
     first, and the latest events."""
+    figures = product_figures(ctx, principal)
+    with ctx.unit_of_work(write=False) as uow:
+        recent = uow.events.latest(within=principal.organization.path, limit=RECENT_EVENTS)
+    return Overview(figures, recent)
+
+
+def product_figures(ctx: ServiceContext, principal: Principal) -> list[ProductFigures]:
+    """Every product of the caller's organization (and below) with its devices by state and
+    claimed, busiest first."""
     require(principal, Scope.READ)
     within = principal.organization.path
     with ctx.unit_of_work(write=False) as uow:
         counts = uow.device_counts.within(within)
         products = uow.products.list(within=within, cursor=None, limit=MAX_PRODUCTS_SHOWN).items
-        recent = uow.events.latest(within=within, limit=RECENT_EVENTS)
     figures = {product.id: _empty(product) for product in products}
     for count in counts:
         product = figures.get(count.product_id)
@@ -75,8 +83,7 @@ def overview(ctx: ServiceContext, principal: Principal) -> Overview:
         state = DeviceState(count.state)
         product.by_state[state] = product.by_state.get(state, 0) + count.devices
         product.claimed += count.devices if count.claimed else 0
-    busiest_first = sorted(figures.values(), key=lambda f: (-f.total, f.product_name))
-    return Overview(busiest_first, recent)
+    return sorted(figures.values(), key=lambda f: (-f.total, f.product_name))
 
 
 def _empty(product: Product) -> ProductFigures:

@@ -418,6 +418,9 @@ def test_an_admin_subscribes_an_endpoint_watches_its_deliveries_sends_one_again_
         browser.get_by_role("navigation", name="Console").get_by_role("link", name="Webhooks").click()
         browser.get_by_label("URL (https)").fill(receiver.url())
         browser.get_by_label("Description").fill("Line monitor")
+        browser.get_by_role("button", name="Create the endpoint").click()  # no event chosen
+        expect(browser.get_by_role("alert")).to_contain_text("at least one event type")
+        expect(browser.get_by_label("Description")).to_have_value("Line monitor")  # the form as it was
         browser.get_by_label("device.defined", exact=True).check()
         browser.get_by_role("button", name="Create the endpoint").click()
         assert browser.get_by_test_id("secret").inner_text().strip().startswith("whsec_")

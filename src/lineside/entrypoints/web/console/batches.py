@@ -13,7 +13,7 @@ from lineside.entrypoints.api.batch_files import export_file, labels_pdf_file, l
 from lineside.entrypoints.api.bodies import csv_text
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import Seat, acted, seat_for, show
+from lineside.entrypoints.web.console.seats import Seat, acted, product_choices, seat_for, show
 from lineside.entrypoints.web.pages import check_csrf, message
 from lineside.services import products, static_tokens
 
@@ -35,12 +35,10 @@ async def static_tokens_page(request: Request, organization_id: str) -> Response
 
 def _batches_context(request: Request, seat: Seat) -> dict[str, Any]:
     ctx = services(request)
-    made = products.list_products(ctx, seat.acting, cursor=None, limit=200).items
     return {
         "batches": static_tokens.latest_batches(ctx, seat.acting),
-        "products": made,
-        "names": {product.id: product.name for product in made},
         "form": {},
+        **product_choices(ctx, seat),
     }
 
 

@@ -14,7 +14,16 @@ from lineside.domain.metadata import FieldType, MetadataField
 from lineside.domain.models import EnrollmentPolicy
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import NOT_A_MAKER, PAGE_SIZE, Seat, makers_of, seat_for, show
+from lineside.entrypoints.web.console.seats import (
+    NOT_A_MAKER,
+    PAGE_SIZE,
+    PRODUCTS_SHOWN,
+    Seat,
+    makers_of,
+    product_choices,
+    seat_for,
+    show,
+)
 from lineside.entrypoints.web.pages import check_csrf, message, signed_in
 from lineside.services import (
     audit,
@@ -90,10 +99,8 @@ async def devices_page(
 
 
 def _list_context(ctx: ServiceContext, seat: Seat) -> dict[str, Any]:
-    made = products.list_products(ctx, seat.acting, cursor=None, limit=200).items
     return {
-        "products": made,
-        "names": {p.id: p.name for p in made},
+        **product_choices(ctx, seat),
         "states": list(DeviceState),
         "page": None,
     }
@@ -134,7 +141,7 @@ async def products_page(request: Request, organization_id: str) -> Response:
     if not isinstance(seat, Seat):
         return seat
     made = await run_in_threadpool(
-        lambda: products.list_products(services(request), seat.acting, cursor=None, limit=200)
+        lambda: products.list_products(services(request), seat.acting, cursor=None, limit=PRODUCTS_SHOWN)
     )
     return show(request, seat, "products.html", made=made.items, form={}, policies=list(EnrollmentPolicy))
 
@@ -167,7 +174,7 @@ async def create_product(
         )
     except DomainError as error:
         listed = await run_in_threadpool(
-            lambda: products.list_products(ctx, seat.acting, cursor=None, limit=200)
+            lambda: products.list_products(ctx, seat.acting, cursor=None, limit=PRODUCTS_SHOWN)
         )
         form = {"name": name, "fields": fields, "policy": policy, "requires_blessing": requires_blessing}
         return show(

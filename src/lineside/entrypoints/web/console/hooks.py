@@ -12,8 +12,8 @@ from fastapi.responses import Response
 from lineside.domain.errors import DomainError
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, acted, seat_for, show
-from lineside.entrypoints.web.pages import check_csrf, message
+from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, acted, seat_for, show, shown_after
+from lineside.entrypoints.web.pages import message
 from lineside.services import webhooks
 from lineside.services.webhooks import EndpointChanges
 
@@ -21,9 +21,9 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 ENDPOINTS_SHOWN = 100
 
 
-def _context(request: Request, seat: Seat, **extra: Any) -> dict[str, Any]:
+def _context(request: Request, seat: Seat) -> dict[str, Any]:
     listed = webhooks.list_endpoints(services(request), seat.acting, cursor=None, limit=ENDPOINTS_SHOWN)
-    return {"endpoints": listed.items, "event_types": webhooks.known_event_types(), "made": None, **extra}
+    return {"endpoints": listed.items, "event_types": webhooks.known_event_types(), "made": None}
 
 
 @router.get("/{organization_id}/webhooks", response_model=None)
@@ -37,24 +37,20 @@ async def webhooks_page(request: Request, organization_id: str) -> Response:
 @router.post("/{organization_id}/webhooks", response_model=None)
 async def create_endpoint(request: Request, organization_id: str) -> Response:
     """A new endpoint; its signing secret is on the page this answers, and never again."""
-    seat = await run_in_threadpool(seat_for, request, organization_id)
-    if not isinstance(seat, Seat):
-        return seat
     async with request.form(max_fields=200) as form:
         url, description = str(form.get("url", "")), str(form.get("description", ""))
         chosen, csrf = [str(value) for value in form.getlist("event_types")], str(form.get("csrf", ""))
-    try:
-        check_csrf(request, csrf)
-        made = await run_in_threadpool(
-            lambda: webhooks.create_endpoint(
-                services(request), seat.acting, url=url, event_types=chosen, description=description
-            )
-        )
-    except DomainError as error:
-        form_back = {"url": url, "description": description, "event_types": chosen}
-        context = await run_in_threadpool(_context, request, seat, error=error.detail, form=form_back)
-        return show(request, seat, "webhooks.html", status_of(error), **context)
-    return show(request, seat, "webhooks.html", **await run_in_threadpool(_context, request, seat, made=made))
+    return await shown_after(
+        request,
+        organization_id,
+        csrf,
+        lambda ctx, seat: webhooks.create_endpoint(
+            ctx, seat.acting, url=url, event_types=chosen, description=description
+        ),
+        "webhooks.html",
+        _context,
+        form={"url": url, "description": description, "event_types": chosen},
+    )
 
 
 @router.post("/{organization_id}/webhooks/{endpoint_id}/{switch}", response_model=None)

@@ -16,9 +16,9 @@ from lineside.domain.events import DomainEvent
 from lineside.domain.lifecycle import DeviceState
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, acted, seat_for, show
-from lineside.entrypoints.web.pages import check_csrf, message
-from lineside.services import audit, factory_tokens, overview, products
+from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, acted, seat_for, show, shown_after
+from lineside.entrypoints.web.pages import message
+from lineside.services import audit, factory_tokens, overview
 from lineside.services.ports import EventFilter
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -37,13 +37,12 @@ async def factory_page(request: Request, organization_id: str) -> Response:
 
 def _factory_context(request: Request, seat: Seat) -> dict[str, Any]:
     ctx = services(request)
-    made = products.list_products(ctx, seat.acting, cursor=None, limit=200).items
+    figures = overview.product_figures(ctx, seat.acting)  # every product, with its counts
     return {
         "tokens": factory_tokens.list_factory_tokens(ctx, seat.acting),
-        "products": made,
-        "names": {product.id: product.name for product in made},
-        "figures": overview.overview(ctx, seat.acting).products,
-        "created": None,
+        "names": {row.product_id: row.product_name for row in figures},
+        "figures": figures,
+        "made": None,
         "states": DeviceState,
     }
 
@@ -57,23 +56,16 @@ async def create_enrollment_token(
     csrf: str = Form(""),
 ) -> Response:
     """A line's enrollment token: its secret is on this one page, never again."""
-    seat = await run_in_threadpool(seat_for, request, organization_id)
-    if not isinstance(seat, Seat):
-        return seat
-    ctx = services(request)
-    try:
-        check_csrf(request, csrf)
-        created = await run_in_threadpool(
-            lambda: factory_tokens.create_factory_token(
-                ctx, seat.acting, product_id=product, name=name or None
-            )
-        )
-    except DomainError as error:
-        context = await run_in_threadpool(_factory_context, request, seat)
-        return show(request, seat, "factory.html", status_of(error), error=error.detail, **context)
-    context = await run_in_threadpool(_factory_context, request, seat)
-    context["created"] = created
-    return show(request, seat, "factory.html", **context)
+    return await shown_after(
+        request,
+        organization_id,
+        csrf,
+        lambda ctx, seat: factory_tokens.create_factory_token(
+            ctx, seat.acting, product_id=product, name=name or None
+        ),
+        "factory.html",
+        _factory_context,
+    )
 
 
 @router.post("/{organization_id}/factory/enrollment-tokens/{token_id}/revoke", response_model=None)

@@ -10,18 +10,16 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lineside.domain.errors import DomainError, InvalidInput
+from lineside.domain.errors import InvalidInput
 from lineside.domain.models import Role, Scope
 from lineside.entrypoints.api.dependencies import services
-from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import Seat, acted, seat_for, show
-from lineside.entrypoints.web.pages import check_csrf
+from lineside.entrypoints.web.console.seats import Seat, acted, seat_for, show, shown_after
 from lineside.services import organizations, people, quotas
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def _context(request: Request, seat: Seat, **extra: Any) -> dict[str, Any]:
+def _context(request: Request, seat: Seat) -> dict[str, Any]:
     ctx = services(request)
     admin = seat.may("admin")
     return {
@@ -36,7 +34,6 @@ def _context(request: Request, seat: Seat, **extra: Any) -> dict[str, Any]:
         "roles": list(Role),
         "scopes": list(Scope),
         "made": None,
-        **extra,
     }
 
 
@@ -49,20 +46,7 @@ async def organization_page(request: Request, organization_id: str) -> Response:
 
 
 async def _made(request: Request, organization_id: str, csrf: str, make: Any) -> Response:
-    """Run ``make(ctx, seat)`` (a service call) after the CSRF check; the page shows what it
-    made (with its secret, once) or why it was refused."""
-    seat = await run_in_threadpool(seat_for, request, organization_id)
-    if not isinstance(seat, Seat):
-        return seat
-    try:
-        check_csrf(request, csrf)
-        made = await run_in_threadpool(make, services(request), seat)
-    except DomainError as error:
-        context = await run_in_threadpool(_context, request, seat, error=error.detail)
-        return show(request, seat, "organization.html", status_of(error), **context)
-    return show(
-        request, seat, "organization.html", **await run_in_threadpool(_context, request, seat, made=made)
-    )
+    return await shown_after(request, organization_id, csrf, make, "organization.html", _context)
 
 
 @router.post("/{organization_id}/organization/api-keys", response_model=None)

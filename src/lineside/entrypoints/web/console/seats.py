@@ -16,10 +16,11 @@ from lineside.domain.models import Organization, OrganizationKind, Principal, Ro
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
 from lineside.entrypoints.web.pages import Person, check_csrf, message, page, signed_in
-from lineside.services import people
+from lineside.services import people, products
 from lineside.services.context import ServiceContext
 
 PAGE_SIZE = 50
+PRODUCTS_SHOWN = 200  # in a form's product list
 NOT_A_MAKER = (
     "The console is for people of a manufacturer's organization. Ask its owner to invite you "
     "(your own devices are under Your devices)."
@@ -82,3 +83,36 @@ async def acted(
     except DomainError as error:
         return message(request, status_of(error), refused, error.detail)
     return RedirectResponse(then, status_code=303)
+
+
+def product_choices(ctx: ServiceContext, seat: Seat) -> dict[str, Any]:
+    """The organization's products for a form's list, and their names by id for a table."""
+    made = products.list_products(ctx, seat.acting, cursor=None, limit=PRODUCTS_SHOWN).items
+    return {"products": made, "names": {product.id: product.name for product in made}}
+
+
+async def shown_after(
+    request: Request,
+    organization_id: str,
+    csrf: str,
+    make: Callable[[ServiceContext, Seat], object],
+    template: str,
+    context_of: Callable[[Request, Seat], dict[str, Any]],
+    *,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    """A form that makes something to show once: the seat, the CSRF token, ``make``; then
+    ``template`` with ``made`` (a secret it holds is on this page only), or with why it was
+    refused and the form as it was filled in."""
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    try:
+        check_csrf(request, csrf)
+        made = await run_in_threadpool(make, services(request), seat)
+    except DomainError as error:
+        context = await run_in_threadpool(context_of, request, seat)
+        refused = {"error": error.detail, "form": form or {}}
+        return show(request, seat, template, status_of(error), **{**context, **refused})
+    context = await run_in_threadpool(context_of, request, seat)
+    return show(request, seat, template, **{**context, "made": made})
