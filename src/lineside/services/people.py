@@ -173,9 +173,7 @@ def authenticate_user_token(ctx: ServiceContext, token: str, organization_id: st
         if user is None:
             raise Unauthenticated("The sign-in token is unknown, expired or signed out.")
         wanted = organization_id or user.personal_organization_id
-        membership = next(
-            ((org, role) for org, role in uow.users.memberships_of(user.id) if org.id == wanted), None
-        )
+        membership = _membership(uow, user.id, wanted)
     if membership is None:
         raise not_found("organization you belong to", wanted)
     return user_principal(user, *membership)
@@ -195,8 +193,7 @@ def acting_organization(uow: UnitOfWork, principal: Principal, organization_id: 
         within = principal.organization.path
         found = uow.organizations.get(organization_id, within=within) if is_uuid(organization_id) else None
     else:
-        memberships = uow.users.memberships_of(principal.user_id)
-        membership = next(((org, role) for org, role in memberships if org.id == organization_id), None)
+        membership = _membership(uow, principal.user_id, organization_id)
         found = membership[0] if membership else None
         if membership is not None and Scope.ADMIN not in ROLE_SCOPES[membership[1]]:
             raise PermissionDenied(
@@ -205,6 +202,13 @@ def acting_organization(uow: UnitOfWork, principal: Principal, organization_id: 
     if found is None:
         raise not_found("organization", organization_id)
     return found
+
+
+def _membership(uow: UnitOfWork, user_id: str, organization_id: str) -> tuple[Organization, Role] | None:
+    """The person's membership of ``organization_id`` (the organization and their role), if any."""
+    return next(
+        ((org, role) for org, role in uow.users.memberships_of(user_id) if org.id == organization_id), None
+    )
 
 
 def me(ctx: ServiceContext, principal: Principal) -> tuple[User, list[tuple[Organization, Role]]]:
