@@ -28,7 +28,7 @@ from collections.abc import Callable
 import httpx
 from device_auth import HOST, free_port, running_server
 from scale import SERVER_ENV, World, deep_cursor, make_world, opened, percentile, seed, timed
-from scratch import DEFAULT_POSTGRES_URL, bench_parser, each_backend, scratch_database
+from scratch import bench_parser, each_backend, scratch_database
 
 from lineside.domain.models import Role
 from lineside.services import organizations, people
@@ -119,7 +119,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--devices", type=int, default=1_000_000, help="devices in the organization")
     parser.add_argument("--samples", type=int, default=SAMPLES, help="measured requests per page")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="a server to make a database on")
     return parser.parse_args()
 
 

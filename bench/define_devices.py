@@ -51,7 +51,6 @@ from typing import Any
 from unittest import mock
 
 from scratch import (
-    DEFAULT_POSTGRES_URL,
     backends_of,
     bench_parser,
     cpu_model,
@@ -256,7 +255,6 @@ def print_results(results: list[Result]) -> None:
 def parse_args() -> argparse.Namespace:
     parser = bench_parser(__doc__)
     parser.add_argument("--count", type=int, default=100_000, help="devices in the batch")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="a server to make a database on")
     parser.add_argument(
         "--no-memory", action="store_true", help="skip the second, tracemalloc-traced call (faster)"
     )

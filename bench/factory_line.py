@@ -40,7 +40,6 @@ from pathlib import Path
 
 from device_auth import HOST, free_port, machine_busy_seconds, process_tree_cpu, running_server
 from scratch import (
-    DEFAULT_POSTGRES_URL,
     bench_parser,
     each_backend,
     postgres_database,
@@ -190,7 +189,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="decides which DUTs fail")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--port", type=int, default=0, help="server port on 127.0.0.1 (0: a free one)")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="a server to make a database on")
     args = parser.parse_args()
     if args.fixtures < 1 or args.count < 1 or args.warmup < 0 or not 0 <= args.fail_rate <= 1:
         parser.error("--fixtures and --count must be positive, --warmup >= 0, --fail-rate in [0, 1]")

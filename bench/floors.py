@@ -46,7 +46,6 @@ from device_auth import (
     wait_until_healthy,
 )
 from scratch import (
-    DEFAULT_POSTGRES_URL,
     bench_parser,
     each_backend,
     postgres_database,
@@ -267,7 +266,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--devices", type=int, default=10_000, help="devices with tokens to authenticate")
     parser.add_argument("--count", type=int, default=100_000, help="devices in the batch")
     parser.add_argument("--only", choices=["auth", "batch"], help="run one of the two comparisons")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="a server to make databases on")
     args = parser.parse_args()
     args.client = "raw"
     return args

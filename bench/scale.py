@@ -40,7 +40,6 @@ from urllib.parse import urlsplit
 import httpx
 from device_auth import HOST, free_port, running_server
 from scratch import (
-    DEFAULT_POSTGRES_URL,
     bench_parser,
     each_backend,
     scratch_database,
@@ -323,7 +322,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cycles", type=int, default=1000, help="factory cycles measured at each size")
     parser.add_argument("--fixtures", type=int, default=32, help="concurrent fixtures")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="a server to make a database on")
     args = parser.parse_args()
     if not 0 < args.small < args.devices:
         parser.error("--small must be positive and below --devices")

@@ -69,11 +69,13 @@ def print_machine() -> None:
 
 
 def bench_parser(description: str | None) -> argparse.ArgumentParser:
-    """An argument parser with the script's docstring as its help and ``--backend``."""
+    """An argument parser with the script's docstring as its help, ``--backend`` and
+    ``--postgres-url``."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="a server to make databases on")
     return parser
 
 
