@@ -68,6 +68,7 @@ class EventType(StrEnum):
     WEBHOOK_UPDATED = "webhook.updated", "webhook_endpoint"
     WEBHOOK_DELETED = "webhook.deleted", "webhook_endpoint"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "webhook_endpoint"
+    WEBHOOK_TEST = "webhook.test", "webhook_endpoint"  # sent to one endpoint, whatever it subscribes to
     DEVICE_ENROLLED = "device.enrolled", "device"
     DEVICE_RETESTED = "device.retested", "device"
     DEVICE_BLESSED = "device.blessed", "device"

@@ -24,38 +24,23 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from lineside.domain.events import DomainEvent
 from lineside.domain.identifiers import new_id
 from lineside.domain.webhooks import (
     AttemptOutcome,
     DeliveryStatus,
     WebhookAttempt,
-    WebhookDelivery,
     WebhookEndpoint,
     outcome_of,
     webhook_body,
 )
 from lineside.services.context import ServiceContext
 from lineside.services.ports import DeliveryChange, DueDelivery, SendResult, WebhookMessage
-from lineside.services.webhooks import disable_endpoint_in, webhook_adapters
+from lineside.services.webhooks import disable_endpoint_in, new_delivery, webhook_adapters
 
 WORKER_ACTOR = "webhook-worker"
 # Dispatching only writes rows, so it takes bigger bites than sending does.
 DISPATCH_BATCH = 500
 _JITTER = secrets.SystemRandom()
-
-
-def _delivery(event: DomainEvent, endpoint: WebhookEndpoint, now: datetime) -> WebhookDelivery:
-    return WebhookDelivery(
-        id=new_id(),
-        endpoint_id=endpoint.id,
-        organization_id=endpoint.organization_id,
-        event_id=event.id,
-        event_type=event.type,
-        status=DeliveryStatus.PENDING,
-        created_at=now,
-        next_attempt_at=now,
-    )
 
 
 def dispatch_events(ctx: ServiceContext, *, limit: int = DISPATCH_BATCH) -> int:
@@ -70,7 +55,7 @@ def dispatch_events(ctx: ServiceContext, *, limit: int = DISPATCH_BATCH) -> int:
             endpoints[endpoint.organization_id].append(endpoint)
         uow.webhooks.add_deliveries(
             [
-                _delivery(event, endpoint, now)
+                new_delivery(event, endpoint, now)
                 for event in batch
                 for endpoint in endpoints[event.organization_id]
                 if endpoint.receives(event)

@@ -1,5 +1,5 @@
 """Webhook endpoints: create one (its signing secret shown once), change, disable, delete;
-list its deliveries with their attempts, and send one again.
+list its deliveries with their attempts, send one again, and send the endpoint a test event.
 
 Delivering is in ``webhook_delivery``. Reads need the read scope, changes the admin scope;
 another organization's endpoint or delivery answers NotFound, exactly like a missing one.
@@ -76,6 +76,20 @@ def load_endpoint(
     if endpoint is None:
         raise not_found("webhook endpoint", endpoint_id)
     return endpoint
+
+
+def new_delivery(event: DomainEvent, endpoint: WebhookEndpoint, now: datetime) -> WebhookDelivery:
+    """``event`` on its way to ``endpoint``: pending, due now."""
+    return WebhookDelivery(
+        id=new_id(),
+        endpoint_id=endpoint.id,
+        organization_id=endpoint.organization_id,
+        event_id=event.id,
+        event_type=event.type,
+        status=DeliveryStatus.PENDING,
+        created_at=now,
+        next_attempt_at=now,
+    )
 
 
 def _load_delivery(uow: UnitOfWork, principal: Principal, delivery_id: str) -> WebhookDelivery:
@@ -258,3 +272,28 @@ def resend_delivery(ctx: ServiceContext, principal: Principal, delivery_id: str)
         uow.webhooks.make_due(delivery.id, now)
         uow.commit()
     return replace(delivery, status=DeliveryStatus.PENDING, next_attempt_at=now, completed_at=None)
+
+
+def send_test_event(ctx: ServiceContext, principal: Principal, endpoint_id: str) -> WebhookDelivery:
+    """A ``webhook.test`` event for this endpoint alone, whatever types it subscribes to.
+
+    The event goes to the outbox (so the audit log shows who sent it) already dispatched, with
+    its one delivery beside it in the same transaction: the dispatcher never offers it to the
+    organization's other endpoints, and the worker signs, sends and retries it like any other.
+    """
+    require(principal, Scope.ADMIN)
+    now = ctx.clock()
+    with ctx.unit_of_work() as uow:
+        # Locked as disabling locks it: a test cannot slip in beside a disable's cancellations.
+        endpoint = load_endpoint(uow, principal, endpoint_id, lock=True)
+        if not endpoint.enabled:
+            raise Conflict(
+                "The endpoint is disabled: enable it (PATCH enabled: true) before sending a test event."
+            )
+        event = endpoint_event(EventType.WEBHOOK_TEST, endpoint, actor=principal.actor, at=now)
+        delivery = new_delivery(event, endpoint, now)
+        uow.events.add(event)
+        uow.webhooks.add_deliveries([delivery])
+        uow.webhooks.mark_dispatched([event.id], now)
+        uow.commit()
+    return delivery

@@ -1,4 +1,4 @@
-"""Webhook endpoints, their deliveries and attempts, and re-sending."""
+"""Webhook endpoints, their deliveries and attempts, re-sending, and test events."""
 
 from __future__ import annotations
 
@@ -79,6 +79,13 @@ def rotate_webhook_secret(endpoint_id: str, ctx: Services, caller: Caller) -> We
     """A new signing secret, shown this once; the old one stops signing at once."""
     rotated = webhooks.rotate_secret(ctx, caller, endpoint_id)
     return WebhookEndpointWithSecretOut.with_secret(rotated.endpoint, rotated.secret)
+
+
+@router.post("/webhooks/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED)
+def send_webhook_test_event(endpoint_id: str, ctx: Services, caller: Caller) -> WebhookDeliveryOut:
+    """Queue a `webhook.test` event for this endpoint only (whatever types it subscribes to),
+    signed, sent and retried like any delivery; 409 while the endpoint is disabled."""
+    return WebhookDeliveryOut.of(webhooks.send_test_event(ctx, caller, endpoint_id))
 
 
 @router.get("/webhooks/{endpoint_id}/deliveries")
