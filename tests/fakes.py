@@ -43,11 +43,13 @@ from lineside.domain.secret_tokens import SecretHasher
 from lineside.domain.transfers import DeviceTransfer
 from lineside.services.context import ServiceConfig, ServiceContext
 from lineside.services.ports import (
+    ActivityCount,
     BatchUnit,
     DeviceCount,
     DeviceFilter,
     DeviceIdentity,
     EventFilter,
+    Measure,
     NewDevice,
     Page,
     Slot,
@@ -116,6 +118,7 @@ class Tables:
     production_tokens: dict[str, tuple[ProductionToken, str]] = field(default_factory=dict)
     releases: dict[str, FirmwareRelease] = field(default_factory=dict)
     transfers: dict[str, tuple[DeviceTransfer, str]] = field(default_factory=dict)
+    activity: list[tuple[str, ActivityCount]] = field(default_factory=list)  # (organization id, count)
 
     def subtree(self, within: str) -> set[str]:
         return {org.id for org in self.organizations.values() if org.path.startswith(within)}
@@ -282,6 +285,15 @@ class FakeDevices:
     def delete(self, device_id: str) -> None:
         self._t.devices.pop(device_id, None)
 
+    def count_online(self, *, within: str, at_most: int) -> int:
+        subtree = self._t.subtree(within)
+        online = sum(
+            1
+            for row in self._t.devices.values()
+            if row.device.online and row.device.organization_id in subtree
+        )
+        return min(online, at_most)
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def find_by_hardware_id(self, product_id: str, hardware_id: str) -> Device | None:
@@ -447,6 +459,11 @@ def _matches(device: Device, filters: DeviceFilter) -> bool:
         and (filters.state is None or device.state is filters.state)
         and (filters.serial_number is None or device.serial_number == filters.serial_number)
         and (filters.batch_id is None or device.batch_id == filters.batch_id)
+        and (filters.group_id is None or device.group_id == filters.group_id)
+        and (filters.hardware_address is None or filters.hardware_address in (device.mac, device.hardware_id))
+        and (filters.online is None or device.online is filters.online)
+        and (filters.claimed is None or (device.owner_organization_id is not None) is filters.claimed)
+        and (filters.firmware_version is None or device.firmware_version == filters.firmware_version)
     )
 
 
@@ -477,6 +494,40 @@ class FakeDeviceCounts:
 
     def recount(self) -> int:
         return 0  # nothing to rebuild: every count is read from the devices
+
+
+class FakeActivity:
+    """What the services report (test runs). Arrivals in states are counted by the SQL
+    adapter as devices change (adapters.db.activity): the integration tier tests those."""
+
+    def __init__(self, tables: Tables, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._t = tables
+        self._clock = clock
+
+    def record_test_run(
+        self, organization_id: str, product_id: str, *, sources: Sequence[str], passed: bool, first: bool
+    ) -> None:
+        hour = self._clock().replace(minute=0, second=0, microsecond=0)
+        measures = [Measure.TEST_RUNS] + [Measure.TESTS_PASSED] * passed
+        if first:
+            measures += [Measure.FIRST_TESTS] + [Measure.FIRST_TESTS_PASSED] * passed
+        for source in ("", *sources):
+            for measure in measures:
+                self._t.activity.append(
+                    (organization_id, ActivityCount(product_id, hour, measure, source, 1))
+                )
+
+    def since(
+        self, within: str, since: datetime, *, product_id: str | None = None
+    ) -> builtins.list[ActivityCount]:
+        subtree = self._t.subtree(within)
+        return [
+            count
+            for organization_id, count in self._t.activity
+            if organization_id in subtree
+            and count.hour >= since
+            and (product_id is None or count.product_id == product_id)
+        ]
 
 
 class FakeCertificates:
@@ -851,6 +902,7 @@ class FakeUnitOfWork:
         self.groups = FakeGroups(t)
         self.devices = FakeDevices(t)
         self.device_counts = FakeDeviceCounts(t)
+        self.activity = FakeActivity(t)
         self.certificates = FakeCertificates(t)
         self.events = FakeEvents(t)
         self.users = FakeUsers(t)

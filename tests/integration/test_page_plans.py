@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -200,6 +200,16 @@ def device_pages(fleet: Fleet, application: Application) -> dict[str, Read]:
         ),
         "devices of a batch": devices(DeviceFilter(batch_id=fleet.batch_id)),
         "a serial number": devices(DeviceFilter(serial_number="no-such-serial")),
+        "a MAC or hardware id": devices(DeviceFilter(hardware_address="02:00:00:00:00:01")),
+        "devices of a group": devices(DeviceFilter(group_id=fleet.product_id)),  # no such group
+        "devices online": devices(DeviceFilter(online=True)),
+        "devices of a product on a firmware version": devices(
+            DeviceFilter(product_id=fleet.product_id, firmware_version="9.9.9")
+        ),
+        "devices online, counted": lambda uow: uow.devices.count_online(within=fleet.path, at_most=1000),
+        "activity of a month": lambda uow: uow.activity.since(
+            fleet.path, datetime.now(UTC) - timedelta(days=30)
+        ),
         "events": lambda uow: uow.events.list(
             within=fleet.path, filters=EventFilter(), cursor=None, limit=PAGE
         ),

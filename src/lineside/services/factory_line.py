@@ -239,7 +239,15 @@ def record_test_run(
             recorded_by=principal.actor,
             created_at=ctx.clock(),
         )
+        first = uow.test_runs.latest_for_device(device.id, since=None) is None
         uow.test_runs.add(run)
+        uow.activity.record_test_run(
+            device.organization_id,
+            device.product_id,
+            sources=_sources(run, device),
+            passed=passed,
+            first=first,
+        )
         # The measurements stay with the run: an event says what happened, not every reading.
         uow.events.add(
             new_event(
@@ -254,6 +262,13 @@ def record_test_run(
         )
         uow.commit()
     return run
+
+
+def _sources(run: TestRun, device: Device) -> list[str]:
+    """Where a run's figures are also counted: its fixture and the factory token the unit
+    enrolled with (the overview's yield per fixture and per token)."""
+    sources = [] if run.fixture is None else [f"fixture:{run.fixture}"]
+    return sources + ([] if device.factory_token_id is None else [f"token:{device.factory_token_id}"])
 
 
 def list_test_runs(ctx: ServiceContext, principal: Principal, device_id: str) -> list[TestRun]:

@@ -19,8 +19,9 @@ from sqlalchemy import Connection, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.activity import ActivityChanges
 from lineside.adapters.db.repositories import SqlRepository, owned_within
-from lineside.services.ports import DeviceCount
+from lineside.services.ports import DeviceCount, Measure
 
 
 @dataclass(frozen=True, order=True)
@@ -36,6 +37,14 @@ class DeviceCountChanges:
 
     def __init__(self) -> None:
         self._deltas: Counter[CountKey] = Counter()
+        self.activity = ActivityChanges()  # arrivals, written with the counters
+
+    def arrived(
+        self, organization_id: str, product_id: str, state: str, claimed: bool, devices: int = 1
+    ) -> None:
+        """New devices, made in ``state``."""
+        self.add(organization_id, product_id, state, claimed, devices)
+        self.activity.add(organization_id, product_id, state, times=devices)
 
     def add(self, organization_id: str, product_id: str, state: str, claimed: bool, delta: int = 1) -> None:
         self._deltas[CountKey(organization_id, product_id, state, claimed)] += delta
@@ -47,11 +56,14 @@ class DeviceCountChanges:
         """One device changed state."""
         self.add(organization_id, product_id, before, claimed, -1)
         self.add(organization_id, product_id, after, claimed, +1)
+        self.activity.moved(organization_id, product_id, before, after)
 
     def claim_changed(self, organization_id: str, product_id: str, state: str, claimed: bool) -> None:
         """One device was claimed (``claimed``) or given back."""
         self.add(organization_id, product_id, state, not claimed, -1)
         self.add(organization_id, product_id, state, claimed, +1)
+        if claimed:
+            self.activity.add(organization_id, product_id, Measure.CLAIMED)
 
     def write(self, connection: Connection) -> None:
         changed = sorted((key, delta) for key, delta in self._deltas.items() if delta)
@@ -59,9 +71,11 @@ class DeviceCountChanges:
         if changed:
             rows = [{**key.__dict__, "devices": delta} for key, delta in changed]
             connection.execute(_upsert(connection.dialect.name), rows)
+        self.activity.write(connection)
 
     def discard(self) -> None:
         self._deltas.clear()
+        self.activity.discard()
 
 
 @functools.cache  # built once per dialect: building it costs more than running it

@@ -13,7 +13,20 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -72,6 +85,18 @@ def _filter_terms(filters: DeviceFilter) -> list[ColumnElement[bool]]:
         terms.append(c.serial_number == filters.serial_number)
     if filters.batch_id:
         terms.append(c.batch_id == filters.batch_id)
+    if filters.group_id:
+        terms.append(c.group_id == filters.group_id)
+    if filters.hardware_address:
+        terms.append(or_(c.mac == filters.hardware_address, c.hardware_id == filters.hardware_address))
+    if filters.online is not None:
+        terms.append(c.online == true() if filters.online else c.online == false())
+    if filters.claimed is not None:
+        terms.append(
+            c.owner_organization_id.is_not(None) if filters.claimed else c.owner_organization_id.is_(None)
+        )
+    if filters.firmware_version:
+        terms.append(c.firmware_version == filters.firmware_version)
     return terms
 
 
@@ -83,6 +108,14 @@ def _maker_index(filters: DeviceFilter) -> str | None:
     (or, for a serial number, the few rows that have it)."""
     if filters.batch_id:
         return "ix_devices_batch_id_id"
+    if filters.hardware_address:
+        return None  # the planner ORs the MAC and hardware id indexes: a few rows either way
+    if filters.group_id:
+        return "ix_devices_group_id_id"
+    if filters.firmware_version and filters.product_id:
+        return "ix_devices_product_id_firmware_version_id"
+    if filters.online:
+        return "ix_devices_organization_id_online_id"
     if filters.serial_number:
         # With the product too, the unique (product, serial) index finds one row by itself.
         return None if filters.product_id else "ix_devices_organization_id_serial_number"
@@ -272,6 +305,16 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
             statement, [{"device_id": device_id, "new_hash": h} for device_id, h in claim_hashes]
         )
 
+    def count_online(self, *, within: str, at_most: int) -> int:
+        c = t.devices.c
+        online = (
+            select(c.id)
+            .where(c.organization_id.in_(subtree_ids(self.connection, within)), c.online == true())
+            .with_hint(t.devices, "INDEXED BY ix_devices_organization_id_online_id", "sqlite")
+            .limit(at_most)
+        )
+        return int(self.connection.execute(select(func.count()).select_from(online.subquery())).scalar_one())
+
     def list(self, *, within: str, filters: DeviceFilter, cursor: str | None, limit: int) -> Page[Device]:
         """A page of the devices the subtree made or owns, read a page at a time
         (adapters.db.pages): per organization, the devices it made and those it owns."""
@@ -354,7 +397,7 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         """One device, through SQLAlchemy rather than ``add_many``'s driver fast path, so a
         concurrent insert of the same unit surfaces as IntegrityError (a Conflict)."""
         claimed = device.owner_organization_id is not None
-        self.counts.add(device.organization_id, device.product_id, device.state.value, claimed)
+        self.counts.arrived(device.organization_id, device.product_id, device.state.value, claimed)
         self.connection.execute(
             _INSERT_ONE,
             {
@@ -464,7 +507,7 @@ class _Tally:
     def report_to(self, counts: DeviceCountChanges) -> None:
         self._end_run()
         for key, devices in self._totals.items():
-            counts.add(key.organization_id, key.product_id, key.state, key.claimed, devices)
+            counts.arrived(key.organization_id, key.product_id, key.state, key.claimed, devices)
 
     def _end_run(self) -> None:
         if self._run is not None and self._run_length:

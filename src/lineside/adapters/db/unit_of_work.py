@@ -10,6 +10,7 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from lineside.adapters.db.activity import SqlActivityRepository
 from lineside.adapters.db.device_counts import DeviceCountChanges, SqlDeviceCountRepository
 from lineside.adapters.db.device_repository import SqlCertificateRepository, SqlDeviceRepository
 from lineside.adapters.db.engine import (
@@ -176,6 +177,10 @@ class SqlUnitOfWork:
     @cached_property
     def device_counts(self) -> SqlDeviceCountRepository:
         return SqlDeviceCountRepository(self._live)
+
+    @cached_property
+    def activity(self) -> SqlActivityRepository:
+        return SqlActivityRepository(self._live, self._counts.activity)
 
     def _release_writer_lock(self) -> None:
         if self._holds_writer_lock:

@@ -17,6 +17,8 @@ from lineside.services.ports.credentials import (
     RevokedSerial,
 )
 from lineside.services.ports.devices import (
+    ActivityCount,
+    ActivityRepository,
     BatchUnit,
     DeviceCatalog,
     DeviceConnections,
@@ -30,6 +32,7 @@ from lineside.services.ports.devices import (
     DeviceOwnership,
     DeviceRepository,
     DeviceTokenLookup,
+    Measure,
     NewDevice,
     ProductRepository,
     StaticTokenUnits,
@@ -62,6 +65,8 @@ from lineside.services.ports.webhooks import (
 )
 
 __all__ = [
+    "ActivityCount",
+    "ActivityRepository",
     "ApiKeyRepository",
     "BatchUnit",
     "CertificateAuthority",
@@ -90,6 +95,7 @@ __all__ = [
     "FirmwareStore",
     "IdempotencyStore",
     "IssuedCertificateLike",
+    "Measure",
     "NewDevice",
     "OrganizationRepository",
     "Page",

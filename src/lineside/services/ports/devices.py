@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from lineside.domain.lifecycle import DeviceState
@@ -22,6 +23,16 @@ class DeviceFilter:
     state: DeviceState | None = None
     serial_number: str | None = None
     batch_id: str | None = None
+    group_id: str | None = None
+    # A MAC (normalised, as stored) or the hardware id a factory fixture read: either matches.
+    hardware_address: str | None = None
+    online: bool | None = None
+    claimed: bool | None = None
+    firmware_version: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(value is not None for value in self.__dict__.values())
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,42 @@ class DeviceCountRepository(Protocol):
     def by_state(self) -> dict[str, int]: ...
     # Rebuild every counter from the devices; how many were wrong.
     def recount(self) -> int: ...
+
+
+class Measure(StrEnum):
+    """What the activity counters count per product and hour, beside a device's arrival in
+    each lifecycle state (counted under the state's name)."""
+
+    CLAIMED = "claimed"
+    RETESTED = "retested"  # a failed unit enrolled again
+    TEST_RUNS = "test_runs"
+    TESTS_PASSED = "tests_passed"
+    FIRST_TESTS = "first_tests"  # a unit's first test run
+    FIRST_TESTS_PASSED = "first_tests_passed"
+
+
+@dataclass(frozen=True)
+class ActivityCount:
+    """How many times ``measure`` happened in one hour, for a product (``source`` ''), or at
+    one fixture ('fixture:<name>') or under one factory token ('token:<id>')."""
+
+    product_id: str
+    hour: datetime
+    measure: str
+    source: str
+    count: int
+
+
+class ActivityRepository(Protocol):
+    """Counters per product and hour, kept in the transactions that change devices and
+    record test runs: a chart over a range reads a few rows per hour, whatever the fleet."""
+
+    def record_test_run(
+        self, organization_id: str, product_id: str, *, sources: Sequence[str], passed: bool, first: bool
+    ) -> None: ...
+    def since(
+        self, within: str, since: datetime, *, product_id: str | None = None
+    ) -> list[ActivityCount]: ...
 
 
 @dataclass(frozen=True)
@@ -190,6 +237,11 @@ class DeviceConnections(Protocol):
     def set_provisioned(self, device_id: str, at: datetime | None) -> None: ...
     def set_provisioned_if_not(self, device_id: str, at: datetime) -> bool:
         """Mark a device provisioned unless it already is: of two concurrent attempts, one wins."""
+        ...
+
+    def count_online(self, *, within: str, at_most: int) -> int:
+        """How many devices the subtree made are online now, counting no further than
+        ``at_most`` (the count reads only the online devices)."""
         ...
 
     def record_presence(self, updates: Sequence[tuple[str, bool, datetime]]) -> int:

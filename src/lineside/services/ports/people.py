@@ -30,6 +30,20 @@ class UserRepository(Protocol):
         """The people of one organization with their roles, by email."""
         ...
 
+    def owners_of(self, organization_id: str, *, lock: bool = False) -> list[str]:
+        """The ids of the organization's owners. ``lock``: their memberships until the end of
+        the transaction, so two changes of owners queue and neither leaves the organization
+        without one (whoever changes a role takes this lock first)."""
+        ...
+
+    def role_in(self, user_id: str, organization_id: str, *, lock: bool = False) -> Role | None:
+        """The person's role in the organization; None if they are not a member."""
+        ...
+
+    def set_role(self, user_id: str, organization_id: str, role: Role) -> bool:
+        """Give a member ``role``; False (and nothing changed) if they are not a member."""
+        ...
+
     def add_session(
         self, session_id: str, user_id: str, token_hash: str, at: datetime, expires_at: datetime
     ) -> None: ...

@@ -8,6 +8,7 @@ from typing import Protocol, Self
 from lineside.services.ports.claims import StaticTokenBatchRepository, TombstoneRepository
 from lineside.services.ports.credentials import ApiKeyRepository, CertificateRepository
 from lineside.services.ports.devices import (
+    ActivityRepository,
     DeviceCountRepository,
     DeviceGroupRepository,
     DeviceRepository,
@@ -39,6 +40,8 @@ class UnitOfWork(Protocol):
     def devices(self) -> DeviceRepository: ...
     @property
     def device_counts(self) -> DeviceCountRepository: ...
+    @property
+    def activity(self) -> ActivityRepository: ...
     @property
     def certificates(self) -> CertificateRepository: ...
     @property
