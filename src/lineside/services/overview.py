@@ -64,10 +64,13 @@ class Overview:
 def overview(ctx: ServiceContext, principal: Principal) -> Overview:
     """Every product of the caller's organization (and below) with its figures, busiest
     first, and the latest events."""
-    figures = product_figures(ctx, principal)
+    return Overview(product_figures(ctx, principal), latest_events(ctx, principal))
+
+
+def latest_events(ctx: ServiceContext, principal: Principal) -> list[DomainEvent]:
+    require(principal, Scope.READ)
     with ctx.unit_of_work(write=False) as uow:
-        recent = uow.events.latest(within=principal.organization.path, limit=RECENT_EVENTS)
-    return Overview(figures, recent)
+        return uow.events.latest(within=principal.organization.path, limit=RECENT_EVENTS)
 
 
 def product_figures(ctx: ServiceContext, principal: Principal) -> list[ProductFigures]:

@@ -29,7 +29,8 @@ CSRF_COOKIE = "lineside_csrf"
 TEMPLATES = Path(__file__).parent / "templates"
 # No script anywhere on these pages, no resource from elsewhere, no framing.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
@@ -29,6 +30,7 @@ from lineside.services import (
     audit,
     devices,
     factory_line,
+    factory_tokens,
     overview,
     products,
 )
@@ -51,12 +53,95 @@ def console_home(request: Request) -> Response:
 
 
 @router.get("/{organization_id}", response_model=None)
-async def overview_page(request: Request, organization_id: str) -> Response:
+async def overview_page(
+    request: Request, organization_id: str, product: str = "", days: str = "30", bucket: str = "day"
+) -> Response:
     seat = await run_in_threadpool(seat_for, request, organization_id)
     if not isinstance(seat, Seat):
         return seat
-    figures = await run_in_threadpool(overview.overview, services(request), seat.acting)
-    return show(request, seat, "overview.html", figures=figures, states=list(DeviceState))
+    ctx = services(request)
+    query = {"product": product, "days": int(days) if days.isdigit() else days, "bucket": bucket}
+
+    def read() -> dict[str, Any]:
+        figures = overview.overview(ctx, seat.acting)
+        context: dict[str, Any] = {"figures": figures, "recent_events": figures.recent_events}
+        try:
+            if not days.isdigit():
+                raise InvalidInput("The range is a whole number of days.")
+            activity = overview.activity(
+                ctx, seat.acting, days=int(days), bucket=bucket, product_id=product or None
+            )
+        except DomainError as error:
+            return {**context, "activity": None, "error": error.detail, "status": status_of(error)}
+        tokens = factory_tokens.list_factory_tokens(ctx, seat.acting)
+        return {
+            **context,
+            "activity": activity,
+            "funnel_series": funnel_series(activity),
+            "hourly": hourly_series(activity),
+            "token_names": {token.id: token.name for token in tokens},
+        }
+
+    context = await run_in_threadpool(read)
+    status = context.pop("status", 200)
+    return show(request, seat, "overview.html", status, states=list(DeviceState), query=query, **context)
+
+
+@router.get("/{organization_id}/activity", response_model=None)
+async def activity_feed(request: Request, organization_id: str) -> Response:
+    """The overview's latest events alone: the part of the page that refreshes itself."""
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    recent = await run_in_threadpool(overview.latest_events, services(request), seat.acting)
+    return show(request, seat, "_activity.html", recent_events=recent)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One measure over time, as a chart shows it."""
+
+    title: str
+    key: str
+    unit: str
+    points: list[tuple[str, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(count for _label, count in self.points)
+
+    @property
+    def peak(self) -> int:
+        return max((count for _label, count in self.points), default=0)
+
+
+FUNNEL_TITLES = {
+    "defined": "Defined",
+    "under_test": "Enrolled (under test)",
+    "blessed": "Blessed",
+    "activated": "Activated",
+    "claimed": "Claimed",
+}
+
+
+def funnel_series(activity: overview.Activity) -> list[Series]:
+    return [
+        Series(
+            FUNNEL_TITLES[step],
+            step,
+            activity.bucket,
+            [(bucket.start.strftime("%d %b"), bucket.count(step)) for bucket in activity.buckets],
+        )
+        for step in overview.FUNNEL_STEPS
+    ]
+
+
+def hourly_series(activity: overview.Activity) -> Series:
+    points = [
+        (bucket.start.strftime("%H:00"), bucket.count("activated"))
+        for bucket in activity.activations_per_hour
+    ]
+    return Series("Activations per hour (UTC)", "activations-per-hour", "hour", points)
 
 
 # -- devices ---------------------------------------------------------------------------------
