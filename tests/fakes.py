@@ -621,6 +621,22 @@ class FakeUsers:
         ]
         return sorted(members, key=lambda member: member[0].email)[:limit]
 
+    def owners_of(self, organization_id: str, *, lock: bool = False) -> list[str]:
+        return sorted(
+            user
+            for (user, org), role in self._t.memberships.items()
+            if org == organization_id and role is Role.OWNER
+        )
+
+    def role_in(self, user_id: str, organization_id: str, *, lock: bool = False) -> Role | None:
+        return self._t.memberships.get((user_id, organization_id))
+
+    def set_role(self, user_id: str, organization_id: str, role: Role) -> bool:
+        if (user_id, organization_id) not in self._t.memberships:
+            return False
+        self._t.memberships[(user_id, organization_id)] = role
+        return True
+
     def add_session(
         self, session_id: str, user_id: str, token_hash: str, at: datetime, expires_at: datetime
     ) -> None:

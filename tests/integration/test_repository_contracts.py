@@ -387,6 +387,33 @@ def test_sessions_expire_and_invitations_are_accepted_once(units: UnitOfWorkFact
         assert uow.users.find_session_user(f"s{user.id}", T0) is None
 
 
+def test_a_members_role_changes_in_one_organization_only(units: UnitOfWorkFactory, seeded: Seeded) -> None:
+    boss, pat = (User(new_id(), f"{new_id()}@example.com", seeded.sibling.id, T0) for _ in range(2))
+    with units() as uow:
+        for user in (boss, pat):
+            uow.users.add(user, "hash")
+        uow.users.add_membership(boss.id, seeded.child.id, T0, Role.OWNER)
+        uow.users.add_membership(pat.id, seeded.child.id, T0, Role.OPERATOR)
+        uow.users.add_membership(pat.id, seeded.sibling.id, T0, Role.OPERATOR)
+        uow.commit()
+    with units() as uow:
+        assert uow.users.owners_of(seeded.child.id, lock=True) == [boss.id]
+        assert uow.users.role_in(pat.id, seeded.child.id, lock=True) is Role.OPERATOR
+        assert uow.users.set_role(pat.id, seeded.child.id, Role.OWNER)
+        assert not uow.users.set_role(pat.id, seeded.parent.id, Role.VIEWER)  # not a member there
+        assert not uow.users.set_role(new_id(), seeded.child.id, Role.VIEWER)
+        uow.commit()
+    with units(write=False) as uow:
+        assert uow.users.owners_of(seeded.child.id) == sorted([boss.id, pat.id])
+        assert uow.users.role_in(pat.id, seeded.child.id) is Role.OWNER
+        assert uow.users.role_in(pat.id, seeded.sibling.id) is Role.OPERATOR  # the other membership
+        assert uow.users.role_in(pat.id, seeded.parent.id) is None
+        assert uow.users.role_in(boss.id, seeded.sibling.id) is None
+        assert uow.users.owners_of(seeded.sibling.id) == []
+        members = {user.id: role for user, role in uow.users.members_of(seeded.child.id, 10)}
+        assert members == {boss.id: Role.OWNER, pat.id: Role.OWNER}
+
+
 def test_the_latest_events_of_a_subtree_come_newest_first(units: UnitOfWorkFactory, seeded: Seeded) -> None:
     def event(org: Organization, n: int) -> DomainEvent:
         return new_event(EventType.PRODUCT_CREATED, SubjectRef(new_id(), org.id), actor="test", at=T0, n=n)

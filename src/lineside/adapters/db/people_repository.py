@@ -83,6 +83,34 @@ class SqlUserRepository(SqlRepository):
         )
         return [(_user(row), Role(row.membership_role)) for row in self._all(query)]
 
+    def owners_of(self, organization_id: str, *, lock: bool = False) -> list[str]:
+        m = t.memberships.c
+        query = (
+            select(m.user_id)
+            .where(m.organization_id == organization_id, m.role == Role.OWNER.value)
+            .order_by(m.user_id)  # one order for every taker: no deadlock between two
+        )
+        if lock:
+            query = query.with_for_update()
+        return [str(row.user_id) for row in self._all(query)]
+
+    def role_in(self, user_id: str, organization_id: str, *, lock: bool = False) -> Role | None:
+        m = t.memberships.c
+        query = select(m.role).where(m.user_id == user_id, m.organization_id == organization_id)
+        if lock:
+            query = query.with_for_update()
+        row = self._first(query)
+        return Role(row.role) if row else None
+
+    def set_role(self, user_id: str, organization_id: str, role: Role) -> bool:
+        m = t.memberships.c
+        result = self.connection.execute(
+            update(t.memberships)
+            .where(m.user_id == user_id, m.organization_id == organization_id)
+            .values(role=role.value)
+        )
+        return result.rowcount == 1
+
     def add_session(
         self, session_id: str, user_id: str, token_hash: str, at: datetime, expires_at: datetime
     ) -> None:
