@@ -52,6 +52,7 @@ class EventType(StrEnum):
     DEVICE_TRANSFERRED = "device.transferred", "device"
     INVITATION_CREATED = "invitation.created", "invitation"
     INVITATION_ACCEPTED = "invitation.accepted", "invitation"
+    MEMBERSHIP_ROLE_CHANGED = "membership.role_changed", "user"
     DEVICE_TESTED = "device.tested", "device"
     FACTORY_TOKEN_CREATED = "factory_token.created", "factory_token"
     FACTORY_TOKEN_REVOKED = "factory_token.revoked", "factory_token"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lineside.domain.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from lineside.domain.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from lineside.domain.events import EventType, SubjectRef, new_event
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.models import ROLE_SCOPES, Organization, OrganizationKind, Principal, Role, Scope, User
@@ -270,6 +277,73 @@ def members(ctx: ServiceContext, principal: Principal) -> list[tuple[User, Role]
 def _makes_owners(principal: Principal) -> bool:
     # An owner, or the operator at the server's command line; never an API key or an admin.
     return principal.role is Role.OWNER or principal.actor == OPERATOR_ACTOR
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    """A member's role in an organization, before and after a change (the same if unchanged)."""
+
+    user: User
+    organization_id: str
+    previous: Role
+    role: Role
+
+
+def change_role(
+    ctx: ServiceContext,
+    principal: Principal,
+    user_id: str,
+    role: Role,
+    *,
+    organization_id: str | None = None,
+) -> RoleChange:
+    """Give a member of the caller's organization (or of one below it, ``organization_id``)
+    another role. Only an owner (or the operator) makes or unmakes an owner, and the last
+    owner stays one: the organization is never left without. Someone who is not a member
+    there is not found, whoever else they belong to."""
+    require(principal, Scope.ADMIN)
+    if role is Role.OWNER and not _makes_owners(principal):
+        raise PermissionDenied("Only an owner of the organization can make another owner.")
+    now = ctx.clock()
+    with ctx.unit_of_work() as uow:
+        organization = _at_or_below(uow, principal, organization_id)
+        owners = uow.users.owners_of(organization.id, lock=True)  # first, always: see the port
+        previous = uow.users.role_in(user_id, organization.id, lock=True) if is_uuid(user_id) else None
+        user = uow.users.get(user_id) if previous is not None else None
+        if previous is None or user is None:
+            raise not_found("member of this organization", user_id)
+        if previous is Role.OWNER and role is not Role.OWNER:
+            if not _makes_owners(principal):
+                raise PermissionDenied("Only an owner of the organization can change an owner's role.")
+            if owners == [user_id]:
+                raise Conflict(
+                    f"{user.email} is the organization's last owner: make another member an owner first."
+                )
+        if previous is not role:
+            uow.users.set_role(user_id, organization.id, role)
+            uow.events.add(
+                new_event(
+                    EventType.MEMBERSHIP_ROLE_CHANGED,
+                    SubjectRef(user_id, organization.id),
+                    actor=principal.actor,
+                    at=now,
+                    old_role=previous.value,
+                    new_role=role.value,
+                )
+            )
+            uow.commit()
+    return RoleChange(user, organization.id, previous, role)
+
+
+def _at_or_below(uow: UnitOfWork, principal: Principal, organization_id: str | None) -> Organization:
+    """The caller's organization, or the one of ``organization_id`` at or below it."""
+    if organization_id is None or organization_id == principal.organization.id:
+        return principal.organization
+    within = principal.organization.path
+    found = uow.organizations.get(organization_id, within=within) if is_uuid(organization_id) else None
+    if found is None:
+        raise not_found("organization", organization_id)
+    return found
 
 
 def accept_invitation(ctx: ServiceContext, principal: Principal, code: str) -> Organization:
