@@ -1,4 +1,4 @@
-"""People: sign-up, sign-in tokens, invitations into organizations."""
+"""People: sign-up, sign-in tokens, invitations into organizations, members' roles."""
 
 from __future__ import annotations
 
@@ -75,6 +75,21 @@ class InvitationOut(BaseModel):
     role: Role
 
 
+class RoleIn(RequestBody):
+    role: Role = Field(
+        description="owner (only an owner makes or unmakes one; the last owner stays one), admin,"
+        " operator or viewer."
+    )
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    email: str
+    organization_id: str
+    role: Role
+    previous_role: Role = Field(description="The role before this change (the same if it did not change).")
+
+
 class AcceptIn(RequestBody):
     code: StrictStr = Field(max_length=200)
 
@@ -141,6 +156,20 @@ def invite(organization_id: str, body: InvitationIn, ctx: Services, caller: Call
         email=created.email,
         code=created.code,
         role=created.role,
+    )
+
+
+@router.put("/organizations/{organization_id}/members/{user_id}")
+def change_role(organization_id: str, user_id: str, body: RoleIn, ctx: Services, caller: Caller) -> MemberOut:
+    """Give a member of your organization (or of one below it) another role; records
+    `membership.role_changed`. Someone not a member there answers 404; demoting the last owner, 409."""
+    changed = people.change_role(ctx, caller, user_id, body.role, organization_id=organization_id)
+    return MemberOut(
+        user_id=changed.user.id,
+        email=changed.user.email,
+        organization_id=changed.organization_id,
+        role=changed.role,
+        previous_role=changed.previous,
     )
 
 
