@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import copy
 import itertools
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -76,13 +77,20 @@ class NotFaked:
         )
 
 
-def paged_by_id(items: Iterable[T], key: Callable[[T], str], cursor: str | None, limit: int) -> Page[T]:
-    """What ``adapters.db.paging`` does: ascending keys, ``limit`` at a time, an opaque cursor."""
-    ordered = sorted(items, key=key)
+def paged_by_id(
+    items: Iterable[T], key: Callable[[T], str], cursor: str | None, limit: int, *, newest_first: bool = False
+) -> Page[T]:
+    """What ``adapters.db.paging`` does: ascending (or descending) keys, ``limit`` at a time,
+    an opaque cursor."""
+    ordered = sorted(items, key=key, reverse=newest_first)
     if cursor is not None:
         if not (len(cursor) == 32 and all(c in "0123456789abcdef" for c in cursor)):
             raise InvalidInput("The cursor is not one this server handed out.")
-        ordered = [item for item in ordered if key(item).replace("-", "") > cursor]
+        ordered = [
+            item
+            for item in ordered
+            if (key(item).replace("-", "") < cursor if newest_first else key(item).replace("-", "") > cursor)
+        ]
     page = ordered[:limit]
     more = len(ordered) > limit
     return Page(page, key(page[-1]).replace("-", "") if more and page else None)
@@ -269,7 +277,7 @@ class FakeDevices:
             if (row.device.organization_id in subtree or row.device.owner_organization_id in subtree)
             and _matches(row.device, filters)
         ]
-        return paged_by_id(matching, lambda d: d.id, cursor, limit)
+        return paged_by_id(matching, lambda d: d.id, cursor, limit, newest_first=filters.newest_first)
 
     def existing_serial_numbers(self, product_id: str, serials: Iterable[str]) -> set[str]:
         wanted = set(serials)
@@ -464,7 +472,17 @@ def _matches(device: Device, filters: DeviceFilter) -> bool:
         and (filters.online is None or device.online is filters.online)
         and (filters.claimed is None or (device.owner_organization_id is not None) is filters.claimed)
         and (filters.firmware_version is None or device.firmware_version == filters.firmware_version)
+        and (
+            filters.metadata is None or _text(device.metadata.get(filters.metadata[0])) == filters.metadata[1]
+        )
     )
+
+
+def _text(value: Any) -> str | None:
+    """A metadata value as SQL's JSON-as-text reads it."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 class FakeDeviceCounts:

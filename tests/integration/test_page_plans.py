@@ -203,6 +203,10 @@ def device_pages(fleet: Fleet, application: Application) -> dict[str, Read]:
         "a MAC or hardware id": devices(DeviceFilter(hardware_address="02:00:00:00:00:01")),
         "devices of a group": devices(DeviceFilter(group_id=fleet.product_id)),  # no such group
         "devices online": devices(DeviceFilter(online=True)),
+        "devices, newest first": devices(DeviceFilter(newest_first=True)),
+        "devices, newest first, a page 10% from the end": devices(
+            DeviceFilter(newest_first=True), lambda: deep_cursor(application, fleet)
+        ),
         "devices of a product on a firmware version": devices(
             DeviceFilter(product_id=fleet.product_id, firmware_version="9.9.9")
         ),

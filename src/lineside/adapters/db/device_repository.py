@@ -76,27 +76,25 @@ def _visible(within: str | ColumnElement[str]) -> ColumnElement[bool]:
 
 def _filter_terms(filters: DeviceFilter) -> list[ColumnElement[bool]]:
     c = t.devices.c
-    terms = []
-    if filters.product_id:
-        terms.append(c.product_id == filters.product_id)
-    if filters.state:
-        terms.append(c.state == filters.state.value)
-    if filters.serial_number:
-        terms.append(c.serial_number == filters.serial_number)
-    if filters.batch_id:
-        terms.append(c.batch_id == filters.batch_id)
-    if filters.group_id:
-        terms.append(c.group_id == filters.group_id)
+    equal = {
+        c.product_id: filters.product_id,
+        c.state: filters.state.value if filters.state else None,
+        c.serial_number: filters.serial_number,
+        c.batch_id: filters.batch_id,
+        c.group_id: filters.group_id,
+        c.firmware_version: filters.firmware_version,
+    }
+    terms = [column == value for column, value in equal.items() if value]
     if filters.hardware_address:
         terms.append(or_(c.mac == filters.hardware_address, c.hardware_id == filters.hardware_address))
     if filters.online is not None:
-        terms.append(c.online == true() if filters.online else c.online == false())
+        terms.append(c.online == (true() if filters.online else false()))
     if filters.claimed is not None:
-        terms.append(
-            c.owner_organization_id.is_not(None) if filters.claimed else c.owner_organization_id.is_(None)
-        )
-    if filters.firmware_version:
-        terms.append(c.firmware_version == filters.firmware_version)
+        owner = c.owner_organization_id
+        terms.append(owner.is_not(None) if filters.claimed else owner.is_(None))
+    if filters.metadata is not None:
+        name, value = filters.metadata
+        terms.append(c.metadata[name].as_string() == value)
     return terms
 
 
@@ -321,10 +319,19 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         subtree = subtree_ids(self.connection, within)
         if len(subtree) > MAX_BRANCH_ORGANIZATIONS:
             query = select(t.devices).where(_visible(within), *_filter_terms(filters))
-            return paged(query, t.devices.c.id, cursor, limit, self._all, _device)
+            return paged(
+                query, t.devices.c.id, cursor, limit, self._all, _device, newest_first=filters.newest_first
+            )
         branches = self._branches(subtree, filters)
         return branch_page(
-            self.connection, t.devices, t.devices.c.id, branches, cursor=cursor, limit=limit, convert=_device
+            self.connection,
+            t.devices,
+            t.devices.c.id,
+            branches,
+            cursor=cursor,
+            limit=limit,
+            convert=_device,
+            newest_first=filters.newest_first,
         )
 
     def _branches(self, subtree: Sequence[str], filters: DeviceFilter) -> Sequence[Branch]:

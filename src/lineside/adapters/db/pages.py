@@ -54,25 +54,33 @@ def branch_page(
     cursor: str | None,
     limit: int,
     convert: Callable[[Row[Any]], T],
+    newest_first: bool = False,
 ) -> Page[T]:
-    """The page of rows of every branch together, in key order after ``cursor``."""
+    """The page of rows of every branch together, in key order after ``cursor`` (or in
+    reverse key order before it: the same indexes, read backwards)."""
     if not branches:
         return Page([], None)
     after = cursor_value(key, cursor) if cursor is not None else None
-    scans = [_scan(table, key, branch, after, limit) for branch in branches]
+    scans = [_scan(table, key, branch, after, limit, newest_first) for branch in branches]
     if len(scans) == 1:
         query = scans[0]
     else:
         # SQLite allows ORDER BY and LIMIT in a compound SELECT's parts only in subqueries.
         merged = union_all(*(select(scan.subquery()) for scan in scans)).subquery()
-        query = select(merged).order_by(merged.c[key.name]).limit(limit + 1)
+        query = select(merged).order_by(ordered(merged.c[key.name], newest_first)).limit(limit + 1)
     return page_of_rows(connection.execute(query).all(), limit, key.name, convert)
 
 
-def _scan(table: Table, key: Column[Any], branch: Branch, after: Any, limit: int) -> Select[Any]:
+def ordered(key: ColumnElement[Any], newest_first: bool) -> ColumnElement[Any]:
+    return key.desc() if newest_first else key
+
+
+def _scan(
+    table: Table, key: Column[Any], branch: Branch, after: Any, limit: int, newest_first: bool
+) -> Select[Any]:
     scan = select(table).where(branch.where)
     if after is not None:
-        scan = scan.where(key > after)
+        scan = scan.where(key < after if newest_first else key > after)
     if branch.index is not None:
         scan = scan.with_hint(table, f"INDEXED BY {branch.index}", "sqlite")
-    return scan.order_by(key).limit(limit + 1)
+    return scan.order_by(ordered(key, newest_first)).limit(limit + 1)

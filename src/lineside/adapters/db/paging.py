@@ -34,10 +34,12 @@ def paged(
     convert: Callable[[Row[Any]], T],
     *,
     key_of: Callable[[Row[Any]], str] | None = None,
+    newest_first: bool = False,
 ) -> Page[T]:
     if cursor is not None:
-        query = query.where(key > cursor_value(key, cursor))
-    rows = run(query.order_by(key).limit(limit + 1))
+        after = cursor_value(key, cursor)
+        query = query.where(key < after if newest_first else key > after)
+    rows = run(query.order_by(key.desc() if newest_first else key).limit(limit + 1))
     return page_of_rows(rows, limit, key.name, convert, key_of=key_of)
 
 

@@ -29,10 +29,11 @@ class DeviceFilter:
     online: bool | None = None
     claimed: bool | None = None
     firmware_version: str | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        return not any(value is not None for value in self.__dict__.values())
+    # (field name, value as text): read through the organization's (or product's) devices
+    # until a page matches, as no index holds metadata.
+    metadata: tuple[str, str] | None = None
+    # Ids are time-ordered (UUIDv7): newest first is the same index read backwards.
+    newest_first: bool = False
 
 
 @dataclass(frozen=True)
