@@ -1,5 +1,6 @@
 """The console's webhooks: endpoints (made with the event types they want, the signing secret
-shown once; turned off and on), and each endpoint's recent deliveries, re-sent on demand."""
+shown once; turned off and on; sent a test event), and each endpoint's recent deliveries,
+re-sent on demand."""
 
 from __future__ import annotations
 
@@ -50,6 +51,22 @@ async def create_endpoint(request: Request, organization_id: str) -> Response:
         "webhooks.html",
         _context,
         form={"url": url, "description": description, "event_types": chosen},
+    )
+
+
+# Before ``turn``, whose ``{switch}`` would take "test" for a switch it does not know.
+@router.post("/{organization_id}/webhooks/{endpoint_id}/test", response_model=None)
+async def send_test(
+    request: Request, organization_id: str, endpoint_id: str, csrf: str = Form("")
+) -> Response:
+    """A ``webhook.test`` event for this endpoint alone."""
+    return await acted(
+        request,
+        organization_id,
+        csrf,
+        lambda ctx, principal: webhooks.send_test_event(ctx, principal, endpoint_id),
+        refused="No test event sent",
+        then=f"/console/{organization_id}/webhooks/{endpoint_id}?tested=1",
     )
 
 
