@@ -1,5 +1,6 @@
-"""The console's organization page: API keys, people invited with a role, client
-sub-organizations (Blynk's flow: one per client, the client invited into it), quota and usage.
+"""The console's organization page: API keys, people invited with a role (and their roles
+changed), client sub-organizations (Blynk's flow: one per client, the client invited into
+it), quota and usage.
 A secret (a key, an invitation code) is on the page that made it, and never again."""
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from lineside.domain.errors import InvalidInput
-from lineside.domain.models import Role, Scope
+from lineside.domain.models import Principal, Role, Scope
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.web.console.seats import Seat, acted, seat_for, show, shown_after
 from lineside.services import organizations, people, quotas
+from lineside.services.context import ServiceContext
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -97,6 +99,27 @@ async def invite(
         return {"what": f"Invitation for {created.email} as {role}", "secret": created.code}
 
     return await _made(request, organization_id, csrf, make)
+
+
+@router.post("/{organization_id}/organization/members/{user_id}/role", response_model=None)
+async def change_role(
+    request: Request, organization_id: str, user_id: str, role: str = Form(""), csrf: str = Form("")
+) -> Response:
+    """Give a member of this organization another role."""
+
+    def act(ctx: ServiceContext, principal: Principal) -> object:
+        if role not in {r.value for r in Role}:
+            raise InvalidInput("The role is owner, admin, operator or viewer.")
+        return people.change_role(ctx, principal, user_id, Role(role))
+
+    return await acted(
+        request,
+        organization_id,
+        csrf,
+        act,
+        refused="Role not changed",
+        then=f"/console/{organization_id}/organization?role_changed=1",
+    )
 
 
 @router.post("/{organization_id}/organization/clients", response_model=None)
