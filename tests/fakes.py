@@ -310,6 +310,10 @@ class FakeDevices:
     def set_hardware_id(self, device_id: str, hardware_id: str) -> None:
         self._change(device_id, hardware_id=hardware_id)
 
+    def set_group(self, device_ids: Sequence[str], group_id: str) -> None:
+        for device_id in device_ids:
+            self._change(device_id, group_id=group_id)
+
     def save_state_if(self, device: Device, previous: DeviceState) -> bool:
         row = self._t.devices.get(device.id)
         if row is None or row.device.state is not previous:

@@ -76,6 +76,7 @@ class EventType(StrEnum):
     DEVICE_FAILED = "device.failed", "device"
     DEVICE_ACTIVATED = "device.activated", "device"
     DEVICE_REVOKED = "device.revoked", "device"
+    DEVICE_MOVED = "device.moved", "device"  # to another device group, by a person
 
 
 @dataclass(frozen=True)

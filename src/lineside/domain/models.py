@@ -49,6 +49,23 @@ class GroupKind(StrEnum):
     PRODUCTION = "production"
 
 
+PRODUCTION_STATES = frozenset({DeviceState.BLESSED, DeviceState.ACTIVATED})
+
+
+def group_refuses(kind: GroupKind, state: DeviceState) -> str | None:
+    """Why a device in ``state`` cannot be moved by hand into a group of ``kind`` (None if
+    it can). Units join a factory group by enrolling and a production group by blessing, so
+    a person moves production devices only between production groups, and the others only
+    between development groups (Electric Imp's impCentral draws the same lines)."""
+    if state is DeviceState.REVOKED:
+        return "A revoked device stays where it is."
+    if kind is GroupKind.FACTORY:
+        return "Units join a factory group by enrolling on the line, not by hand."
+    if (kind is GroupKind.PRODUCTION) != (state in PRODUCTION_STATES):
+        return "Only blessed units join a production group, and they leave it only for another one."
+    return None
+
+
 class EnrollmentPolicy(StrEnum):
     """Which hardware a product's factory enrollment tokens admit as Devices Under Test."""
 

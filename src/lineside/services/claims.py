@@ -9,6 +9,7 @@ owner (who scans a correct code) out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,7 +20,7 @@ from lineside.domain.models import Device, Principal, Product, Scope
 from lineside.domain.secret_tokens import SecretKind
 from lineside.services.attempts import Charge
 from lineside.services.context import ServiceContext, not_found, require
-from lineside.services.lookups import load_device
+from lineside.services.lookups import check_selection, load_device
 from lineside.services.people import acting_organization
 from lineside.services.ports import UnitOfWork
 
@@ -208,17 +209,28 @@ def _owner_path(uow: UnitOfWork, device: Device | None) -> str | None:
 
 def disclaim_device(ctx: ServiceContext, principal: Principal, device_id: str) -> Device:
     """The manufacturer takes a claimed device back from its owner."""
+    return disclaim_devices(ctx, principal, [device_id])[0]
+
+
+def disclaim_devices(ctx: ServiceContext, principal: Principal, device_ids: Sequence[str]) -> list[Device]:
+    """Take several claimed devices back at once: all of them, or (if one cannot be) none."""
     require(principal, Scope.ADMIN)
+    check_selection(device_ids)
     with ctx.unit_of_work() as uow:
-        device = load_device(uow, principal, device_id)
-        if not device.is_claimed:
-            raise Conflict("The device is not claimed; there is nothing to disclaim.")
         now = ctx.clock()
-        previous_owner = device.owner_organization_id
-        uow.devices.release_claim(device.id)
-        uow.transfers.cancel_open(device.id, now)
-        _record(uow, EventType.DEVICE_DISCLAIMED, device, principal.actor, now, previous_owner=previous_owner)
+        disclaimed = [_disclaim_in(uow, principal, device_id, now) for device_id in device_ids]
         uow.commit()
+    return disclaimed
+
+
+def _disclaim_in(uow: UnitOfWork, principal: Principal, device_id: str, now: datetime) -> Device:
+    device = load_device(uow, principal, device_id)
+    if not device.is_claimed:
+        raise Conflict(f"The device {device.serial_number} is not claimed; there is nothing to disclaim.")
+    previous_owner = device.owner_organization_id
+    uow.devices.release_claim(device.id)
+    uow.transfers.cancel_open(device.id, now)
+    _record(uow, EventType.DEVICE_DISCLAIMED, device, principal.actor, now, previous_owner=previous_owner)
     device.owner_organization_id = device.claimed_at = None
     return device
 
@@ -226,22 +238,36 @@ def disclaim_device(ctx: ServiceContext, principal: Principal, device_id: str) -
 def delete_device(ctx: ServiceContext, principal: Principal, device_id: str) -> None:
     """Gone at once: its token stops authenticating, and it leaves its owner's account.
     Its claim code is remembered so the QR label can say "deleted"."""
+    delete_devices(ctx, principal, [device_id])
+
+
+def delete_devices(ctx: ServiceContext, principal: Principal, device_ids: Sequence[str]) -> int:
+    """Delete several devices at once (as ``delete_device``): all of them, or none."""
     require(principal, Scope.ADMIN)
+    check_selection(device_ids)
     with ctx.unit_of_work() as uow:
-        device = load_device(uow, principal, device_id)
         now = ctx.clock()
-        if device.has_claim_code:
-            code_hash = claim_code_hash(ctx, device.id, device.claim_generation)
-            uow.tombstones.add(code_hash, device.id, device.organization_id, device.serial_number, now)
-        uow.certificates.revoke_active(device.id, now)
-        uow.transfers.cancel_open(device.id, now)
-        uow.devices.delete(device.id)
-        _record(
-            uow,
-            EventType.DEVICE_DELETED,
-            device,
-            principal.actor,
-            now,
-            owner_organization_id=device.owner_organization_id,
-        )
+        for device_id in device_ids:
+            _delete_in(uow, ctx, principal, device_id, now)
         uow.commit()
+    return len(device_ids)
+
+
+def _delete_in(
+    uow: UnitOfWork, ctx: ServiceContext, principal: Principal, device_id: str, now: datetime
+) -> None:
+    device = load_device(uow, principal, device_id)
+    if device.has_claim_code:
+        code_hash = claim_code_hash(ctx, device.id, device.claim_generation)
+        uow.tombstones.add(code_hash, device.id, device.organization_id, device.serial_number, now)
+    uow.certificates.revoke_active(device.id, now)
+    uow.transfers.cancel_open(device.id, now)
+    uow.devices.delete(device.id)
+    _record(
+        uow,
+        EventType.DEVICE_DELETED,
+        device,
+        principal.actor,
+        now,
+        owner_organization_id=device.owner_organization_id,
+    )

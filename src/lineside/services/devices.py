@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,11 +20,19 @@ from lineside.domain.events import EventType, SubjectRef, new_event
 from lineside.domain.factory import normalize_hardware_id
 from lineside.domain.identifiers import new_id, new_ids
 from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
-from lineside.domain.models import CredentialType, Device, Principal, Product, Scope
+from lineside.domain.models import (
+    CredentialType,
+    Device,
+    DeviceGroup,
+    Principal,
+    Product,
+    Scope,
+    group_refuses,
+)
 from lineside.domain.secret_tokens import generate_secrets
 from lineside.services.context import ServiceContext, page_size, require
 from lineside.services.credentials import SECRET_KINDS, IssuedCredential, issue_certificate_in, revoke_all_in
-from lineside.services.lookups import load_device, load_product
+from lineside.services.lookups import check_selection, load_device, load_group, load_product
 from lineside.services.ports import DeviceFilter, NewDevice, Page, UnitOfWork
 from lineside.services.quotas import check_device_quota
 
@@ -280,4 +288,39 @@ def revoke_device(ctx: ServiceContext, principal: Principal, device_id: str) -> 
         uow.events.add(event)
         revoke_all_in(uow, principal, device, now)
         uow.commit()
+    return device
+
+
+def move_to_group(ctx: ServiceContext, principal: Principal, device_ids: Sequence[str], group_id: str) -> int:
+    """Move the chosen devices into a group of their product: all of them, or none."""
+    require(principal, Scope.ADMIN)
+    check_selection(device_ids)
+    with ctx.unit_of_work() as uow:
+        group = load_group(uow, principal, group_id)
+        now = ctx.clock()
+        moving = [_movable(load_device(uow, principal, device_id), group) for device_id in device_ids]
+        uow.devices.set_group([device.id for device in moving], group.id)
+        uow.events.add_many(
+            [
+                new_event(
+                    EventType.DEVICE_MOVED,
+                    device,
+                    actor=principal.actor,
+                    at=now,
+                    from_group=device.group_id,
+                    to_group=group.id,
+                )
+                for device in moving
+            ]
+        )
+        uow.commit()
+    return len(moving)
+
+
+def _movable(device: Device, group: DeviceGroup) -> Device:
+    if device.product_id != group.product_id:
+        raise Conflict(f"The device {device.serial_number} is not of the group's product.")
+    refused = group_refuses(group.kind, device.state)
+    if refused:
+        raise Conflict(f"The device {device.serial_number} cannot move there: {refused}")
     return device

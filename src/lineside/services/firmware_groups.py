@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from lineside.domain.errors import Conflict
 from lineside.domain.events import DomainEvent, EventType, SubjectRef, new_event
-from lineside.domain.identifiers import is_uuid, new_id
+from lineside.domain.identifiers import new_id
 from lineside.domain.models import (
     ApplicationFirmwareAfter,
     DeviceGroup,
@@ -21,9 +21,10 @@ from lineside.domain.models import (
     Principal,
     Scope,
 )
-from lineside.services.context import ServiceContext, not_found, require
+from lineside.services.context import ServiceContext, require
 from lineside.services.firmware import load_release
-from lineside.services.ports import FirmwareDeployment, UnitOfWork
+from lineside.services.lookups import load_group
+from lineside.services.ports import FirmwareDeployment
 
 # Which kinds of group run which kind of firmware.
 _GROUP_KINDS_FOR = {
@@ -41,7 +42,7 @@ class GroupFirmware:
 def get_group(ctx: ServiceContext, principal: Principal, group_id: str) -> GroupFirmware:
     require(principal, Scope.READ)
     with ctx.unit_of_work(write=False) as uow:
-        group = _load_group(uow, principal, group_id)
+        group = load_group(uow, principal, group_id)
         release = uow.firmware.get_release(group.release_id) if group.release_id else None
     return GroupFirmware(group, release)
 
@@ -52,7 +53,7 @@ def set_application_firmware_after(
     """When a production group's members load application firmware: after blessing or activation."""
     require(principal, Scope.ADMIN)
     with ctx.unit_of_work() as uow:
-        group = _load_group(uow, principal, group_id)
+        group = load_group(uow, principal, group_id)
         if group.kind is not GroupKind.PRODUCTION and after is not ApplicationFirmwareAfter.BLESSING:
             raise Conflict(
                 "Only a production group can wait for activation; "
@@ -78,7 +79,7 @@ def deploy_release(
     """Make ``release_id`` the group's firmware: every member is told at its next check."""
     require(principal, Scope.ADMIN)
     with ctx.unit_of_work() as uow:
-        group = _load_group(uow, principal, group_id)
+        group = load_group(uow, principal, group_id)
         release = load_release(uow, principal, release_id)
         _check_release_fits(group, release)
         deployment = FirmwareDeployment(
@@ -102,7 +103,7 @@ def list_deployments(ctx: ServiceContext, principal: Principal, group_id: str) -
     """The group's deployments, newest first."""
     require(principal, Scope.READ)
     with ctx.unit_of_work(write=False) as uow:
-        group = _load_group(uow, principal, group_id)
+        group = load_group(uow, principal, group_id)
         return uow.firmware.list_deployments(group.id)
 
 
@@ -136,12 +137,3 @@ def _deployed_event(
         version=release.version,
         member_count=members,
     )
-
-
-def _load_group(uow: UnitOfWork, principal: Principal, group_id: str) -> DeviceGroup:
-    group = (
-        uow.firmware.get_group(group_id, within=principal.organization.path) if is_uuid(group_id) else None
-    )
-    if group is None:
-        raise not_found("device group", group_id)
-    return group

@@ -5,8 +5,11 @@ Another organization's resource and a missing one look the same from outside.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from lineside.domain.errors import InvalidInput
 from lineside.domain.identifiers import is_uuid
-from lineside.domain.models import Device, Principal, Product
+from lineside.domain.models import Device, DeviceGroup, Principal, Product
 from lineside.services.context import not_found
 from lineside.services.ports import UnitOfWork
 
@@ -33,3 +36,25 @@ def load_device(
     if device is None:
         raise not_found("device", device_id)
     return device
+
+
+def load_group(uow: UnitOfWork, principal: Principal, group_id: str) -> DeviceGroup:
+    group = (
+        uow.firmware.get_group(group_id, within=principal.organization.path) if is_uuid(group_id) else None
+    )
+    if group is None:
+        raise not_found("device group", group_id)
+    return group
+
+
+MAX_SELECTION = 500  # devices one bulk action takes, in one transaction
+
+
+def check_selection(device_ids: Sequence[str]) -> None:
+    """A person's choice of devices for one bulk action: some, not too many, each once."""
+    if not device_ids:
+        raise InvalidInput("Choose at least one device.")
+    if len(device_ids) > MAX_SELECTION:
+        raise InvalidInput(f"Choose at most {MAX_SELECTION} devices at a time.")
+    if len(set(device_ids)) != len(device_ids):
+        raise InvalidInput("A device is chosen twice.")

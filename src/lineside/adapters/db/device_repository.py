@@ -441,6 +441,11 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
             update(t.devices).where(t.devices.c.id == device_id).values(hardware_id=hardware_id)
         )
 
+    def set_group(self, device_ids: Sequence[str], group_id: str) -> None:
+        self.connection.execute(
+            update(t.devices).where(t.devices.c.id.in_(device_ids)).values(group_id=group_id)
+        )
+
     def save_state_if(self, device: Device, previous: DeviceState) -> bool:
         """Write the device's lifecycle (state, group, timeline) only while the row is still
         in ``previous``: of concurrent transitions of one device, exactly one matches (the
