@@ -78,6 +78,11 @@ def test_an_admin_sends_a_test_event_that_arrives_signed_and_a_viewer_sees_no_bu
         expect(browser.get_by_test_id("endpoint")).to_contain_text(receiver.url())
         expect(browser.get_by_role("button", name="Send a test event")).to_have_count(0)
         checked(browser)
+        # The form posted anyway, with the viewer's own CSRF token (from the sign-out form):
+        csrf = browser.locator("input[name=csrf]").first.input_value()
+        posted = browser.request.post(f"{page}/test", form={"csrf": csrf}, max_redirects=0)
+        assert posted.status == 403
+        assert "Your role here (viewer) cannot do this" in posted.text()
     assert len(receiver.received) == 1
 
 
