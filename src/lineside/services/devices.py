@@ -255,6 +255,14 @@ def get_device(ctx: ServiceContext, principal: Principal, device_id: str) -> Dev
         return load_device(uow, principal, device_id, include_owned=True)
 
 
+def get_devices(ctx: ServiceContext, principal: Principal, device_ids: Sequence[str]) -> list[Device]:
+    """The chosen devices, in the order chosen (NotFound for any the caller may not see)."""
+    require(principal, Scope.READ)
+    check_selection(device_ids)
+    with ctx.unit_of_work(write=False) as uow:
+        return [load_device(uow, principal, device_id) for device_id in device_ids]
+
+
 def list_devices(
     ctx: ServiceContext,
     principal: Principal,

@@ -15,6 +15,7 @@ from lineside.entrypoints.web.console import assets, batches, device_actions, fl
 ROUTERS: list[APIRouter] = [
     assets.router,
     fleet.router,
+    device_list.router,
     device_actions.router,
     batches.router,
     line.router,

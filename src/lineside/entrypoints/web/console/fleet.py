@@ -17,11 +17,9 @@ from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
 from lineside.entrypoints.web.console.seats import (
     NOT_A_MAKER,
-    PAGE_SIZE,
     PRODUCTS_SHOWN,
     Seat,
     makers_of,
-    product_choices,
     seat_for,
     show,
 )
@@ -34,8 +32,7 @@ from lineside.services import (
     overview,
     products,
 )
-from lineside.services.context import ServiceContext
-from lineside.services.ports import DeviceFilter, EventFilter
+from lineside.services.ports import EventFilter
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -145,50 +142,6 @@ def hourly_series(activity: overview.Activity) -> Series:
 
 
 # -- devices ---------------------------------------------------------------------------------
-
-
-@router.get("/{organization_id}/devices", response_model=None)
-async def devices_page(
-    request: Request,
-    organization_id: str,
-    product: str = "",
-    state: str = "",
-    serial: str = "",
-    cursor: str = "",
-) -> Response:
-    seat = await run_in_threadpool(seat_for, request, organization_id)
-    if not isinstance(seat, Seat):
-        return seat
-    ctx, query = services(request), {"product": product, "state": state, "serial": serial}
-
-    def read() -> dict[str, Any]:
-        context = _list_context(ctx, seat)
-        try:
-            filters = DeviceFilter(
-                product_id=product or None,
-                state=DeviceState(state) if state else None,
-                serial_number=serial.strip() or None,
-            )
-            limit = PAGE_SIZE
-            context["page"] = devices.list_devices(
-                ctx, seat.acting, filters=filters, cursor=cursor or None, limit=limit
-            )
-        except ValueError:
-            context["error"], context["status"] = f"Unknown state '{state}'.", 422
-        except DomainError as error:
-            context["error"], context["status"] = error.detail, status_of(error)
-        return context
-
-    context = await run_in_threadpool(read)
-    return show(request, seat, "devices.html", context.pop("status", 200), query=query, **context)
-
-
-def _list_context(ctx: ServiceContext, seat: Seat) -> dict[str, Any]:
-    return {
-        **product_choices(ctx, seat),
-        "states": list(DeviceState),
-        "page": None,
-    }
 
 
 @router.get("/{organization_id}/devices/{device_id}", response_model=None)
