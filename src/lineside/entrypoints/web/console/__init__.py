@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from lineside.entrypoints.web.console import assets, batches, device_actions, fleet, hooks, line, organization
+from lineside.entrypoints.web.console import (
+    assets,
+    batches,
+    device_actions,
+    device_list,
+    fleet,
+    hooks,
+    line,
+    organization,
+)
 
 ROUTERS: list[APIRouter] = [
     assets.router,
