@@ -19,11 +19,13 @@ from lineside.entrypoints.web.console import (
     hooks,
     line,
     organization,
+    product_pages,
 )
 
 ROUTERS: list[APIRouter] = [
     assets.router,
     fleet.router,
+    product_pages.router,
     device_list.router,
     device_actions.router,
     batches.router,
