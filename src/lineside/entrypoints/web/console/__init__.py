@@ -15,6 +15,7 @@ from lineside.entrypoints.web.console import (
     batches,
     device_actions,
     device_list,
+    firmware_pages,
     fleet,
     hooks,
     line,
@@ -30,6 +31,7 @@ ROUTERS: list[APIRouter] = [
     device_actions.router,
     batches.router,
     line.router,
+    firmware_pages.router,
     organization.router,
     hooks.router,
 ]
