@@ -145,6 +145,17 @@ def _issue_secret(
     )
 
 
+def revoke_credentials(ctx: ServiceContext, principal: Principal, device_id: str) -> Device:
+    """Stop the device's token, MQTT password and certificates at once; the device stays (new
+    credentials can be issued to it)."""
+    require(principal, Scope.ADMIN)
+    with ctx.unit_of_work() as uow:
+        device = load_device(uow, principal, device_id)
+        revoke_all_in(uow, principal, device, ctx.clock())
+        uow.commit()
+    return device
+
+
 def revoke_all_in(uow: UnitOfWork, principal: Principal, device: Device, now: datetime) -> None:
     """Stop every credential of ``device`` inside the caller's unit of work."""
     uow.devices.clear_token(device.id)

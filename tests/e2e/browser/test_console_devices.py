@@ -144,3 +144,48 @@ def test_a_viewer_exports_but_cannot_act_and_other_organizations_devices_are_ref
     )
     assert forged.status == 403
     assert tenant.get(f"{API}/devices/{mine['id']}").status_code == 200
+
+
+def test_a_credential_is_issued_shown_once_replaced_and_revoked_from_the_device_page(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    device = tenant.device(tenant.product()["id"])
+    admin, viewer = make_person(), make_person()
+    member(tenant, admin, "admin")
+    member(tenant, viewer, "viewer")
+
+    def works(secret: str) -> bool:
+        answer = tenant.http.get("/device/v1/me", headers={"Authorization": f"Bearer {secret}"})
+        assert answer.status_code in (200, 401), answer.text
+        return answer.status_code == 200
+
+    into_console(browser, admin)
+    browser.goto(f"/console/{tenant.organization_id}/devices/{device['id']}")
+    browser.get_by_label("New credential").select_option("token")
+    browser.get_by_role("button", name=re.compile("^Issue")).click()
+    expect(browser.get_by_role("note")).to_contain_text("shown this once")
+    expect(browser.get_by_role("button", name="Copy the secret")).to_be_visible()  # the script shows it
+    first = browser.get_by_test_id("issued-secret").inner_text().strip()
+    assert works(first)
+    checked(browser)
+    browser.get_by_role("link", name="Back to the device").click()
+    expect(browser.get_by_test_id("credentials")).to_contain_text("issued")
+    assert first not in browser.content()  # never shown again
+    browser.get_by_role("button", name=re.compile("^Issue")).click()
+    second = browser.get_by_test_id("issued-secret").inner_text().strip()
+    assert works(second) and not works(first)
+
+    browser.get_by_role("link", name="Back to the device").click()
+    browser.get_by_role("link", name="Revoke its credentials").click()
+    expect(browser.get_by_role("note")).to_contain_text("stop working at once")
+    browser.get_by_role("button", name="Revoke its credentials").click()
+    expect(browser.get_by_role("status")).to_contain_text("cut off")
+    assert not works(second)
+    assert tenant.get(f"{API}/devices/{device['id']}").json()["state"] == "defined"  # the device stays
+
+    browser.context.clear_cookies()
+    into_console(browser, viewer)
+    browser.goto(f"/console/{tenant.organization_id}/devices/{device['id']}")
+    expect(browser.get_by_test_id("credentials")).to_be_visible()
+    expect(browser.get_by_label("New credential")).to_have_count(0)
+    expect(browser.get_by_role("link", name="Revoke its credentials")).to_have_count(0)

@@ -100,6 +100,13 @@ def issue_credential(device_id: str, body: CredentialIn, ctx: Services, caller: 
     return credential_out(issued)
 
 
+@router.delete("/devices/{device_id}/credentials", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_credentials(device_id: str, ctx: Services, caller: Caller) -> None:
+    """Stop the device's token, MQTT password and certificates at once. The device stays: it
+    can be issued new credentials (revoking the device itself is terminal)."""
+    credentials.revoke_credentials(ctx, caller, device_id)
+
+
 @router.get("/devices/{device_id}/certificates")
 def list_certificates(device_id: str, ctx: Services, caller: Caller) -> list[CertificateOut]:
     """The device's certificates, newest first, revoked ones included."""

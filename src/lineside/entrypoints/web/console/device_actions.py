@@ -1,5 +1,6 @@
-"""What the console does to one device: disclaim it from its owner, revoke it, delete it.
-Each is asked for on a page that says what it breaks, then done by a CSRF-checked POST."""
+"""What the console does to one device: issue it a credential (shown once), revoke its
+credentials, disclaim it from its owner, revoke it, delete it. Each that breaks something is
+asked for on a page that says what, then done by a CSRF-checked POST."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lineside.domain.errors import DomainError
-from lineside.domain.models import Principal
+from lineside.domain.errors import DomainError, InvalidInput
+from lineside.domain.models import CredentialType, Principal
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
 from lineside.entrypoints.web.console.seats import Seat, acted, seat_for, show
-from lineside.entrypoints.web.pages import message
-from lineside.services import claims, devices
+from lineside.entrypoints.web.pages import check_csrf, message
+from lineside.services import claims, credentials, devices
 from lineside.services.context import ServiceContext
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -48,6 +49,14 @@ ACTIONS = {
         devices.revoke_device,
         "revoked",
     ),
+    "revoke-credentials": Action(
+        "Revoke the device's credentials",
+        "Its token, MQTT password and certificates stop working at once: it is cut off until "
+        "it is given new credentials. The device itself stays.",
+        "Revoke its credentials",
+        credentials.revoke_credentials,
+        "cut off from its credentials",
+    ),
     "delete": Action(
         "Delete the device",
         "It is gone at once: its credentials stop working, it leaves its owner's account, and "
@@ -57,6 +66,33 @@ ACTIONS = {
         "deleted",
     ),
 }
+
+
+@router.post("/{organization_id}/devices/{device_id}/credentials", response_model=None)
+async def issue(
+    request: Request, organization_id: str, device_id: str, kind: str = Form(""), csrf: str = Form("")
+) -> Response:
+    """A new token, MQTT password or factory key and certificate, on a page of its own: the
+    secret is shown this once (the previous one of its kind stops working)."""
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    ctx = services(request)
+    try:
+        check_csrf(request, csrf)
+        chosen = _credential_type(kind)
+        issued = await run_in_threadpool(credentials.issue_credential, ctx, seat.acting, device_id, chosen)
+        device = await run_in_threadpool(devices.get_device, ctx, seat.acting, device_id)
+    except DomainError as error:
+        return message(request, status_of(error), "No credential issued", error.detail)
+    return show(request, seat, "credential.html", device=device, issued=issued)
+
+
+def _credential_type(kind: str) -> CredentialType:
+    try:
+        return CredentialType(kind)
+    except ValueError:
+        raise InvalidInput("Choose a token, an MQTT password or a certificate.") from None
 
 
 @router.get("/{organization_id}/devices/{device_id}/{action}", response_model=None)

@@ -26,6 +26,7 @@ from lineside.entrypoints.web.console.seats import (
 from lineside.entrypoints.web.pages import check_csrf, message, signed_in
 from lineside.services import (
     audit,
+    credentials,
     devices,
     factory_line,
     factory_tokens,
@@ -161,6 +162,7 @@ async def device_page(request: Request, organization_id: str, device_id: str) ->
             "product": products.get_product(ctx, seat.acting, device.product_id),
             "history": history.items,
             "runs": factory_line.list_test_runs(ctx, seat.acting, device.id),
+            "certificates": credentials.list_certificates(ctx, seat.acting, device.id),
         }
 
     try:
