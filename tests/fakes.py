@@ -539,6 +539,10 @@ class FakeActivity:
                     (organization_id, ActivityCount(product_id, hour, measure, source, 1))
                 )
 
+    def count_at(self, organization_id: str, product_id: str, measure: str, source: str) -> None:
+        hour = self._clock().replace(minute=0, second=0, microsecond=0)
+        self._t.activity.append((organization_id, ActivityCount(product_id, hour, measure, source, 1)))
+
     def since(
         self, within: str, since: datetime, *, product_id: str | None = None
     ) -> builtins.list[ActivityCount]:
@@ -599,9 +603,13 @@ class FakeEvents:
         next_cursor = str(page[-1][0]) if len(numbered) > limit and page else None
         return Page([event for _, event in page], next_cursor)
 
-    def latest(self, *, within: str, limit: int) -> builtins.list[DomainEvent]:
+    def latest(self, *, within: str, limit: int, type: str | None = None) -> builtins.list[DomainEvent]:
         subtree = self._t.subtree(within)
-        mine = [event for event in self._t.events if event.organization_id in subtree]
+        mine = [
+            event
+            for event in self._t.events
+            if event.organization_id in subtree and (type is None or event.type == type)
+        ]
         return mine[::-1][:limit]
 
 
@@ -824,6 +832,13 @@ class FakeProductionTokens:
             if stored == token_hash and token.organization_id in subtree:
                 return token
         return None
+
+    def latest(self, *, within: str, limit: int) -> builtins.list[ProductionToken]:
+        subtree = self._t.subtree(within)
+        mine = [
+            token for token, _hash in self._t.production_tokens.values() if token.organization_id in subtree
+        ]
+        return sorted(mine, key=lambda token: token.id, reverse=True)[:limit]
 
     def use_if_unused(self, token_id: str, device_id: str, at: datetime) -> bool:
         token, stored = self._t.production_tokens[token_id]

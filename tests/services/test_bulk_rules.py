@@ -83,9 +83,7 @@ def test_moves_keep_production_and_development_apart_and_products_apart(maker: M
         maker.services, maker.admin, other.id, name="bench", kind=GroupKind.DEVELOPMENT
     )
     unit = blessed_unit(maker, product.id)
-    defined = devices.define_device(
-        maker.services, maker.admin, product_id=product.id, serial_number="SN-1"
-    )
+    defined = devices.define_device(maker.services, maker.admin, product_id=product.id, serial_number="SN-1")
     with pytest.raises(Conflict, match="Only blessed units"):
         devices.move_to_group(maker.services, maker.admin, [defined.id], production.id)
     with pytest.raises(Conflict, match="not of the group's product"):

@@ -43,6 +43,16 @@ class IssuedProductionToken:
     token_id: str  # the secret, as hex: shown once, never stored
 
 
+def latest_production_tokens(
+    ctx: ServiceContext, principal: Principal, *, limit: int = 20
+) -> list[ProductionToken]:
+    """The newest production tokens of the caller's organizations: which were used, by which
+    device, and which expired unused."""
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        return uow.production_tokens.latest(within=principal.organization.path, limit=limit)
+
+
 def issue_production_token(
     ctx: ServiceContext, principal: Principal, *, product_id: str | None = None
 ) -> IssuedProductionToken:

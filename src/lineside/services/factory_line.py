@@ -189,6 +189,8 @@ def _put_under_test(
         device.group_id = factory_group.id
     device.factory_token_id = token.id
     uow.events.add(event)
+    # The line's figures per token ("where used"); the product's arrival is counted with the device.
+    uow.activity.count_at(device.organization_id, device.product_id, device.state.value, f"token:{token.id}")
 
 
 def _first_group(uow: UnitOfWork, product_id: str, kind: GroupKind) -> DeviceGroup | None:

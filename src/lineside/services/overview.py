@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from lineside.domain.errors import InvalidInput, NotFound
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, EventType
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Principal, Product, Scope
 from lineside.services.context import ServiceContext, require
@@ -67,10 +67,13 @@ def overview(ctx: ServiceContext, principal: Principal) -> Overview:
     return Overview(product_figures(ctx, principal), latest_events(ctx, principal))
 
 
-def latest_events(ctx: ServiceContext, principal: Principal) -> list[DomainEvent]:
+def latest_events(
+    ctx: ServiceContext, principal: Principal, type: EventType | None = None
+) -> list[DomainEvent]:
+    """The newest events (of one type) of the caller's organization and below, newest first."""
     require(principal, Scope.READ)
     with ctx.unit_of_work(write=False) as uow:
-        return uow.events.latest(within=principal.organization.path, limit=RECENT_EVENTS)
+        return uow.events.latest(within=principal.organization.path, limit=RECENT_EVENTS, type=type)
 
 
 def product_figures(ctx: ServiceContext, principal: Principal) -> list[ProductFigures]:
@@ -124,6 +127,8 @@ class SourceYield:
     tests_passed: int = 0
     first_tests: int = 0
     first_tests_passed: int = 0
+    under_test: int = 0  # units enrolled (or re-enrolled) with a factory token
+    last_active: datetime | None = None  # the hour it was last counted in
 
     @property
     def first_pass_yield(self) -> float | None:
@@ -153,6 +158,9 @@ class Activity:
 
     def peak(self, measure: str) -> int:
         return max((bucket.count(measure) for bucket in self.buckets), default=0)
+
+    def total(self, measure: str) -> int:
+        return sum(bucket.count(measure) for bucket in self.buckets)
 
 
 def activity(
@@ -215,10 +223,13 @@ def _yields(counts: list[ActivityCount], prefix: str) -> list[SourceYield]:
         figures = by_source.setdefault(count.source, SourceYield(count.source.removeprefix(prefix)))
         if count.measure in _YIELD_MEASURES:
             setattr(figures, count.measure, getattr(figures, count.measure) + count.count)
+        if figures.last_active is None or count.hour > figures.last_active:
+            figures.last_active = count.hour
     return sorted(by_source.values(), key=lambda figures: (figures.first_pass_yield or 0, figures.source))
 
 
 _YIELD_MEASURES = {
+    DeviceState.UNDER_TEST.value,
     Measure.TEST_RUNS.value,
     Measure.TESTS_PASSED.value,
     Measure.FIRST_TESTS.value,

@@ -88,6 +88,9 @@ class SqlActivityRepository(SqlRepository):
             for measure in measures:
                 self._changes.add(organization_id, product_id, measure, source)
 
+    def count_at(self, organization_id: str, product_id: str, measure: str, source: str) -> None:
+        self._changes.add(organization_id, product_id, measure, source)
+
     def since(self, within: str, since: datetime, *, product_id: str | None = None) -> list[ActivityCount]:
         c = t.activity_counts.c
         query = select(c.product_id, c.hour, c.measure, c.source, c.count).where(

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, insert, select, update
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.pages import MAX_BRANCH_ORGANIZATIONS, subtree_ids
 from lineside.adapters.db.repositories import SqlRepository, owned_within, product_from_row
 from lineside.domain.factory import FactoryToken, ProductionToken, TestRun
 from lineside.domain.models import Product
@@ -113,6 +114,16 @@ class SqlProductionTokenRepository(SqlRepository):
             query = query.where(owned_within(_production.c.organization_id, within))
         row = self._first(query)
         return _production_token(row) if row else None
+
+    def latest(self, *, within: str, limit: int) -> list[ProductionToken]:
+        """The subtree's newest ``limit``, newest first: per organization read backwards
+        along (organization_id, id) (ids are time-ordered)."""
+        c, rows = _production.c, []
+        for organization_id in subtree_ids(self.connection, within)[:MAX_BRANCH_ORGANIZATIONS]:
+            newest = select(_production).where(c.organization_id == organization_id)
+            rows += self._all(newest.order_by(c.id.desc()).limit(limit))
+        rows.sort(key=lambda row: row.id, reverse=True)
+        return [_production_token(row) for row in rows[:limit]]
 
     def use_if_unused(self, token_id: str, device_id: str, at: datetime) -> bool:
         """The one winner of concurrent activations: the update only matches an unused row

@@ -360,19 +360,20 @@ class SqlEventOutbox(SqlRepository):
             self.connection, t.events, e.sequence, branches, cursor=cursor, limit=limit, convert=_event
         )
 
-    def latest(self, *, within: str, limit: int) -> builtins.list[DomainEvent]:
-        """Per organization of the subtree, its newest ``limit`` read backwards along
-        (organization_id, sequence); the newest ``limit`` of those. A subtree too large for
-        that reads the whole table backwards, filtered."""
+    def latest(self, *, within: str, limit: int, type: str | None = None) -> builtins.list[DomainEvent]:
+        """Per organization of the subtree, its newest ``limit`` (of ``type``) read backwards
+        along (organization_id[, type], sequence); the newest ``limit`` of those. A subtree
+        too large for that reads the whole table backwards, filtered."""
         e = t.events.c
+        of_type = [e.type == type] if type else []
         subtree = subtree_ids(self.connection, within)
         if len(subtree) > MAX_BRANCH_ORGANIZATIONS:
-            query = select(t.events).where(owned_within(e.organization_id, within))
+            query = select(t.events).where(owned_within(e.organization_id, within), *of_type)
             rows = self._all(query.order_by(e.sequence.desc()).limit(limit))
         else:
             rows = []
             for organization_id in subtree:
-                newest = select(t.events).where(e.organization_id == organization_id)
+                newest = select(t.events).where(e.organization_id == organization_id, *of_type)
                 rows += self._all(newest.order_by(e.sequence.desc()).limit(limit))
             rows.sort(key=lambda row: row.sequence, reverse=True)
         return [_event(row) for row in rows[:limit]]

@@ -470,6 +470,8 @@ production_tokens = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
     Column("device_id", Uuid, nullable=True),
+    # The console lists an organization's newest (migration 0009).
+    Index("ix_production_tokens_organization_id_id", "organization_id", "id"),
 )
 
 # -- firmware ----------------------------------------------------------------------------

@@ -27,6 +27,6 @@ class EventOutbox(Protocol):
         self, *, within: str, filters: EventFilter, cursor: str | None, limit: int
     ) -> Page[DomainEvent]: ...
 
-    def latest(self, *, within: str, limit: int) -> builtins.list[DomainEvent]:
+    def latest(self, *, within: str, limit: int, type: str | None = None) -> builtins.list[DomainEvent]:
         """The subtree's ``limit`` newest events, newest first (read backwards along an index)."""
         ...

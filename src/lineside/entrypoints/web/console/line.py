@@ -12,13 +12,13 @@ from fastapi.responses import Response, StreamingResponse
 
 from lineside.adapters.csv_files import csv_text as csv_rows_text
 from lineside.domain.errors import DomainError
-from lineside.domain.events import DomainEvent
+from lineside.domain.events import DomainEvent, EventType
 from lineside.domain.lifecycle import DeviceState
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
 from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, acted, seat_for, show, shown_after
 from lineside.entrypoints.web.pages import message
-from lineside.services import audit, factory_tokens, overview
+from lineside.services import activation, audit, factory_tokens, overview
 from lineside.services.ports import EventFilter
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -35,16 +35,38 @@ async def factory_page(request: Request, organization_id: str) -> Response:
     return show(request, seat, "factory.html", **await run_in_threadpool(_factory_context, request, seat))
 
 
+LINE_DAYS = 7  # the range of the line's figures per fixture and per token
+
+
 def _factory_context(request: Request, seat: Seat) -> dict[str, Any]:
     ctx = services(request)
     figures = overview.product_figures(ctx, seat.acting)  # every product, with its counts
+    week = overview.activity(ctx, seat.acting, days=LINE_DAYS, bucket="day")
     return {
         "tokens": factory_tokens.list_factory_tokens(ctx, seat.acting),
         "names": {row.product_id: row.product_name for row in figures},
         "figures": figures,
+        "week": week,
+        "token_use": {figures.source: figures for figures in week.tokens},
+        "runs": overview.latest_events(ctx, seat.acting, EventType.DEVICE_TESTED),
+        "production_tokens": activation.latest_production_tokens(ctx, seat.acting),
+        "now": ctx.clock(),
         "made": None,
         "states": DeviceState,
+        "line_days": LINE_DAYS,
     }
+
+
+@router.get("/{organization_id}/factory/test-runs", response_model=None)
+async def live_test_runs(request: Request, organization_id: str) -> Response:
+    """The factory page's latest test runs alone: the part that refreshes itself."""
+    seat = await run_in_threadpool(seat_for, request, organization_id)
+    if not isinstance(seat, Seat):
+        return seat
+    runs = await run_in_threadpool(
+        overview.latest_events, services(request), seat.acting, EventType.DEVICE_TESTED
+    )
+    return show(request, seat, "_test_runs.html", runs=runs)
 
 
 @router.post("/{organization_id}/factory/enrollment-tokens", response_model=None)

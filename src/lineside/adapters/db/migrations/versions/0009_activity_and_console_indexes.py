@@ -1,4 +1,4 @@
-"""activity counts, and the console's device indexes
+"""activity counts, and the console's device and production token indexes
 
 Revision ID: 0009
 Revises: 0008
@@ -52,9 +52,11 @@ def upgrade() -> None:
     op.create_index("ix_activity_counts_product_id_hour", "activity_counts", ["product_id", "hour"])
     for name, (columns, partial) in _DEVICE_INDEXES.items():
         op.create_index(name, "devices", columns, **partial)
+    op.create_index("ix_production_tokens_organization_id_id", "production_tokens", ["organization_id", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_production_tokens_organization_id_id", table_name="production_tokens")
     for name in _DEVICE_INDEXES:
         op.drop_index(name, table_name="devices")
     op.drop_index("ix_activity_counts_product_id_hour", table_name="activity_counts")
