@@ -27,6 +27,7 @@ from lineside.domain.errors import Conflict, InvalidInput
 from lineside.domain.events import DomainEvent
 from lineside.domain.factory import FactoryToken, ProductionToken, TestRun
 from lineside.domain.lifecycle import STATE_TIMESTAMP_FIELD, DeviceState
+from lineside.domain.metadata import MetadataField
 from lineside.domain.models import (
     ApiKey,
     Certificate,
@@ -207,6 +208,12 @@ class FakeProducts:
     def set_requires_blessing(self, product_id: str, requires_blessing: bool) -> None:
         product = self._t.products[product_id]
         self._t.products[product_id] = replace(product, requires_blessing=requires_blessing)
+
+    def set_definition(self, product_id: str, name: str, metadata_fields: builtins.list[MetadataField]) -> None:
+        product = self._t.products[product_id]
+        if name != product.name and self.name_taken(product.organization_id, name):
+            raise Conflict(CONCURRENT_CHANGE)  # the SQL adapters' unique (organization, name)
+        self._t.products[product_id] = replace(product, name=name, metadata_fields=list(metadata_fields))
 
 
 class FakeGroups:
@@ -408,6 +415,15 @@ class FakeDevices:
         after = [d for d in rows if after_id is None or d.id > after_id][:limit]
         return [BatchUnit(d.id, d.serial_number, dict(d.metadata), d.claim_generation) for d in after]
 
+    def batch_figures(self, batch_id: str) -> builtins.list[tuple[str, bool, bool, int]]:
+        mixes: dict[tuple[str, bool, bool], int] = {}
+        for row in self._t.devices.values():
+            d = row.device
+            if d.batch_id == batch_id:
+                key = (d.state.value, d.owner_organization_id is not None, d.online)
+                mixes[key] = mixes.get(key, 0) + 1
+        return [(*key, devices) for key, devices in mixes.items()]
+
     def any_activated_in_batch(self, batch_id: str) -> bool:
         return any(
             row.device.batch_id == batch_id and row.device.timeline.get("activated_at") is not None
@@ -497,6 +513,13 @@ class FakeDeviceCounts:
 
     def made_by(self, organization_id: str) -> int:
         return sum(1 for row in self._t.devices.values() if row.device.organization_id == organization_id)
+
+    def of_product(self, organization_id: str, product_id: str) -> int:
+        return sum(
+            1
+            for row in self._t.devices.values()
+            if (row.device.organization_id, row.device.product_id) == (organization_id, product_id)
+        )
 
     def within(self, within: str) -> list[DeviceCount]:
         subtree = self._t.subtree(within)

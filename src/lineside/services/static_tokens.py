@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,7 +26,7 @@ from lineside.domain.secret_tokens import SecretKind, generate_secrets
 from lineside.services.claims import claim_code_hash, claim_url
 from lineside.services.context import ServiceContext, not_found, page_size, require
 from lineside.services.devices import new_device, validated_specs
-from lineside.services.lookups import load_product
+from lineside.services.lookups import check_selection, load_device, load_product
 from lineside.services.ports import BatchUnit, NewDevice, UnitOfWork
 from lineside.services.quotas import check_device_quota
 
@@ -253,6 +253,51 @@ def _label_rows(ctx: ServiceContext, batch: StaticTokenBatch) -> Iterator[TokenR
             return
         yield from (_row(ctx, unit, None) for unit in units)
         after = units[-1].device_id
+
+
+@dataclass(frozen=True)
+class BatchFigures:
+    """Where a batch's units are: by lifecycle state, claimed by an owner, online now."""
+
+    by_state: dict[str, int]
+    claimed: int
+    online: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
+
+    def count(self, state: str) -> int:
+        return self.by_state.get(state, 0)
+
+
+def batch_figures(ctx: ServiceContext, principal: Principal, batch_id: str) -> BatchFigures:
+    require(principal, Scope.READ)
+    with ctx.unit_of_work(write=False) as uow:
+        batch, _product = _load_batch(uow, principal, batch_id)
+        mixes = uow.devices.batch_figures(batch.id)
+    by_state: dict[str, int] = {}
+    for state, _claimed, _online, devices in mixes:
+        by_state[state] = by_state.get(state, 0) + devices
+    claimed = sum(devices for _state, owned, _online, devices in mixes if owned)
+    online = sum(devices for _state, _owned, online, devices in mixes if online)
+    return BatchFigures(by_state, claimed, online)
+
+
+def chosen_labels(
+    ctx: ServiceContext, principal: Principal, batch_id: str, device_ids: Sequence[str]
+) -> BatchContents:
+    """The labels of some units of a batch (one, or a selection), as ``batch_labels``."""
+    require(principal, Scope.READ)
+    check_selection(device_ids)
+    with ctx.unit_of_work(write=False) as uow:
+        batch, product = _load_batch(uow, principal, batch_id)
+        units = [load_device(uow, principal, device_id) for device_id in device_ids]
+    outside = [device.serial_number for device in units if device.batch_id != batch.id]
+    if outside:
+        raise InvalidInput(f"Not of this batch: {', '.join(outside[:5])}.")
+    rows = (_row(ctx, BatchUnit(d.id, d.serial_number, d.metadata, d.claim_generation), None) for d in units)
+    return BatchContents(batch, product, rows)
 
 
 def regenerate_batch(ctx: ServiceContext, principal: Principal, batch_id: str) -> StaticTokenBatch:

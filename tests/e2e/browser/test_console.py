@@ -269,7 +269,7 @@ def test_an_operator_opens_a_line_watches_its_units_and_closes_it(
     member(tenant, viewer, "viewer")
     into_console(browser, operator)
     browser.get_by_role("navigation", name="Console").get_by_role("link", name="Factory").click()
-    browser.get_by_label("Product").select_option(product["id"])
+    browser.get_by_label("Product", exact=True).select_option(product["id"])
     browser.get_by_label(re.compile("^Name")).fill("Line 7")
     browser.get_by_role("button", name="Create an enrollment token").click()
     secret = browser.get_by_test_id("new-token").inner_text().strip()

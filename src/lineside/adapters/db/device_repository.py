@@ -267,6 +267,20 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         rows = self.connection.execute(query.order_by(c.id).limit(limit)).all()
         return [BatchUnit(row[0], row[1], row[2], row[3]) for row in rows]
 
+    def batch_figures(self, batch_id: str) -> list[tuple[str, bool, bool, int]]:
+        """One pass over the batch's rows along its index (a batch is at most a batch's size)."""
+        c = t.devices.c
+        claimed = c.owner_organization_id.is_not(None)
+        query = (
+            select(c.state, claimed, c.online, func.count())
+            .where(c.batch_id == batch_id)
+            .group_by(c.state, claimed, c.online)
+        )
+        return [
+            (state, bool(owned), bool(online), int(n))
+            for state, owned, online, n in self.connection.execute(query)
+        ]
+
     def any_activated_in_batch(self, batch_id: str) -> bool:
         query = select(t.devices.c.id).where(
             t.devices.c.batch_id == batch_id, t.devices.c.activated_at.is_not(None)

@@ -35,21 +35,29 @@ async def labels_zip_file(
     request: Request, ctx: ServiceContext, caller: Principal, batch_id: str
 ) -> FileResponse:
     contents = await run_in_threadpool(static_tokens.batch_labels, ctx, caller, batch_id)
-    name = f"labels-{batch_id}.zip"
-    return await run_in_threadpool(_file_response, request, _zip_of(contents, False), name, "application/zip")
+    return await labels_file(request, contents, "zip")
 
 
 async def labels_pdf_file(
     request: Request, ctx: ServiceContext, caller: Principal, batch_id: str
 ) -> FileResponse:
     contents = await run_in_threadpool(static_tokens.batch_labels, ctx, caller, batch_id)
+    return await labels_file(request, contents, "pdf")
+
+
+async def labels_file(request: Request, contents: BatchContents, kind: str) -> FileResponse:
+    """Labels of a batch's units (all of them, or a selection) as a zip of QR codes and a
+    CSV, or as a PDF to print."""
+    name = f"labels-{contents.batch.id}.{kind}"
+    if kind == "zip":
+        return await run_in_threadpool(
+            _file_response, request, _zip_of(contents, False), name, "application/zip"
+        )
 
     def write(out: BinaryIO) -> object:
         return write_labels_pdf(out, label_rows(contents.rows), product_name=contents.product.name)
 
-    return await run_in_threadpool(
-        _file_response, request, write, f"labels-{batch_id}.pdf", "application/pdf"
-    )
+    return await run_in_threadpool(_file_response, request, write, name, "application/pdf")
 
 
 def _scratch_file(request: Request, write: Callable[[BinaryIO], object], suffix: str) -> str:

@@ -107,9 +107,10 @@ async def batch_page(request: Request, organization_id: str, batch_id: str) -> R
     try:
         batch = await run_in_threadpool(static_tokens.get_batch, ctx, seat.acting, batch_id)
         product = await run_in_threadpool(products.get_product, ctx, seat.acting, batch.product_id)
+        figures = await run_in_threadpool(static_tokens.batch_figures, ctx, seat.acting, batch_id)
     except DomainError as error:
         return message(request, status_of(error), "Not found", error.detail)
-    return show(request, seat, "batch.html", batch=batch, product=product)
+    return show(request, seat, "batch.html", batch=batch, product=product, figures=figures)
 
 
 @router.get("/{organization_id}/static-tokens/{batch_id}/labels.{kind}", response_model=None)

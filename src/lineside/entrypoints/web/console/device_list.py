@@ -1,6 +1,7 @@
 """The console's devices list: find devices by serial, id, MAC or hardware id, metadata and a
-dozen filters, newest or oldest first, a page at a time; choose some and export them as CSV,
-disclaim, delete or move them to a group (asked first, then all or none)."""
+dozen filters, newest or oldest first, a page at a time; choose some and export them as CSV
+(or, in a static-token batch, their QR labels), disclaim, delete or move them to a group
+(asked first, then all or none)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,18 @@ from lineside.domain.factory import normalize_hardware_id
 from lineside.domain.identifiers import is_uuid
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Device, DeviceGroup
+from lineside.entrypoints.api.batch_files import labels_file
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
 from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, product_choices, seat_for, show
 from lineside.entrypoints.web.pages import check_csrf, message
-from lineside.services import claims, devices, products
+from lineside.services import claims, devices, products, static_tokens
 from lineside.services.context import ServiceContext
 from lineside.services.ports import DeviceFilter
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
+LABELS = {"labels-zip": "zip", "labels-pdf": "pdf"}
 CHOICES = {"online": {"yes": True, "no": False}, "owner": {"claimed": True, "unclaimed": False}}
 EXPORT_COLUMNS = (
     "id", "serial_number", "product_id", "state", "group_id", "mac", "hardware_id", "claimed",
@@ -163,7 +166,8 @@ BULK_ACTIONS = {
 
 @router.post("/{organization_id}/devices/chosen", response_model=None)
 async def chosen_devices(request: Request, organization_id: str) -> Response:
-    """Export the chosen devices, or ask before (and then do) a bulk action on them."""
+    """Export the chosen devices (or their QR labels), or ask before (and then do) a bulk
+    action on them."""
     seat = await run_in_threadpool(seat_for, request, organization_id)
     if not isinstance(seat, Seat):
         return seat
@@ -176,6 +180,10 @@ async def chosen_devices(request: Request, organization_id: str) -> Response:
         if action == "export":
             found = await run_in_threadpool(devices.get_devices, ctx, seat.acting, chosen)
             return _csv(found, organization_id)
+        if action in LABELS:  # QR codes of some units of a static-token batch
+            batch = str(form.get("batch", ""))
+            contents = await run_in_threadpool(static_tokens.chosen_labels, ctx, seat.acting, batch, chosen)
+            return await labels_file(request, contents, LABELS[action])
         if action not in BULK_ACTIONS:
             raise InvalidInput("Choose what to do with the devices.")
         if form.get("confirmed") != "yes":
