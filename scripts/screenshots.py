@@ -53,18 +53,23 @@ def started_demo() -> tuple[subprocess.Popen[str], dict[str, Any]]:
 
 
 def pages_of(console: str, page: Page) -> dict[str, str]:
-    """Each page to photograph, by file name: the overview, lists, one device, one batch."""
+    """Each page to photograph, by file name: the overview, lists, one device, one batch,
+    one product, one endpoint."""
     page.goto(f"{console}/devices?state=activated")
     device = page.get_by_test_id("devices").get_by_role("link").first.get_attribute("href")
     page.goto(f"{console}/static-tokens")
     batch = page.get_by_test_id("batches").get_by_role("link").first.get_attribute("href")
     page.goto(f"{console}/webhooks")
     endpoint = page.get_by_test_id("endpoints").get_by_role("link").first.get_attribute("href")
+    page.goto(f"{console}/products")
+    product = page.get_by_test_id("products").get_by_role("link").first.get_attribute("href")
     return {
         "overview": console,
         "devices": f"{console}/devices",
         "device": str(device),
         "products": f"{console}/products",
+        "product": str(product),
+        "firmware": f"{console}/firmware",
         "static-tokens": f"{console}/static-tokens",
         "batch": str(batch),
         "factory": f"{console}/factory",
