@@ -5,10 +5,15 @@ One organization is seeded through the batch path (bench/scale.py's seeding) to 
 (``--workers`` processes) on a fresh SQLite file or PostgreSQL database answers, one request
 at a time from this process, with the person's session cookie:
 
-- the overview (devices by state per product, the latest activity);
-- the device list: the first page, and a page 90% of the way down (by cursor);
-- a search by serial number, and one device's page (facts, test runs, history);
-- the factory page and the first page of the audit log;
+- the overview (devices by state per product, the latest activity, the funnel over 30 days
+  per day and over 365 days per week, online now, yields) and its live activity feed;
+- the device list: the first page, a page 90% of the way down (by cursor), newest first, the
+  devices online;
+- a search by serial number and by MAC, and one device's page (facts, credentials, test
+  runs, history);
+- the factory page and its live test runs, the firmware page, the audit log's first page;
+- a metadata search that matches nothing (no index: it reads the whole organization; a few
+  samples, reported beside the target, not held to it);
 - and, as the floor in the same run, ``GET /healthz`` (the framework and the socket, no page).
 
 Printed: p50, p95 and p99 per page, the p95 over the floor's, and the target (p95 under
@@ -35,6 +40,10 @@ from lineside.services import organizations, people
 
 TARGET_P95_MS = 150.0
 SAMPLES = 200
+SLOW_SAMPLES = 5
+# No index holds metadata: a search for a value no device has reads every device of the
+# organization. Timed (a few samples) and reported, not held to the target.
+METADATA_SEARCH = "metadata search (no match)"
 PASSWORD = "bench passphrase 1"
 ADDRESS = "192.0.2.10"
 
@@ -62,12 +71,20 @@ def pages(world: World, http: httpx.Client) -> dict[str, str]:
     return {
         "floor: GET /healthz": "/healthz",
         "overview": console,
+        "overview, 365 d by week": f"{console}?days=365&bucket=week",
+        "activity feed (live)": f"{console}/activity",
         "devices, first page": f"{console}/devices",
         "devices, 90% down": f"{console}/devices?cursor={deep_cursor(world)}",
+        "devices, newest first": f"{console}/devices?order=newest",
+        "devices online": f"{console}/devices?online=yes",
         "serial search": f"{console}/devices?serial={serial}",
+        "MAC search": f"{console}/devices?address=02:00:5e:00:53:01",
         "a device": f"{console}/devices/{device_id}",
         "factory": f"{console}/factory",
+        "test runs (live)": f"{console}/factory/test-runs",
+        "firmware": f"{console}/firmware",
         "audit log": f"{console}/audit",
+        METADATA_SEARCH: f"{console}/devices?meta=colour%3Dnone",
     }
 
 
@@ -81,8 +98,9 @@ def measure(args: argparse.Namespace, world: World, token: str) -> dict[str, lis
             results = {}
             for name, path in targets.items():
                 get = _getter(http, path)
-                timed(get, 200, count=20)  # warm-up, unmeasured
-                results[name] = timed(get, 200, count=args.samples)
+                slow = name == METADATA_SEARCH  # reads the whole organization: a few samples
+                timed(get, 200, count=2 if slow else 20)  # warm-up, unmeasured
+                results[name] = timed(get, 200, count=SLOW_SAMPLES if slow else args.samples)
     return results
 
 
@@ -94,15 +112,16 @@ def print_pages(backend: str, devices: int, results: dict[str, list[float]]) -> 
     floor = percentile(results["floor: GET /healthz"], 95)
     requests = len(next(iter(results.values())))
     print(f"\n{backend}: console pages with {devices:,} devices ({requests} requests each)")
-    print(f"{'page':<24} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95/floor':>10}")
+    print(f"{'page':<28} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95/floor':>10}")
     met = True
     for name, samples in results.items():
         p95 = percentile(samples, 95)
-        if not name.startswith("floor"):
+        if not name.startswith("floor") and name != METADATA_SEARCH:
             met = met and p95 < TARGET_P95_MS
         p50, p99 = percentile(samples, 50), percentile(samples, 99)
-        print(f"{name:<24} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f} {p95 / floor:>10.1f}")
-    print(f"{backend}: every page under {TARGET_P95_MS:.0f} ms at p95: {'yes' if met else 'NO'}")
+        print(f"{name:<28} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f} {p95 / floor:>10.1f}")
+    verdict = "yes" if met else "NO"
+    print(f"{backend}: every page (but the metadata search) under {TARGET_P95_MS:.0f} ms at p95: {verdict}")
 
 
 def run_backend(args: argparse.Namespace, backend: str) -> None:
