@@ -209,7 +209,7 @@ class FakeProducts:
         product = self._t.products[product_id]
         self._t.products[product_id] = replace(product, requires_blessing=requires_blessing)
 
-    def set_definition(self, product_id: str, name: str, metadata_fields: builtins.list[MetadataField]) -> None:
+    def set_definition(self, product_id: str, name: str, metadata_fields: Sequence[MetadataField]) -> None:
         product = self._t.products[product_id]
         if name != product.name and self.name_taken(product.organization_id, name):
             raise Conflict(CONCURRENT_CHANGE)  # the SQL adapters' unique (organization, name)

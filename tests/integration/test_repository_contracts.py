@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +21,7 @@ from lineside.domain.events import DomainEvent, EventType, SubjectRef, new_event
 from lineside.domain.factory import FactoryToken, ProductionToken, TestRun
 from lineside.domain.identifiers import new_id
 from lineside.domain.lifecycle import STATE_TIMESTAMP_FIELD, DeviceState
+from lineside.domain.metadata import FieldType, MetadataField
 from lineside.domain.models import (
     Device,
     DeviceGroup,
@@ -135,6 +136,43 @@ def test_a_subtree_sees_itself_and_below_never_above_or_beside(
         assert [org.id for org in listed] == [seeded.parent.id, seeded.child.id]
         assert uow.products.get(seeded.product.id, within=seeded.parent.path) == seeded.product
         assert uow.products.get(seeded.product.id, within=seeded.sibling.path) is None
+
+
+def test_a_product_is_renamed_and_redefined_within_its_organizations_names(
+    units: UnitOfWorkFactory, seeded: Seeded
+) -> None:
+    other = Product(new_id(), seeded.child.id, f"Lamp {seeded.child.id[-6:]}", [], T0)
+    fields = [
+        MetadataField("batch", FieldType.INTEGER, required=True),
+        MetadataField("note", FieldType.STRING),
+    ]
+    with units() as uow:
+        uow.products.add(other)
+        uow.products.set_definition(seeded.product.id, "Kettle", fields)
+        uow.commit()
+    with units(write=False) as uow:
+        assert uow.products.get(seeded.product.id, within="/") == replace(
+            seeded.product, name="Kettle", metadata_fields=fields
+        )
+        assert uow.products.name_taken(seeded.child.id, "Kettle")
+        assert not uow.products.name_taken(seeded.child.id, seeded.product.name)
+    with pytest.raises(Conflict), units() as uow:
+        uow.products.set_definition(other.id, "Kettle", [])
+        uow.commit()
+    with units(write=False) as uow:
+        assert uow.products.get(other.id, within="/") == other
+
+
+def test_a_products_devices_are_counted_from_its_counters(units: UnitOfWorkFactory, seeded: Seeded) -> None:
+    with units(write=False) as uow:
+        assert uow.device_counts.of_product(seeded.child.id, seeded.product.id) == 0
+    add(
+        units, NewDevice(device(seeded, "SN-1")), NewDevice(device(seeded, "SN-2", state=DeviceState.BLESSED))
+    )
+    with units(write=False) as uow:
+        assert uow.device_counts.of_product(seeded.child.id, seeded.product.id) == 2
+        assert uow.device_counts.of_product(seeded.child.id, new_id()) == 0
+        assert uow.device_counts.of_product(seeded.sibling.id, seeded.product.id) == 0
 
 
 # -- devices ---------------------------------------------------------------------------------

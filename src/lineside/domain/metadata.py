@@ -119,3 +119,63 @@ def parse_text_value(definition: MetadataField, text: str) -> tuple[Any, str | N
     except ValueError:
         return None, reason
     return (number, None) if math.isfinite(number) else (None, reason)
+
+
+@dataclass(frozen=True)
+class FieldChanges:
+    """How a product's metadata fields change, field by field (matched by name)."""
+
+    added: tuple[MetadataField, ...]
+    removed: tuple[MetadataField, ...]
+    changed: tuple[tuple[MetadataField, MetadataField], ...]  # (before, after) of one name
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+def field_changes(before: list[MetadataField], after: list[MetadataField]) -> FieldChanges:
+    old = {definition.name: definition for definition in before}
+    new = {definition.name: definition for definition in after}
+    return FieldChanges(
+        added=tuple(definition for definition in after if definition.name not in old),
+        removed=tuple(definition for definition in before if definition.name not in new),
+        changed=tuple(
+            (old[definition.name], definition)
+            for definition in after
+            if definition.name in old and old[definition.name] != definition
+        ),
+    )
+
+
+def _change_refused(before: MetadataField | None, after: MetadataField) -> str | None:
+    """Why existing devices forbid ``before`` (None: a new field) becoming ``after``."""
+    if before is None:
+        return f"a new field '{after.name}' must be optional" if after.required else None
+    if before.type is not after.type:
+        return f"field '{after.name}' keeps its type ({before.type.value}, not {after.type.value})"
+    if after.required and not before.required:
+        return f"field '{after.name}' cannot become required"
+    return None
+
+
+def fields_change_refused(before: list[MetadataField], after: list[MetadataField], devices: int) -> str | None:
+    """Why a product with ``devices`` devices cannot change its metadata fields from ``before``
+    to ``after`` (None when it can). A device's metadata is checked when it is defined and then
+    kept as it is, so while a product has devices, a field may be added when optional, removed
+    (the values devices hold stay with them) or made optional; but a new required field, an
+    optional field made required or a field of another type would make existing devices wrong
+    for their own product. A product without devices may change anything."""
+    if devices == 0:
+        return None
+    changes = field_changes(before, after)
+    pairs: list[tuple[MetadataField | None, MetadataField]] = [(None, new) for new in changes.added]
+    pairs += changes.changed
+    reasons = [reason for old, new in pairs if (reason := _change_refused(old, new))]
+    if not reasons:
+        return None
+    held = "1 device" if devices == 1 else f"{devices:,} devices"
+    return (
+        f"The product has {held}, whose metadata must stay valid: {'; '.join(reasons)}. "
+        "Add a field as optional, or change the fields before any device is made."
+    )

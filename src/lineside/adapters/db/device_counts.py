@@ -95,6 +95,15 @@ class SqlDeviceCountRepository(SqlRepository):
         query = select(func.coalesce(func.sum(c.devices), 0)).where(c.organization_id == organization_id)
         return int(self.connection.execute(query).scalar_one())
 
+    def of_product(self, organization_id: str, product_id: str) -> int:
+        """How many devices of the product there are: a product's devices are its organization's,
+        so this reads the few counters under one prefix of the counters' primary key."""
+        c = t.device_counts.c
+        query = select(func.coalesce(func.sum(c.devices), 0)).where(
+            c.organization_id == organization_id, c.product_id == product_id
+        )
+        return int(self.connection.execute(query).scalar_one())
+
     def within(self, within: str) -> list[DeviceCount]:
         """Every counter of the organizations in the subtree (the funnel reads these)."""
         c = t.device_counts.c

@@ -194,6 +194,13 @@ class SqlProductRepository(SqlRepository):
             .values(requires_blessing=requires_blessing)
         )
 
+    def set_definition(self, product_id: str, name: str, metadata_fields: Sequence[MetadataField]) -> None:
+        self.connection.execute(
+            update(t.products)
+            .where(t.products.c.id == product_id)
+            .values(name=name, metadata_fields=[field.as_dict() for field in metadata_fields])
+        )
+
     def get(self, product_id: str, *, within: str) -> Product | None:
         row = self._first(
             select(t.products).where(
