@@ -44,25 +44,37 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 
 
 class GroupKind(StrEnum):
+    """Electric Imp's kinds of device group. A pre-production group holds blessed units, as a
+    production group does, kept apart to try application firmware before the production fleet
+    gets it (in impCentral, the units a pre-factory trial line blesses). Blessing in Lineside
+    assigns a production group, so units reach a pre-production group by being moved there."""
+
     DEVELOPMENT = "development"
     FACTORY = "factory"
+    PRE_PRODUCTION = "pre_production"
     PRODUCTION = "production"
 
 
 PRODUCTION_STATES = frozenset({DeviceState.BLESSED, DeviceState.ACTIVATED})
+# The groups of blessed units: they run application firmware, after blessing or activation.
+BLESSED_GROUP_KINDS = frozenset({GroupKind.PRE_PRODUCTION, GroupKind.PRODUCTION})
 
 
 def group_refuses(kind: GroupKind, state: DeviceState) -> str | None:
     """Why a device in ``state`` cannot be moved by hand into a group of ``kind`` (None if
     it can). Units join a factory group by enrolling and a production group by blessing, so
-    a person moves production devices only between production groups, and the others only
-    between development groups (Electric Imp's impCentral draws the same lines)."""
+    a person moves blessed devices only between production and pre-production groups, and
+    the others only between development groups (Electric Imp's impCentral draws the same
+    lines)."""
     if state is DeviceState.REVOKED:
         return "A revoked device stays where it is."
     if kind is GroupKind.FACTORY:
         return "Units join a factory group by enrolling on the line, not by hand."
-    if (kind is GroupKind.PRODUCTION) != (state in PRODUCTION_STATES):
-        return "Only blessed units join a production group, and they leave it only for another one."
+    if (kind in BLESSED_GROUP_KINDS) != (state in PRODUCTION_STATES):
+        return (
+            "Only blessed units join a production or pre-production group, "
+            "and they leave one only for another."
+        )
     return None
 
 
@@ -79,7 +91,8 @@ class FirmwareKind(StrEnum):
 
 
 class ApplicationFirmwareAfter(StrEnum):
-    """When a production group's members load application firmware (Electric Imp's setting)."""
+    """When a production or pre-production group's members load application firmware
+    (Electric Imp's setting)."""
 
     BLESSING = "blessing"  # at once: the unit leaves the line running the application
     ACTIVATION = "activation"  # only once activated: needed for factory activation

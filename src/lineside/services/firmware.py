@@ -27,11 +27,11 @@ from lineside.domain.events import EventType, new_event
 from lineside.domain.identifiers import is_uuid, new_id
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import (
+    BLESSED_GROUP_KINDS,
     ApplicationFirmwareAfter,
     Device,
     FirmwareKind,
     FirmwareRelease,
-    GroupKind,
     Principal,
     Product,
     Scope,
@@ -65,7 +65,7 @@ def assigned_release(uow: UnitOfWork, device: Device) -> FirmwareRelease | None:
 
     * a device in no group, or in a group with no release deployed, gets None;
     * a revoked device gets None (it is out of service);
-    * a member of a *production* group whose ``application_firmware_after`` is
+    * a member of a *production* or *pre-production* group whose ``application_firmware_after`` is
       ``activation`` that is not yet activated (defined, under test, blessed or failed) keeps
       the factory firmware it ran on the line: the release deployed to the product's factory
       group (the most recently deployed one if the product has several factory groups), or
@@ -78,7 +78,7 @@ def assigned_release(uow: UnitOfWork, device: Device) -> FirmwareRelease | None:
     if group is None or group.release_id is None:
         return None
     if (
-        group.kind is GroupKind.PRODUCTION
+        group.kind in BLESSED_GROUP_KINDS
         and group.application_firmware_after is ApplicationFirmwareAfter.ACTIVATION
         and device.state in _NOT_YET_ACTIVATED
     ):

@@ -13,6 +13,7 @@ from lineside.domain.errors import Conflict
 from lineside.domain.events import DomainEvent, EventType, SubjectRef, new_event
 from lineside.domain.identifiers import new_id
 from lineside.domain.models import (
+    BLESSED_GROUP_KINDS,
     ApplicationFirmwareAfter,
     DeviceGroup,
     FirmwareKind,
@@ -29,7 +30,7 @@ from lineside.services.ports import FirmwareDeployment
 # Which kinds of group run which kind of firmware.
 _GROUP_KINDS_FOR = {
     FirmwareKind.FACTORY: frozenset({GroupKind.FACTORY}),
-    FirmwareKind.APPLICATION: frozenset({GroupKind.PRODUCTION, GroupKind.DEVELOPMENT}),
+    FirmwareKind.APPLICATION: frozenset({GroupKind.DEVELOPMENT, *BLESSED_GROUP_KINDS}),
 }
 
 
@@ -50,14 +51,17 @@ def get_group(ctx: ServiceContext, principal: Principal, group_id: str) -> Group
 def set_application_firmware_after(
     ctx: ServiceContext, principal: Principal, group_id: str, after: ApplicationFirmwareAfter
 ) -> GroupFirmware:
-    """When a production group's members load application firmware: after blessing or activation."""
+    """When a production or pre-production group's members load application firmware: after
+    blessing or after activation. Electric Imp sets it on the group "to which your DUTs will be
+    auto-assigned after blessing", which a pre-production group is on a pre-factory line: units
+    activated in the factory are tried there before production, so it may wait too."""
     require(principal, Scope.ADMIN)
     with ctx.unit_of_work() as uow:
         group = load_group(uow, principal, group_id)
-        if group.kind is not GroupKind.PRODUCTION and after is not ApplicationFirmwareAfter.BLESSING:
+        if group.kind not in BLESSED_GROUP_KINDS and after is not ApplicationFirmwareAfter.BLESSING:
             raise Conflict(
-                "Only a production group can wait for activation; "
-                f"'{group.name}' is a {group.kind.value} group."
+                "Only a production or pre-production group can wait for activation; "
+                f"'{group.name}' is a {_said(group.kind)} group."
             )
         uow.firmware.set_application_firmware_after(group.id, after)
         uow.events.add(
@@ -114,11 +118,16 @@ def _check_release_fits(group: DeviceGroup, release: FirmwareRelease) -> None:
             f"group '{group.name}' belongs to product {group.product_id}."
         )
     if group.kind not in _GROUP_KINDS_FOR[release.kind]:
-        fits = " or ".join(sorted(kind.value for kind in _GROUP_KINDS_FOR[release.kind]))
+        fits = sorted(_said(kind) for kind in _GROUP_KINDS_FOR[release.kind])
+        either = fits[0] if len(fits) == 1 else f"{', '.join(fits[:-1])} or {fits[-1]}"
         raise Conflict(
-            f"A {release.kind.value} release deploys only to {fits} groups; "
-            f"'{group.name}' is a {group.kind.value} group."
+            f"A {release.kind.value} release deploys only to {either} groups; "
+            f"'{group.name}' is a {_said(group.kind)} group."
         )
+
+
+def _said(kind: GroupKind) -> str:
+    return kind.value.replace("_", "-")
 
 
 def _deployed_event(
