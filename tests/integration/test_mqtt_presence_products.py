@@ -69,7 +69,7 @@ def test_patching_a_product_needs_the_admin_scope_and_a_product_of_ones_own(
 
     assert_problem(patch(keyed(tenant, "factory"), f"{API}/products/{product['id']}", body), 403)
     assert_problem(patch(make_tenant(), f"{API}/products/{product['id']}", body), 404)
-    assert_problem(patch(tenant, f"{API}/products/{product['id']}", {"name": "renamed"}), 422)
+    assert_problem(patch(tenant, f"{API}/products/{product['id']}", {"enrollment_policy": "predefined"}), 422)
     assert ok(tenant.get(f"{API}/products/{product['id']}"))["requires_blessing"] is False
 
 

@@ -155,7 +155,23 @@ class ProductOut(BaseModel):
 
 
 class ProductPatchIn(Request):
+    """Only what is given changes."""
+
+    name: Name | None = Field(default=None, description="Unique among your organization's products.")
+    metadata_fields: list[MetadataFieldIn] | None = Field(
+        default=None,
+        max_length=100,
+        description="The whole new list. While the product has devices, a field may be added only "
+        "as optional, and a field's type may not change nor an optional field become required "
+        "(409); removing a field or making it optional is always allowed, and devices keep the "
+        "values they have.",
+    )
     requires_blessing: StrictBool | None = Field(default=None, description=_REQUIRES_BLESSING)
+
+    def fields(self) -> list[MetadataField] | None:
+        if self.metadata_fields is None:
+            return None
+        return [MetadataField(f.name, f.type, f.required) for f in self.metadata_fields]
 
 
 class GroupIn(Request):

@@ -54,8 +54,16 @@ def get_product(product_id: str, ctx: Services, caller: Caller) -> ProductOut:
 
 @router.patch("/{product_id}")
 def update_product(product_id: str, body: ProductPatchIn, ctx: Services, caller: Caller) -> ProductOut:
-    """Change whether the product's devices need blessing to activate."""
-    product = products.update_product(ctx, caller, product_id, requires_blessing=body.requires_blessing)
+    """Rename the product, change its metadata fields (within what its devices allow) or
+    whether its devices need blessing to activate."""
+    product = products.update_product(
+        ctx,
+        caller,
+        product_id,
+        name=body.name,
+        fields=body.fields(),
+        requires_blessing=body.requires_blessing,
+    )
     return ProductOut.of(product)
 
 
