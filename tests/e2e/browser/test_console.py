@@ -92,6 +92,8 @@ def test_an_admin_sees_the_overview_finds_a_device_and_opens_its_history(
     failed = browser.get_by_test_id("runs").locator("td.result")
     expect(failed).to_have_text("failed")  # a word, not only a colour
     expect(browser.get_by_test_id("history")).to_contain_text("device.enrolled")
+    expect(browser.get_by_test_id("lifecycle")).to_contain_text("under test")
+    expect(browser.get_by_test_id("lifecycle").locator("li").last).to_contain_text("its state now")
     checked(browser)
     assert set(defined).isdisjoint({dut["id"]})
 
