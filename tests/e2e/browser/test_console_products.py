@@ -1,6 +1,8 @@
-"""The console's product page (issue 15, item 2): a product's facts; an admin changes whether
-its units need blessing, makes device groups and sets a production group to load application
-firmware after activation (Electric Imp's setting for factory activation); the provisioning
+"""The console's product page (issue 15, item 2): a product's facts; an admin renames it,
+changes its metadata fields (a change its devices refuse is an alert with the form kept) and
+whether its units need blessing, makes device groups (pre-production too) and sets a production
+group to load application firmware after activation (Electric Imp's setting for factory
+activation); the provisioning
 secret is shown once and works, a new one stops the old, and disabling stops both; a viewer
 sees the page without forms; another organization's product is a 404 page. At phone and
 desktop widths, with axe-core."""
@@ -61,6 +63,88 @@ def test_an_admin_opens_a_product_from_the_list_and_makes_its_units_wait_for_ble
     checked(browser)
 
 
+def test_an_admin_renames_a_product_with_devices_and_adds_an_optional_field(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    product = tenant.product(
+        name=unique("Kettle"), fields=[{"name": "colour", "type": "string", "required": True}]
+    )
+    tenant.device(product["id"], metadata={"colour": "red"})
+    admin = make_person()
+    member(tenant, admin, "admin")
+    into_console(browser, admin)
+    browser.goto(product_path(tenant, product))
+    expect(browser.get_by_label("Product name")).to_have_value(product["name"])
+    expect(browser.get_by_label("Metadata fields")).to_have_value("colour: string required\n")
+
+    renamed = unique("Kettle Pro")
+    browser.get_by_label("Product name").fill(renamed)
+    browser.get_by_label("Metadata fields").fill("colour: string required\nvolume: number")
+    browser.get_by_role("button", name="Save settings").click()
+    expect(browser.get_by_role("status")).to_contain_text("Product settings saved")
+    expect(browser.get_by_role("heading", level=1)).to_have_text(renamed)
+    expect(browser.get_by_test_id("facts")).to_contain_text("colour (string, required), volume (number)")
+    changed = ok(tenant.get(f"{API}/products/{product['id']}"))
+    assert changed["name"] == renamed
+    assert changed["metadata_fields"] == [
+        {"name": "colour", "type": "string", "required": True},
+        {"name": "volume", "type": "number", "required": False},
+    ]
+    checked(browser)
+
+
+def test_a_required_field_on_a_product_with_devices_is_refused_beside_the_kept_form(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    product = tenant.product(name=unique("Toaster"), fields=[{"name": "colour", "type": "string"}])
+    tenant.device(product["id"])
+    admin = make_person()
+    member(tenant, admin, "admin")
+    into_console(browser, admin)
+    browser.goto(product_path(tenant, product))
+
+    typed = "colour: string\nbatch: integer required"
+    browser.get_by_label("Product name").fill("Toaster 2")
+    browser.get_by_label("Metadata fields").fill(typed)
+    browser.get_by_role("button", name="Save settings").click()
+    alert = browser.get_by_role("alert")
+    expect(alert).to_contain_text("The product has 1 device")
+    expect(alert).to_contain_text("a new field 'batch' must be optional")
+    expect(browser.get_by_label("Product name")).to_have_value("Toaster 2")
+    expect(browser.get_by_label("Metadata fields")).to_have_value(typed)
+    assert ok(tenant.get(f"{API}/products/{product['id']}")) == product
+    checked(browser)
+
+    browser.get_by_label("Metadata fields").fill("colour: text")  # not a type: the parser says so
+    browser.get_by_role("button", name="Save settings").click()
+    expect(browser.get_by_role("alert")).to_contain_text("Metadata field line 1 should read")
+    expect(browser.get_by_label("Metadata fields")).to_have_value("colour: text")
+
+
+def test_an_admin_makes_a_pre_production_group_that_waits_for_activation(
+    browser: Page, tenant: Tenant, make_person: Callable[[], Person]
+) -> None:
+    product = tenant.product(name=unique("Heater"))
+    admin = make_person()
+    member(tenant, admin, "admin")
+    into_console(browser, admin)
+    browser.goto(product_path(tenant, product))
+
+    browser.get_by_label("Group name").fill("Trial fleet")
+    browser.get_by_label("Kind").select_option(label="pre-production")
+    browser.get_by_role("button", name="Create device group").click()
+    expect(browser.get_by_role("status")).to_contain_text("Device group created")
+    [made] = ok(tenant.get(f"{API}/products/{product['id']}/groups"))
+    assert (made["name"], made["kind"]) == ("Trial fleet", "pre_production")
+    trial = browser.locator(f'[data-group="{made["id"]}"]')
+    expect(trial).to_contain_text("pre-production group")
+    trial.get_by_label(re.compile("load application firmware")).select_option("activation")
+    trial.get_by_role("button", name=re.compile("Save the firmware setting")).click()
+    expect(browser.get_by_role("status")).to_contain_text("firmware setting is saved")
+    assert ok(tenant.get(f"{API}/device-groups/{made['id']}"))["application_firmware_after"] == "activation"
+    checked(browser)
+
+
 def test_an_admin_makes_a_production_group_that_loads_application_firmware_after_activation(
     browser: Page, tenant: Tenant, make_person: Callable[[], Person]
 ) -> None:
@@ -96,7 +180,9 @@ def test_an_admin_makes_a_production_group_that_loads_application_firmware_after
     line = browser.locator(f'[data-group="{groups["Line A"]["id"]}"]')
     line.get_by_label(re.compile("load application firmware")).select_option("activation")
     line.get_by_role("button", name=re.compile("Save the firmware setting")).click()
-    expect(browser.get_by_role("alert")).to_contain_text("Only a production group can wait for activation")
+    expect(browser.get_by_role("alert")).to_contain_text(
+        "Only a production or pre-production group can wait for activation"
+    )
     expect(line.get_by_label(re.compile("load application firmware"))).to_have_value("activation")
     assert ok(tenant.get(f"{API}/device-groups/{groups['Line A']['id']}"))["application_firmware_after"] == (
         "blessing"

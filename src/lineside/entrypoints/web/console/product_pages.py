@@ -1,6 +1,7 @@
-"""The console's product page: a product's facts and settings, its device groups (with when a
-production group loads application firmware, the Electric Imp setting that factory activation
-needs) and its MQTT provisioning, whose secret is on the page that issued it and never again."""
+"""The console's product page: a product's facts and settings (name, metadata fields, blessing),
+its device groups (with when a production or pre-production group loads application firmware,
+the Electric Imp setting that factory activation needs) and its MQTT provisioning, whose secret
+is on the page that issued it and never again."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from lineside.domain.errors import DomainError, InvalidInput
+from lineside.domain.metadata import MetadataField
 from lineside.domain.models import ApplicationFirmwareAfter, GroupKind, Principal
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
+from lineside.entrypoints.web.console.fleet import metadata_fields
 from lineside.entrypoints.web.console.seats import Seat, seat_for, show
 from lineside.entrypoints.web.pages import check_csrf, message
 from lineside.services import firmware_groups, product_provisioning, products
@@ -44,12 +47,19 @@ def _context(ctx: ServiceContext, seat: Seat, product_id: str) -> dict[str, Any]
         "product": product,
         "groups": [firmware_groups.get_group(ctx, seat.acting, group.id) for group in groups],
         "provisioning": product_provisioning.get_provisioning(ctx, seat.acting, product.id),
+        "fields_text": fields_text(product.metadata_fields),
         "kinds": list(GroupKind),
         "afters": list(ApplicationFirmwareAfter),
         "made": None,
         "form": {},
         "failed": "",
     }
+
+
+def fields_text(fields: list[MetadataField]) -> str:
+    """The fields as the form writes them (``colour: string required``), one per line: what
+    ``fleet.metadata_fields`` reads back."""
+    return "".join(f"{f.name}: {f.type.value}{' required' if f.required else ''}\n" for f in fields)
 
 
 async def _shown(request: Request, seat: Seat, product_id: str, status: int = 200, **extra: Any) -> Response:
@@ -110,20 +120,29 @@ async def edit_product(
     request: Request,
     organization_id: str,
     product_id: str,
+    name: str = Form(""),
+    fields: str = Form(""),
     requires_blessing: str = Form(""),
     csrf: str = Form(""),
 ) -> Response:
-    """The settings that may change after creation (the service's ``update_product``)."""
+    """The settings that may change after creation (the service's ``update_product``, which
+    says which metadata changes the product's devices refuse): the name, the metadata fields
+    (one per line, as on the products page) and whether units need blessing."""
     return await _submitted(
         request,
         organization_id,
         product_id,
         csrf,
         lambda ctx, principal: products.update_product(
-            ctx, principal, product_id, requires_blessing=bool(requires_blessing)
+            ctx,
+            principal,
+            product_id,
+            name=name,
+            fields=metadata_fields(fields),
+            requires_blessing=bool(requires_blessing),
         ),
         section="edit",
-        form={"requires_blessing": requires_blessing},
+        form={"name": name, "fields": fields, "requires_blessing": requires_blessing},
         done="saved",
     )
 
