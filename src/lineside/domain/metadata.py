@@ -159,7 +159,9 @@ def _change_refused(before: MetadataField | None, after: MetadataField) -> str |
     return None
 
 
-def fields_change_refused(before: list[MetadataField], after: list[MetadataField], devices: int) -> str | None:
+def fields_change_refused(
+    before: list[MetadataField], after: list[MetadataField], devices: int
+) -> str | None:
     """Why a product with ``devices`` devices cannot change its metadata fields from ``before``
     to ``after`` (None when it can). A device's metadata is checked when it is defined and then
     kept as it is, so while a product has devices, a field may be added when optional, removed
