@@ -10,6 +10,7 @@ import functools
 import json
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,11 +37,12 @@ from lineside.adapters.db.device_rows import DeviceMqttQueries
 from lineside.adapters.db.device_rows import device_from_row as _device
 from lineside.adapters.db.engine import AUTOCOMMIT_OPTION, WRITE_OPTION
 from lineside.adapters.db.pages import MAX_BRANCH_ORGANIZATIONS, Branch, branch_page, subtree_ids
-from lineside.adapters.db.paging import paged
+from lineside.adapters.db.paging import cursor_value, encode_cursor, paged
 from lineside.adapters.db.repositories import SqlRepository, owned_within
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Certificate, Device
 from lineside.services.ports import BatchUnit, DeviceFilter, DeviceIdentity, NewDevice, Page
+from lineside.services.ports.devices import METADATA_SEARCH_WINDOW
 
 _INSERT_COLUMNS = (
     "id",
@@ -98,6 +100,23 @@ def _filter_terms(filters: DeviceFilter) -> list[ColumnElement[bool]]:
     return terms
 
 
+def _maker_branches(made_here: ColumnElement[bool], filters: DeviceFilter) -> list[Branch]:
+    """One organization's made devices matching ``filters``, each branch read along one
+    index. A MAC-or-hardware-id search is two branches (one per index; the second leaves out
+    what the first finds), as neither database reads two indexes for one ordered page."""
+    address = filters.hardware_address
+    if address is None:
+        return [Branch(and_(made_here, *_filter_terms(filters)), _maker_index(filters))]
+    c, terms = t.devices.c, _filter_terms(replace(filters, hardware_address=None))
+    return [
+        Branch(and_(made_here, c.mac == address, *terms), "ix_devices_organization_id_mac"),
+        Branch(
+            and_(made_here, c.hardware_id == address, or_(c.mac.is_(None), c.mac != address), *terms),
+            "ix_devices_organization_id_hardware_id",
+        ),
+    ]
+
+
 _OWNER_INDEX = "ix_devices_owner_organization_id_id"  # an owner's devices are few: filter them
 
 
@@ -106,8 +125,6 @@ def _maker_index(filters: DeviceFilter) -> str | None:
     (or, for a serial number, the few rows that have it)."""
     if filters.batch_id:
         return "ix_devices_batch_id_id"
-    if filters.hardware_address:
-        return None  # the planner ORs the MAC and hardware id indexes: a few rows either way
     if filters.group_id:
         return "ix_devices_group_id_id"
     if filters.firmware_version and filters.product_id:
@@ -336,7 +353,13 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
             return paged(
                 query, t.devices.c.id, cursor, limit, self._all, _device, newest_first=filters.newest_first
             )
-        branches = self._branches(subtree, filters)
+        if filters.metadata is not None:
+            return self._searched(subtree, filters, cursor, limit)
+        return self._page(self._branches(subtree, filters), filters, cursor, limit)
+
+    def _page(
+        self, branches: Sequence[Branch], filters: DeviceFilter, cursor: str | None, limit: int
+    ) -> Page[Device]:
         return branch_page(
             self.connection,
             t.devices,
@@ -348,12 +371,45 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
             newest_first=filters.newest_first,
         )
 
-    def _branches(self, subtree: Sequence[str], filters: DeviceFilter) -> Sequence[Branch]:
-        c, terms = t.devices.c, _filter_terms(filters)
-        index = _maker_index(filters)
-        makers = [
-            Branch(and_(c.organization_id == org, *terms), index) for org in self._makers(subtree, filters)
+    def _searched(
+        self, subtree: Sequence[str], filters: DeviceFilter, cursor: str | None, limit: int
+    ) -> Page[Device]:
+        """A metadata search, which no index serves, reads at most METADATA_SEARCH_WINDOW devices per
+        branch: the page holds the matches among them, and its cursor goes on after them
+        (a page may hold fewer than ``limit``, or none, and still have a next one)."""
+        c = t.devices.c
+        after = cursor_value(c.id, cursor) if cursor is not None else None
+        unsearched = self._branches(subtree, replace(filters, metadata=None))
+        ends = [
+            end for b in unsearched if (end := self._window_end(b, after, filters.newest_first)) is not None
         ]
+        if not ends:  # every branch ends within its window: the page is all there is
+            return self._page(self._branches(subtree, filters), filters, cursor, limit)
+        end = max(ends) if filters.newest_first else min(ends)  # no branch reads past its window
+        within_window = c.id >= end if filters.newest_first else c.id <= end
+        branches = [Branch(and_(b.where, within_window), b.index) for b in self._branches(subtree, filters)]
+        page = self._page(branches, filters, cursor, limit)
+        return page if page.next_cursor is not None else Page(page.items, encode_cursor(str(end)))
+
+    def _window_end(self, branch: Branch, after: Any, newest_first: bool) -> Any:
+        """The id METADATA_SEARCH_WINDOW rows along ``branch`` from ``after`` (None: it ends sooner)."""
+        c = t.devices.c
+        query = select(c.id).where(branch.where)
+        if after is not None:
+            query = query.where(c.id < after if newest_first else c.id > after)
+        if branch.index is not None:
+            query = query.with_hint(t.devices, f"INDEXED BY {branch.index}", "sqlite")
+        ordered = query.order_by(c.id.desc() if newest_first else c.id)
+        return self.connection.execute(ordered.offset(METADATA_SEARCH_WINDOW - 1).limit(1)).scalar()
+
+    def _branches(self, subtree: Sequence[str], filters: DeviceFilter) -> Sequence[Branch]:
+        c = t.devices.c
+        makers = [
+            branch
+            for org in self._makers(subtree, filters)
+            for branch in _maker_branches(c.organization_id == org, filters)
+        ]
+        terms = _filter_terms(filters)
         not_made_here = c.organization_id.not_in(subtree)  # those are the makers' branches
         owners = [
             Branch(

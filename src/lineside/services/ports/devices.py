@@ -17,6 +17,10 @@ from lineside.domain.models import (
 )
 from lineside.services.ports.common import Page
 
+# A metadata search (no index holds metadata) reads at most this many devices per page and
+# branch; a page may then hold fewer matches than asked for, and still have a next one.
+METADATA_SEARCH_WINDOW = 20_000
+
 
 @dataclass(frozen=True)
 class DeviceFilter:

@@ -28,6 +28,7 @@ from lineside.entrypoints.web.pages import check_csrf, message
 from lineside.services import claims, devices, products, static_tokens
 from lineside.services.context import ServiceContext
 from lineside.services.ports import DeviceFilter
+from lineside.services.ports.devices import METADATA_SEARCH_WINDOW
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -119,7 +120,12 @@ async def devices_page(request: Request, organization_id: str, cursor: str = "")
 
 
 def _list_context(ctx: ServiceContext, seat: Seat, query: DeviceQuery, cursor: str) -> dict[str, Any]:
-    context: dict[str, Any] = {**product_choices(ctx, seat), "states": list(DeviceState), "page": None}
+    context: dict[str, Any] = {
+        **product_choices(ctx, seat),
+        "states": list(DeviceState),
+        "page": None,
+        "search_window": METADATA_SEARCH_WINDOW,
+    }
     try:
         context["groups"] = _groups(ctx, seat, query.product)
         context["page"] = devices.list_devices(
