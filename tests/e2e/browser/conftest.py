@@ -85,6 +85,14 @@ def make_desktop(chromium: Browser, server_url: str) -> Iterator[Callable[[], Pa
         context.close()
 
 
+@pytest.fixture(params=["phone", "desktop"])
+def browser(
+    request: pytest.FixtureRequest, make_phone: Callable[[], Page], make_desktop: Callable[[], Page]
+) -> Page:
+    """A page at a phone's width (390 px) and, as a second run of the test, a desktop's."""
+    return make_phone() if request.param == "phone" else make_desktop()
+
+
 @pytest.fixture
 def phone(make_phone: Callable[[], Page]) -> Page:
     return make_phone()

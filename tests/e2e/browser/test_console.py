@@ -18,8 +18,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser.accessibility import serious_violations
-from tests.e2e.browser.claim_page import fits_the_phone, main, sign_in
+from tests.e2e.browser.claim_page import main, sign_in
+from tests.e2e.browser.console import checked, into_console, member
 from tests.e2e.browser.owners import Person, boxed_device, scanned
 from tests.support.api import Tenant, unique
 from tests.support.factory import enrolled, factory_token
@@ -28,37 +28,6 @@ from tests.support.webhooks import Receiver, wait_until
 pytestmark = pytest.mark.browser
 
 API = "/api/v1"
-
-
-@pytest.fixture(params=["phone", "desktop"])
-def browser(
-    request: pytest.FixtureRequest, make_phone: Callable[[], Page], make_desktop: Callable[[], Page]
-) -> Page:
-    return make_phone() if request.param == "phone" else make_desktop()
-
-
-def member(tenant: Tenant, person: Person, role: str) -> None:
-    invited = tenant.post(
-        f"{API}/organizations/{tenant.organization_id}/invitations",
-        json={"email": person.email, "role": role},
-    )
-    assert invited.status_code == 201, invited.text
-    accepted = tenant.http.post(
-        f"{API}/invitations/accept", json={"code": invited.json()["code"]}, headers=person.headers
-    )
-    assert accepted.status_code == 200, accepted.text
-
-
-def into_console(page: Page, person: Person) -> None:
-    page.goto("/console")
-    expect(page).to_have_url(re.compile(r"/signin"))
-    sign_in(page, person.email, person.password)
-    expect(page).to_have_url(re.compile(r"/console/[0-9a-f-]{36}$"))
-
-
-def checked(page: Page) -> None:
-    assert serious_violations(page) == []
-    assert fits_the_phone(page)
 
 
 def test_an_admin_sees_the_overview_finds_a_device_and_opens_its_history(

@@ -12,12 +12,10 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from tests.e2e.browser.console import checked, into_console, member
 from tests.e2e.browser.owners import Person, scanned
-from tests.e2e.browser.test_console import browser, checked, into_console, member
 from tests.support.api import Tenant, unique
 from tests.support.people import static_batch
-
-__all__ = ["browser"]
 
 API = "/api/v1"
 

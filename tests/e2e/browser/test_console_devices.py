@@ -13,11 +13,9 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from tests.e2e.browser.console import checked, into_console, member
 from tests.e2e.browser.owners import Person
-from tests.e2e.browser.test_console import browser, checked, into_console, member
 from tests.support.api import Tenant, unique
-
-__all__ = ["browser"]
 
 API = "/api/v1"
 

@@ -9,12 +9,10 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
+from tests.e2e.browser.console import checked, into_console, member
 from tests.e2e.browser.owners import Person
-from tests.e2e.browser.test_console import browser, checked, into_console, member
 from tests.support.api import Tenant, unique
 from tests.support.factory import activate, enrolled, factory_token, line_unit, production_token, record_run
-
-__all__ = ["browser"]
 
 API = "/api/v1"
 

@@ -14,12 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.browser.claim_page import main
+from tests.e2e.browser.console import checked, into_console, member
 from tests.e2e.browser.owners import Person
-from tests.e2e.browser.test_console import browser, checked, into_console, member
 from tests.support.api import Tenant, unique
 from tests.support.firmware import API, as_device, group, image_bytes, release
-
-__all__ = ["browser"]  # the phone and desktop fixture, shared with test_console
 
 
 def firmware_page(page: Page, tenant: Tenant, product_id: str) -> None:

@@ -10,12 +10,10 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
+from tests.e2e.browser.console import checked, into_console, member
 from tests.e2e.browser.owners import Person
-from tests.e2e.browser.test_console import browser, checked, into_console, member
 from tests.support.api import Tenant, unique
 from tests.support.factory import bless, enroll, enrolled, factory_token, hardware_id, record_run
-
-__all__ = ["browser"]  # the phone and desktop fixture, shared with test_console
 
 API = "/api/v1"
 

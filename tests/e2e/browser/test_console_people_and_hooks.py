@@ -18,21 +18,14 @@ from lineside.bootstrap import Application
 from lineside.domain.models import Role
 from lineside.services import organizations, people
 from tests.e2e.browser.claim_page import main
+from tests.e2e.browser.console import checked, into_console, member
 from tests.e2e.browser.owners import Person
-from tests.e2e.browser.test_console import checked, into_console, member
 from tests.support.api import Tenant
 from tests.support.webhooks import Receiver, create_endpoint, wait_until
 
 pytestmark = pytest.mark.browser
 
 API = "/api/v1"
-
-
-@pytest.fixture(params=["phone", "desktop"])
-def browser(
-    request: pytest.FixtureRequest, make_phone: Callable[[], Page], make_desktop: Callable[[], Page]
-) -> Page:
-    return make_phone() if request.param == "phone" else make_desktop()
 
 
 def role_of(http: httpx.Client, person: Person, organization_id: str) -> str | None:

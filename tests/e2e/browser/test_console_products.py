@@ -16,12 +16,10 @@ from playwright.sync_api import Page, expect
 
 from lineside.bootstrap import Application
 from tests.e2e.browser.claim_page import main
+from tests.e2e.browser.console import checked, into_console, member
 from tests.e2e.browser.owners import Person
-from tests.e2e.browser.test_console import browser, checked, into_console, member
 from tests.support.api import Tenant, ok, unique
 from tests.support.provisioning import ask, failed, succeeded
-
-__all__ = ["browser"]  # the phone and desktop fixture, shared with test_console
 
 API = "/api/v1"
 

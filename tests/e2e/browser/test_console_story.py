@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect
 
+from tests.e2e.browser.console import checked, into_console, member
 from tests.e2e.browser.owners import BoxedDevice, Person, scanned
-from tests.e2e.browser.test_console import checked, into_console, member
 from tests.support.api import Tenant, unique
 from tests.support.factory import bless, enroll, hardware_id, record_run
 from tests.support.mqtt import mqtt_client, wait_for

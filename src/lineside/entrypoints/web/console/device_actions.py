@@ -12,11 +12,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lineside.domain.errors import DomainError, InvalidInput
+from lineside.domain.errors import DomainError
 from lineside.domain.models import CredentialType, Principal
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import Seat, acted, seat_for, show
+from lineside.entrypoints.web.console.seats import Seat, acted, chosen, seat_for, show
 from lineside.entrypoints.web.pages import check_csrf, message
 from lineside.services import claims, credentials, devices
 from lineside.services.context import ServiceContext
@@ -80,19 +80,14 @@ async def issue(
     ctx = services(request)
     try:
         check_csrf(request, csrf)
-        chosen = _credential_type(kind)
-        issued = await run_in_threadpool(credentials.issue_credential, ctx, seat.acting, device_id, chosen)
+        chosen_kind = chosen(CredentialType, kind, "kind of credential")
+        issued = await run_in_threadpool(
+            credentials.issue_credential, ctx, seat.acting, device_id, chosen_kind
+        )
         device = await run_in_threadpool(devices.get_device, ctx, seat.acting, device_id)
     except DomainError as error:
         return message(request, status_of(error), "No credential issued", error.detail)
     return show(request, seat, "credential.html", device=device, issued=issued)
-
-
-def _credential_type(kind: str) -> CredentialType:
-    try:
-        return CredentialType(kind)
-    except ValueError:
-        raise InvalidInput("Choose a token, an MQTT password or a certificate.") from None
 
 
 @router.get("/{organization_id}/devices/{device_id}/{action}", response_model=None)

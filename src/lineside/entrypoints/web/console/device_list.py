@@ -23,7 +23,7 @@ from lineside.domain.models import Device, DeviceGroup
 from lineside.entrypoints.api.batch_files import labels_file
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, product_choices, seat_for, show
+from lineside.entrypoints.web.console.seats import PAGE_SIZE, Seat, chosen, product_choices, seat_for, show
 from lineside.entrypoints.web.pages import check_csrf, message
 from lineside.services import claims, devices, products, static_tokens
 from lineside.services.context import ServiceContext
@@ -77,10 +77,7 @@ class DeviceQuery:
 
 
 def _state(text: str) -> DeviceState | None:
-    try:
-        return DeviceState(text) if text else None
-    except ValueError:
-        raise InvalidInput(f"Unknown state '{text}'.") from None
+    return chosen(DeviceState, text, "state") if text else None
 
 
 def _choice(name: str, text: str) -> bool | None:

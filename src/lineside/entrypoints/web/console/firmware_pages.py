@@ -15,7 +15,7 @@ from lineside.domain.errors import DomainError, InvalidInput
 from lineside.domain.models import FirmwareKind
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
-from lineside.entrypoints.web.console.seats import Seat, product_choices, seat_for, show
+from lineside.entrypoints.web.console.seats import Seat, chosen, product_choices, seat_for, show
 from lineside.entrypoints.web.pages import check_csrf, message
 from lineside.services import firmware, firmware_groups, firmware_usage, products
 from lineside.services.context import ServiceContext
@@ -86,7 +86,12 @@ async def upload_release(
         return seat
     try:
         check_csrf(request, csrf)
-        new = NewRelease(product_id=product, kind=_kind(kind), version=version.strip(), notes=notes)
+        new = NewRelease(
+            product_id=product,
+            kind=chosen(FirmwareKind, kind, "kind of release"),
+            version=version.strip(),
+            notes=notes,
+        )
         if file is None or not file.filename:
             raise InvalidInput("Choose the firmware image file to upload.")
         await firmware.upload_release(services(request), seat.acting, new, _chunks(file))
@@ -96,14 +101,6 @@ async def upload_release(
             request, seat, product, status_of(error), error=error.detail, form={"upload": form}
         )
     return _back_to(organization_id, product, "uploaded")
-
-
-def _kind(text: str) -> FirmwareKind:
-    try:
-        return FirmwareKind(text)
-    except ValueError:
-        kinds = " or ".join(f"'{kind.value}'" for kind in FirmwareKind)
-        raise InvalidInput(f"A release's kind is {kinds}.") from None
 
 
 async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:

@@ -6,20 +6,19 @@ is on the page that issued it and never again."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from lineside.domain.errors import DomainError, InvalidInput
+from lineside.domain.errors import DomainError
 from lineside.domain.metadata import MetadataField
 from lineside.domain.models import ApplicationFirmwareAfter, GroupKind, Principal
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
 from lineside.entrypoints.web.console.fleet import metadata_fields
-from lineside.entrypoints.web.console.seats import Seat, seat_for, show
+from lineside.entrypoints.web.console.seats import Seat, chosen, seat_for, show
 from lineside.entrypoints.web.pages import check_csrf, message
 from lineside.services import firmware_groups, product_provisioning, products
 from lineside.services.context import ServiceContext
@@ -27,7 +26,6 @@ from lineside.services.context import ServiceContext
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 Act = Callable[[ServiceContext, Principal], object]
-Choice = TypeVar("Choice", bound=StrEnum)
 
 # What a redirect after a form says (?done=...), so no query parameter writes on the page.
 NOTICES = {
@@ -107,14 +105,6 @@ async def _submitted(
     return RedirectResponse(f"/console/{organization_id}/products/{product_id}?done={done}", status_code=303)
 
 
-def _choice(kind: type[Choice], text: str, what: str) -> Choice:
-    try:
-        return kind(text)
-    except ValueError:
-        allowed = ", ".join(choice.value for choice in kind)
-        raise InvalidInput(f"The {what} is one of: {allowed}.") from None
-
-
 @router.post("/{organization_id}/products/{product_id}", response_model=None)
 async def edit_product(
     request: Request,
@@ -162,7 +152,7 @@ async def create_group(
         product_id,
         csrf,
         lambda ctx, principal: products.create_group(
-            ctx, principal, product_id, name=name, kind=_choice(GroupKind, kind, "kind of group")
+            ctx, principal, product_id, name=name, kind=chosen(GroupKind, kind, "kind of group")
         ),
         section="group",
         form={"name": name, "kind": kind},
@@ -186,7 +176,7 @@ async def set_firmware_after(
         product_id,
         csrf,
         lambda ctx, principal: firmware_groups.set_application_firmware_after(
-            ctx, principal, group_id, _choice(ApplicationFirmwareAfter, after, "moment to load firmware")
+            ctx, principal, group_id, chosen(ApplicationFirmwareAfter, after, "moment to load firmware")
         ),
         section="groups",
         form={"after": after, "group": group_id},

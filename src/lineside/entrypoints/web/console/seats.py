@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from lineside.domain.errors import DomainError
+from lineside.domain.errors import DomainError, InvalidInput
 from lineside.domain.models import Organization, OrganizationKind, Principal, Role, Scope
 from lineside.entrypoints.api.dependencies import services
 from lineside.entrypoints.api.problems import status_of
@@ -116,3 +117,15 @@ async def shown_after(
         return show(request, seat, template, status_of(error), **{**context, **refused})
     context = await run_in_threadpool(context_of, request, seat)
     return show(request, seat, template, **{**context, "made": made})
+
+
+Choice = TypeVar("Choice", bound=StrEnum)
+
+
+def chosen(kind: type[Choice], text: str, what: str) -> Choice:
+    """A form's choice among ``kind``'s values, or InvalidInput naming them."""
+    try:
+        return kind(text)
+    except ValueError:
+        allowed = ", ".join(f"'{choice.value}'" for choice in kind)
+        raise InvalidInput(f"The {what} is one of: {allowed}.") from None
