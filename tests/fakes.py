@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
+from lineside.adapters.factory_pki import X509Inspector
 from lineside.domain.errors import Conflict, InvalidInput
 from lineside.domain.events import DomainEvent
 from lineside.domain.factory import FactoryToken, ProductionToken, TestRun
@@ -30,13 +31,17 @@ from lineside.domain.lifecycle import STATE_TIMESTAMP_FIELD, DeviceState
 from lineside.domain.metadata import MetadataField
 from lineside.domain.models import (
     ApiKey,
+    AuthorityStatus,
     Certificate,
+    CertificateAuthorityRecord,
     Device,
     DeviceGroup,
     FirmwareRelease,
     GroupKind,
     Organization,
     Product,
+    RegistrationIdentity,
+    RegistrationPolicy,
     Role,
     StaticTokenBatch,
     User,
@@ -128,6 +133,8 @@ class Tables:
     releases: dict[str, FirmwareRelease] = field(default_factory=dict)
     transfers: dict[str, tuple[DeviceTransfer, str]] = field(default_factory=dict)
     activity: list[tuple[str, ActivityCount]] = field(default_factory=list)  # (organization id, count)
+    authorities: dict[str, CertificateAuthorityRecord] = field(default_factory=dict)
+    authority_extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def subtree(self, within: str) -> set[str]:
         return {org.id for org in self.organizations.values() if org.path.startswith(within)}
@@ -208,6 +215,19 @@ class FakeProducts:
     def set_requires_blessing(self, product_id: str, requires_blessing: bool) -> None:
         product = self._t.products[product_id]
         self._t.products[product_id] = replace(product, requires_blessing=requires_blessing)
+
+    def set_registration(
+        self,
+        product_id: str,
+        policy: RegistrationPolicy,
+        identity: RegistrationIdentity,
+        reregistration: bool,
+    ) -> None:
+        product = self._t.products[product_id]
+        changed = replace(
+            product, registration_policy=policy, registration_identity=identity, reregistration=reregistration
+        )
+        self._t.products[product_id] = changed
 
     def set_definition(self, product_id: str, name: str, metadata_fields: Sequence[MetadataField]) -> None:
         product = self._t.products[product_id]
@@ -299,6 +319,22 @@ class FakeDevices:
 
     def delete(self, device_id: str) -> None:
         self._t.devices.pop(device_id, None)
+
+    def find_by_active_certificate(self, fingerprint_sha256: str) -> Device | None:
+        """As the SQL adapter: an active certificate, signed by Lineside or a verified CA."""
+        for certificate in self._t.certificates.values():
+            issuer = self._t.authorities.get(certificate.authority_id or "")
+            trusted = certificate.authority_id is None or (
+                issuer is not None and issuer.status is AuthorityStatus.VERIFIED
+            )
+            if (
+                certificate.fingerprint_sha256 == fingerprint_sha256
+                and certificate.revoked_at is None
+                and trusted
+            ):
+                row = self._t.devices.get(certificate.device_id)
+                return _as_stored(row.device) if row else None
+        return None
 
     def count_online(self, *, within: str, at_most: int) -> int:
         subtree = self._t.subtree(within)
@@ -579,9 +615,93 @@ class FakeActivity:
         ]
 
 
+class FakeAuthorities:
+    """Makers' CAs, with each one's challenge hash and expiry, warned mark and CRL serials."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    def add(
+        self, authority: CertificateAuthorityRecord, challenge_hash: str, challenge_expires_at: datetime
+    ) -> None:
+        self._t.authorities[authority.id] = authority
+        self._t.authority_extras[authority.id] = {"challenge": (challenge_hash, challenge_expires_at)}
+
+    def get(self, authority_id: str, *, within: str) -> CertificateAuthorityRecord | None:
+        found = self._t.authorities.get(authority_id)
+        return found if found is not None and found.organization_id in self._t.subtree(within) else None
+
+    def list_for_product(self, product_id: str) -> builtins.list[CertificateAuthorityRecord]:
+        return sorted(
+            (a for a in self._t.authorities.values() if a.product_id == product_id), key=lambda a: a.id
+        )
+
+    def challenge_of(self, authority_id: str) -> tuple[str, datetime] | None:
+        challenge: tuple[str, datetime] | None = self._t.authority_extras[authority_id].get("challenge")
+        return challenge
+
+    def set_status(self, authority_id: str, status: AuthorityStatus, at: datetime) -> None:
+        authority = self._t.authorities[authority_id]
+        if status is AuthorityStatus.VERIFIED:
+            self._t.authority_extras[authority_id]["challenge"] = None
+            authority = replace(authority, verified_at=at)
+        self._t.authorities[authority_id] = replace(authority, status=status)
+
+    def verified_with_fingerprint(self, fingerprint_sha256: str) -> CertificateAuthorityRecord | None:
+        return next(
+            (
+                a
+                for a in self._t.authorities.values()
+                if a.fingerprint_sha256 == fingerprint_sha256 and a.status is not AuthorityStatus.PENDING
+            ),
+            None,
+        )
+
+    def with_key_ids(self, key_ids: Sequence[str]) -> builtins.list[CertificateAuthorityRecord]:
+        return sorted((a for a in self._t.authorities.values() if a.key_id in key_ids), key=lambda a: a.id)
+
+    def delete(self, authority_id: str) -> None:
+        self._t.authorities.pop(authority_id, None)
+
+    def replace_revoked_serials(self, authority_id: str, serials: Sequence[str], at: datetime) -> None:
+        self._t.authority_extras[authority_id]["revoked"] = set(serials)
+        self._t.authorities[authority_id] = replace(self._t.authorities[authority_id], crl_updated_at=at)
+
+    def is_revoked(self, authority_id: str, serial_hex: str) -> bool:
+        return serial_hex in self._t.authority_extras[authority_id].get("revoked", set())
+
+    def expiring_unwarned(self, before: datetime) -> builtins.list[CertificateAuthorityRecord]:
+        return [
+            a
+            for a in self.list_all()
+            if a.status is AuthorityStatus.VERIFIED
+            and a.not_after < before
+            and not self._t.authority_extras[a.id].get("warned")
+        ]
+
+    def mark_warned(self, authority_id: str, at: datetime) -> None:
+        self._t.authority_extras[authority_id]["warned"] = at
+
+    def list_all(self) -> builtins.list[CertificateAuthorityRecord]:
+        return sorted(self._t.authorities.values(), key=lambda a: a.id)
+
+    def certificates_to_trust(self) -> builtins.list[str]:
+        return [a.certificate_pem for a in self.list_all() if a.status is not AuthorityStatus.PENDING]
+
+
 class FakeCertificates:
     def __init__(self, tables: Tables) -> None:
         self._t = tables
+
+    def revoke_issued(self, authority_id: str, serials: Sequence[str], at: datetime) -> builtins.list[str]:
+        hit = [
+            c
+            for c in self._t.certificates.values()
+            if c.authority_id == authority_id and c.issuer_serial_hex in serials and c.revoked_at is None
+        ]
+        for certificate in hit:
+            self._t.certificates[certificate.id] = replace(certificate, revoked_at=at)
+        return sorted({c.device_id for c in hit})
 
     def add(self, certificate: Certificate) -> None:
         self._t.certificates[certificate.id] = certificate
@@ -980,6 +1100,7 @@ class FakeUnitOfWork:
         self.device_counts = FakeDeviceCounts(t)
         self.activity = FakeActivity(t)
         self.certificates = FakeCertificates(t)
+        self.authorities = FakeAuthorities(t)
         self.events = FakeEvents(t)
         self.users = FakeUsers(t)
         self.static_batches = FakeStaticBatches(t)
@@ -1099,6 +1220,7 @@ def fake_services(
         rate_limiter=FakeRateLimiter(clock),
         firmware_store=cast(Any, NotFaked("firmware store")),
         webhooks=cast(WebhookAdapters, NotFaked("webhook adapters")),
+        x509=X509Inspector(),  # pure computation: the real one
         config=config or ServiceConfig(),
     )
     return context, database

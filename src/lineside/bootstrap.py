@@ -21,6 +21,7 @@ from lineside.adapters.db.idempotency import SqlIdempotencyStore
 from lineside.adapters.db.migrate import HEAD_REVISION, current_revision, upgrade_database
 from lineside.adapters.db.rate_limits import SqlRateLimiter
 from lineside.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from lineside.adapters.factory_pki import X509Inspector
 from lineside.adapters.firmware_store import FileFirmwareStore
 from lineside.adapters.metrics import PrometheusMetrics, Reading
 from lineside.adapters.passwords import Argon2PasswordHasher
@@ -179,6 +180,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> App
         clock=utc_now,
         passwords=Argon2PasswordHasher(),
         rate_limiter=SqlRateLimiter(engine, utc_now),
+        x509=X509Inspector(),
         config=ServiceConfig(
             public_url=settings.effective_public_url,
             default_device_quota=settings.default_device_quota,

@@ -119,6 +119,15 @@ class Settings(BaseSettings):
             "X-Forwarded-For and X-Forwarded-Proto are believed; empty: nobody's."
         ),
     )
+    client_certificate_header: str = Field(
+        default="",
+        max_length=100,
+        description=(
+            "The header in which a TLS-terminating proxy in LINESIDE_TRUSTED_PROXIES passes the "
+            "client's certificate (nginx: $ssl_client_escaped_cert; Caddy: "
+            "{http.request.tls.client.certificate_der_base64}); empty: POST /device/v1/register is off."
+        ),
+    )
     shutdown_seconds: float = Field(
         default=30.0,
         gt=0,

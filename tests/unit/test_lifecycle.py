@@ -64,6 +64,8 @@ def test_the_table_names_exactly_the_documented_steps() -> None:
         (t.REVOKE, s.BLESSED): s.REVOKED,
         (t.REVOKE, s.FAILED): s.REVOKED,
         (t.REVOKE, s.ACTIVATED): s.REVOKED,
+        (t.APPROVE, s.PENDING_APPROVAL): s.DEFINED,
+        (t.REVOKE, s.PENDING_APPROVAL): s.REVOKED,
     }
     assert expected == TRANSITIONS
 
@@ -145,7 +147,8 @@ def test_apply_transition_stamps_the_new_state_and_returns_a_past_tense_event(
     target = TRANSITIONS[pair]
     assert device.timeline[STATE_TIMESTAMP_FIELD[target]] == at
     assert STATE_TIMESTAMP_FIELD[target] == f"{target.value}_at"
-    assert device.timeline["defined_at"] == T0
+    if target is not DeviceState.DEFINED:  # approval makes a pending device defined now
+        assert device.timeline["defined_at"] == T0
     assert event.type == f"device.{transition.value}" == event_type_for(transition)
     assert event.data == {"from": state.value, "to": target.value, "station": "7"}
     assert event.subject_type == "device"
@@ -163,6 +166,7 @@ def test_event_names_are_past_participles() -> None:
         "device.failed",
         "device.activated",
         "device.revoked",
+        "device.approved",
     }
 
 

@@ -39,6 +39,13 @@ class Unauthenticated(DomainError):
     title = "Unauthenticated"
 
 
+class CertificateRefused(InvalidInput):
+    """A certificate (a CA's, a proof of possession, a CRL, a device's) that is not good
+    enough; ``detail`` says why, for the log, the event and the answer."""
+
+    title = "Certificate refused"
+
+
 class PermissionDenied(DomainError):
     title = "Permission denied"
 

@@ -77,6 +77,16 @@ class EventType(StrEnum):
     DEVICE_ACTIVATED = "device.activated", "device"
     DEVICE_REVOKED = "device.revoked", "device"
     DEVICE_MOVED = "device.moved", "device"  # to another device group, by a person
+    DEVICE_REGISTERED = "device.registered", "device"  # by its own certificate (factory PKI)
+    DEVICE_APPROVED = "device.approved", "device"
+    DEVICE_REGISTRATION_REFUSED = "device.registration_refused", "certificate_authority"
+    CERTIFICATE_AUTHORITY_REGISTERED = "certificate_authority.registered", "certificate_authority"
+    CERTIFICATE_AUTHORITY_VERIFIED = "certificate_authority.verified", "certificate_authority"
+    CERTIFICATE_AUTHORITY_DISABLED = "certificate_authority.disabled", "certificate_authority"
+    CERTIFICATE_AUTHORITY_ENABLED = "certificate_authority.enabled", "certificate_authority"
+    CERTIFICATE_AUTHORITY_DELETED = "certificate_authority.deleted", "certificate_authority"
+    CERTIFICATE_AUTHORITY_CRL_UPDATED = "certificate_authority.crl_updated", "certificate_authority"
+    CERTIFICATE_AUTHORITY_EXPIRING = "certificate_authority.expiring", "certificate_authority"
 
 
 @dataclass(frozen=True)

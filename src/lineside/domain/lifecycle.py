@@ -20,7 +20,10 @@ this diagram: a device can be claimed before it ever connects.
             +-----------------------------------------^
                                   (static tokens, no factory)
 
-    revoke: every state except revoked --> revoked   (terminal)
+    register by certificate under the approval policy (factory PKI):
+        pending_approval --approve--> defined
+
+    revoke: every state except revoked --> revoked   (terminal; rejecting a pending device)
 
 Blessing is permanent: nothing leads from blessed or activated back to the line.
 """
@@ -42,6 +45,9 @@ class DeviceState(StrEnum):
     FAILED = "failed"
     ACTIVATED = "activated"
     REVOKED = "revoked"
+    # Registered by its own certificate under the approval policy: held until a person (or
+    # a webhook's receiver, through the API) approves it; it cannot connect meanwhile.
+    PENDING_APPROVAL = "pending_approval"
 
 
 class Transition(StrEnum):
@@ -53,6 +59,7 @@ class Transition(StrEnum):
     FAIL = "failed"
     ACTIVATE = "activated"
     REVOKE = "revoked"
+    APPROVE = "approved"
 
 
 _S = DeviceState
@@ -65,6 +72,7 @@ TRANSITIONS: dict[tuple[Transition, DeviceState], DeviceState] = {
     (_T.FAIL, _S.UNDER_TEST): _S.FAILED,
     (_T.ACTIVATE, _S.DEFINED): _S.ACTIVATED,
     (_T.ACTIVATE, _S.BLESSED): _S.ACTIVATED,
+    (_T.APPROVE, _S.PENDING_APPROVAL): _S.DEFINED,
     **{(_T.REVOKE, state): _S.REVOKED for state in _S if state is not _S.REVOKED},
 }
 
@@ -109,6 +117,7 @@ TRANSITION_EVENTS: dict[Transition, EventType] = {
     _T.FAIL: EventType.DEVICE_FAILED,
     _T.ACTIVATE: EventType.DEVICE_ACTIVATED,
     _T.REVOKE: EventType.DEVICE_REVOKED,
+    _T.APPROVE: EventType.DEVICE_APPROVED,
 }
 
 

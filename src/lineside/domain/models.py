@@ -78,6 +78,46 @@ def group_refuses(kind: GroupKind, state: DeviceState) -> str | None:
     return None
 
 
+class RegistrationPolicy(StrEnum):
+    """Which devices a product's own certificate authorities register on first connection."""
+
+    OPEN = "open"  # any device whose certificate chains to a verified, enabled CA
+    ALLOW_LIST = "allow_list"  # only devices defined beforehand by serial number
+    APPROVAL = "approval"  # any, held as pending_approval until approved
+
+
+class RegistrationIdentity(StrEnum):
+    """Where a registering device's certificate names it (its serial number here)."""
+
+    COMMON_NAME = "cn"  # the subject's CN
+    SAN_URI = "san_uri"  # the first URI in its subjectAltName
+
+
+class AuthorityStatus(StrEnum):
+    PENDING = "pending_verification"  # registered; trusts nothing until possession is proven
+    VERIFIED = "verified"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True)
+class CertificateAuthorityRecord:
+    """A maker's own CA, registered for a product: devices whose certificates chain to it
+    (once verified, while enabled) register themselves on first connection."""
+
+    id: str
+    organization_id: str
+    product_id: str
+    subject: str
+    key_id: str  # its subject key identifier, hex: how a device certificate names its issuer
+    fingerprint_sha256: str
+    certificate_pem: str
+    not_after: datetime
+    status: AuthorityStatus
+    created_at: datetime
+    verified_at: datetime | None = None
+    crl_updated_at: datetime | None = None
+
+
 class EnrollmentPolicy(StrEnum):
     """Which hardware a product's factory enrollment tokens admit as Devices Under Test."""
 
@@ -158,6 +198,9 @@ class Product:
     enrollment_policy: EnrollmentPolicy = EnrollmentPolicy.CREATE
     requires_blessing: bool = False  # a defined (unblessed) device does not activate
     provision_key: str | None = None  # MQTT provisioning; its secret is kept hashed elsewhere
+    registration_policy: RegistrationPolicy = RegistrationPolicy.OPEN
+    registration_identity: RegistrationIdentity = RegistrationIdentity.COMMON_NAME
+    reregistration: bool = False  # may a device come back with a different certificate
 
 
 @dataclass(frozen=True)
@@ -217,6 +260,10 @@ class Certificate:
     not_after: datetime
     created_at: datetime
     revoked_at: datetime | None = None
+    # A certificate a maker's CA signed (factory PKI): that CA, and the serial it gave (the
+    # ``serial_hex`` of such a row is its fingerprint, unique, as issuers' serials are not).
+    authority_id: str | None = None
+    issuer_serial_hex: str | None = None
 
 
 @dataclass(frozen=True)

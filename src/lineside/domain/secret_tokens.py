@@ -28,6 +28,7 @@ class SecretKind(StrEnum):
     MQTT_PASSWORD = "lsm_"  # a device's MQTT CONNECT password
     PROVISION_SECRET = "lsp_"  # a product's MQTT provisioning secret
     TRANSFER_CODE = "lst_"  # an owner's offer to hand a device to another person
+    CA_CHALLENGE = "lsv_"  # the CN a maker signs with their CA's key, to prove they hold it
 
 
 # 26 base64url characters carry 156 bits: short enough for a small QR code.

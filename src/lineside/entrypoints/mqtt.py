@@ -27,7 +27,7 @@ from lineside.adapters.mqtt.broker import AmqttBroker, Listeners
 from lineside.adapters.mqtt.tls import TlsListener, tls_listener
 from lineside.bootstrap import Application
 from lineside.entrypoints.loops import LoopThread, run_every
-from lineside.services import firmware_notices
+from lineside.services import authorities, firmware_notices
 from lineside.services.mqtt_access import no_longer_valid
 from lineside.services.presence import PresenceRecorder
 
@@ -100,10 +100,14 @@ class EmbeddedBroker(LoopThread):
             self.started()
             return
         cursor = await self._firmware_cursor()
+        await self._trust_registered_authorities()
         self.started()
         loops = [
             run_every(
                 stop, self._recheck_seconds, lambda: self._revoke(broker), what="MQTT: the revocation check"
+            ),
+            run_every(
+                stop, self._recheck_seconds, self._trust_registered_authorities, what="MQTT: makers' CAs"
             ),
             run_every(stop, self._flush_seconds, self._flush, what="MQTT: writing presence"),
             self._announce_firmware(stop, broker, cursor),
@@ -127,6 +131,15 @@ class EmbeddedBroker(LoopThread):
             gone = await asyncio.to_thread(no_longer_valid, self._application.services, chunk)
             if gone:
                 await broker.disconnect_stale(identity for identity in chunk if identity.device_id in gone)
+
+    async def _trust_registered_authorities(self) -> None:
+        """Makers' CAs verified since the last look join the TLS listener's trust (factory PKI)."""
+        if self.tls is None:
+            return
+        pems = await asyncio.to_thread(authorities.certificates_to_trust, self._application.services)
+        added = self.tls.trust.trust_registered(pems)
+        if added:
+            log.info("MQTT: trusting %d more registered CA(s)", added)
 
     async def _flush(self) -> None:
         await asyncio.to_thread(self.presence.flush, self._application.services)

@@ -11,6 +11,7 @@ from lineside.domain.secret_tokens import SecretHasher
 from lineside.domain.webhooks import DEFAULT_RETRY_SCHEDULE, RetrySchedule
 from lineside.services.ports import (
     CertificateAuthority,
+    CertificateInspector,
     Clock,
     DeviceTokenLookup,
     FirmwareStore,
@@ -57,6 +58,7 @@ class ServiceContext:
     rate_limiter: RateLimiter
     firmware_store: FirmwareStore  # image bytes
     webhooks: WebhookAdapters  # sender and secret box
+    x509: CertificateInspector  # makers' own CAs and their devices' certificates
     config: ServiceConfig = field(default_factory=ServiceConfig)
 
 

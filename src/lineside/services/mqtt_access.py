@@ -10,16 +10,18 @@ with no credential of its own: it may only ask for credentials (see ``mqtt_provi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from lineside.domain.errors import Unauthenticated
+from lineside.domain.errors import DomainError, Unauthenticated
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Device
 from lineside.domain.mqtt import PROVISION_USERNAME, TopicAccess, device_may, provisioner_may
 from lineside.domain.secret_tokens import SecretKind
 from lineside.services.context import ServiceContext
+from lineside.services.registration import register_device
 
 
 class MqttCredential(StrEnum):
@@ -46,6 +48,9 @@ class MqttIdentity:
 
 
 PROVISIONER = MqttIdentity(MqttCredential.PROVISION)
+# A revoked device never connects; one pending approval not until it is approved.
+_MAY_NOT_CONNECT = frozenset({DeviceState.REVOKED, DeviceState.PENDING_APPROVAL})
+log = logging.getLogger("lineside.mqtt")
 
 _REFUSED = (
     "Bad MQTT credentials: client id and username must be the device id, "
@@ -62,6 +67,10 @@ class ConnectAttempt:
     username: str | None
     password: str | None
     certificate_sha256: str | None = None
+    # The certificate itself (DER) and the intermediates it came with: a device unknown by its
+    # fingerprint may register with them (factory PKI, services.registration).
+    certificate: bytes | None = None
+    chain: tuple[bytes, ...] = ()
 
 
 def authenticate_connection(
@@ -93,6 +102,7 @@ def authenticate_connections(
     with ctx.unit_of_work(write=False, snapshot=False) as uow:
         by_token, by_password = uow.devices.find_by_secret_hashes(tokens, passwords)
         by_certificate = {proof: uow.devices.find_by_active_certificate(proof) for proof in certificates}
+    by_certificate |= _registered(ctx, attempts, proofs, by_certificate)
     found: dict[MqttCredential, Mapping[str, Device | None]] = {
         MqttCredential.TOKEN: by_token,
         MqttCredential.MQTT_PASSWORD: by_password,
@@ -101,6 +111,28 @@ def authenticate_connections(
     return [
         _decide(attempt, kind, proof, found) for attempt, (kind, proof) in zip(attempts, proofs, strict=True)
     ]
+
+
+def _registered(
+    ctx: ServiceContext,
+    attempts: Sequence[ConnectAttempt],
+    proofs: Sequence[tuple[MqttCredential | None, str]],
+    known: Mapping[str, Device | None],
+) -> dict[str, Device | None]:
+    """Devices unknown by their certificate's fingerprint, registered now if a registered CA
+    of a product vouches for them (a first connection: rare, so one at a time)."""
+    registered: dict[str, Device | None] = {}
+    for attempt, (kind, proof) in zip(attempts, proofs, strict=True):
+        if kind is not MqttCredential.CERTIFICATE or known.get(proof) or proof in registered:
+            continue
+        if attempt.certificate is None:
+            continue
+        try:
+            registered[proof] = register_device(ctx, attempt.certificate, attempt.chain, via="mqtt").device
+        except DomainError as refused:  # said in the log and an event by the registration
+            log.info("MQTT: a certificate was not registered: %s", refused.detail)
+            registered[proof] = None
+    return registered
 
 
 def _proof(ctx: ServiceContext, attempt: ConnectAttempt) -> tuple[MqttCredential | None, str]:
@@ -133,7 +165,7 @@ def _decide(
     if kind is None:
         return None
     device = found[kind].get(proof)
-    if device is None or device.id != attempt.client_id or device.state is DeviceState.REVOKED:
+    if device is None or device.id != attempt.client_id or device.state in _MAY_NOT_CONNECT:
         return None
     return _identity(kind, device, proof)
 

@@ -702,6 +702,23 @@ class SqlCertificateRepository(SqlRepository):
         return [_certificate(row) for row in active]
 
     def list_revoked(self, product_id: str) -> list[Certificate]:
+        """The product CA's revoked certificates (its CRL): not those makers' CAs signed."""
         c = t.certificates.c
-        query = select(t.certificates).where(c.product_id == product_id, c.revoked_at.is_not(None))
+        query = select(t.certificates).where(
+            c.product_id == product_id, c.revoked_at.is_not(None), c.authority_id.is_(None)
+        )
         return [_certificate(row) for row in self._all(query.order_by(c.id))]
+
+    def revoke_issued(self, authority_id: str, serials: Sequence[str], at: datetime) -> list[str]:
+        c = t.certificates.c
+        if not serials:
+            return []
+        revoked = self.connection.execute(
+            update(t.certificates)
+            .where(
+                c.authority_id == authority_id, c.issuer_serial_hex.in_(list(serials)), c.revoked_at.is_(None)
+            )
+            .values(revoked_at=at)
+            .returning(c.device_id)
+        )
+        return sorted({device_id for (device_id,) in revoked})

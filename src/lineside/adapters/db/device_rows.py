@@ -14,14 +14,24 @@ from lineside.adapters.db import tables as t
 from lineside.adapters.db.device_counts import DeviceCountChanges
 from lineside.adapters.db.repositories import SqlRepository
 from lineside.domain.lifecycle import DeviceState
-from lineside.domain.models import Device
+from lineside.domain.models import AuthorityStatus, Device
 
+# A certificate a maker's CA signed counts only while that CA is verified (not disabled).
+_TRUSTED_ISSUER = or_(
+    t.certificates.c.authority_id.is_(None),
+    t.certificates.c.authority_id.in_(
+        select(t.certificate_authorities.c.id).where(
+            t.certificate_authorities.c.status == AuthorityStatus.VERIFIED.value
+        )
+    ),
+)
 _BY_ACTIVE_CERTIFICATE = (
     select(t.devices)
     .join(t.certificates, t.certificates.c.device_id == t.devices.c.id)
     .where(
         t.certificates.c.fingerprint_sha256 == bindparam("fingerprint"),
         t.certificates.c.revoked_at.is_(None),
+        _TRUSTED_ISSUER,
     )
 )
 # Presence: a row only moves forward in time (a late flush from another process does not undo
@@ -112,7 +122,7 @@ class DeviceMqttQueries(SqlRepository):
             proofs[device_id] = {proof for proof in (token_hash, password_hash) if proof}
         certificates = self.connection.execute(
             select(c.device_id, c.fingerprint_sha256).where(
-                c.device_id.in_(list(proofs)), c.revoked_at.is_(None)
+                c.device_id.in_(list(proofs)), c.revoked_at.is_(None), _TRUSTED_ISSUER
             )
         )
         for device_id, fingerprint in certificates:

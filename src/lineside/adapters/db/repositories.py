@@ -26,6 +26,8 @@ from lineside.domain.models import (
     Organization,
     OrganizationKind,
     Product,
+    RegistrationIdentity,
+    RegistrationPolicy,
     Scope,
 )
 from lineside.services.ports import EventFilter, Page
@@ -170,6 +172,9 @@ def product_from_row(row: Row[Any]) -> Product:
         enrollment_policy=EnrollmentPolicy(m["enrollment_policy"]),
         requires_blessing=bool(m["requires_blessing"]),
         provision_key=m["provision_key"],
+        registration_policy=RegistrationPolicy(m["registration_policy"]),
+        registration_identity=RegistrationIdentity(m["registration_identity"]),
+        reregistration=bool(m["reregistration"]),
     )
 
 
@@ -192,6 +197,23 @@ class SqlProductRepository(SqlRepository):
             update(t.products)
             .where(t.products.c.id == product_id)
             .values(requires_blessing=requires_blessing)
+        )
+
+    def set_registration(
+        self,
+        product_id: str,
+        policy: RegistrationPolicy,
+        identity: RegistrationIdentity,
+        reregistration: bool,
+    ) -> None:
+        self.connection.execute(
+            update(t.products)
+            .where(t.products.c.id == product_id)
+            .values(
+                registration_policy=policy.value,
+                registration_identity=identity.value,
+                reregistration=reregistration,
+            )
         )
 
     def set_definition(self, product_id: str, name: str, metadata_fields: Sequence[MetadataField]) -> None:

@@ -111,6 +111,11 @@ products = Table(
     # public and names the product, the secret is kept as a keyed hash only.
     Column("provision_key", String(64), nullable=True, unique=True),
     Column("provision_secret_hash", String(64), nullable=True),
+    # Factory PKI: which devices its own CAs register (domain.models.RegistrationPolicy), where
+    # their certificates name them, and whether one may come back with another certificate.
+    Column("registration_policy", String(16), nullable=False, server_default="open"),
+    Column("registration_identity", String(16), nullable=False, server_default="cn"),
+    Column("reregistration", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("organization_id", "name"),
 )
 
@@ -138,6 +143,7 @@ LIFECYCLE_COLUMNS = (
     "failed_at",
     "activated_at",
     "revoked_at",
+    "pending_approval_at",
 )
 
 
@@ -286,7 +292,53 @@ certificates = Table(
     Column("not_after", UtcDateTime, nullable=False),
     _created_at(),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # A certificate a maker's CA signed (factory PKI; migration 0010): the CA, and the serial
+    # it gave (its CRLs name that; ``serial_hex`` holds the fingerprint, unique).
+    Column("authority_id", Uuid, nullable=True),
+    Column("issuer_serial_hex", String(64), nullable=True),
     Index("ix_certificates_product_revoked", "product_id", "revoked_at"),
+    Index(
+        "ix_certificates_authority_id_issuer_serial_hex",
+        "authority_id",
+        "issuer_serial_hex",
+        **_only_set("authority_id"),
+    ),
+    # A certificate-authenticated MQTT connect finds its device by fingerprint (migration 0010).
+    Index("ix_certificates_fingerprint_sha256", "fingerprint_sha256"),
+)
+
+# Makers' own CAs (factory PKI, migration 0010): a device whose certificate chains to a
+# verified, enabled one registers itself into its product on first connection.
+certificate_authorities = Table(
+    "certificate_authorities",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("product_id", Uuid, ForeignKey("products.id"), nullable=False, index=True),
+    Column("subject", String(500), nullable=False),
+    Column("key_id", String(128), nullable=False, index=True),
+    Column("fingerprint_sha256", String(64), nullable=False),
+    Column("certificate_pem", Text, nullable=False),
+    Column("not_after", UtcDateTime, nullable=False),
+    Column("status", String(24), nullable=False),
+    # The keyed hash of the one-time verification challenge, until it is answered.
+    Column("challenge_hash", String(64), nullable=True),
+    Column("challenge_expires_at", UtcDateTime, nullable=True),
+    _created_at(),
+    Column("verified_at", UtcDateTime, nullable=True),
+    Column("crl_updated_at", UtcDateTime, nullable=True),
+    Column("expiry_warned_at", UtcDateTime, nullable=True),
+    UniqueConstraint("product_id", "fingerprint_sha256"),
+)
+
+# The serials a registered CA's latest CRL lists: refused at registration and connection.
+authority_revocations = Table(
+    "authority_revocations",
+    metadata,
+    Column(
+        "authority_id", Uuid, ForeignKey("certificate_authorities.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("serial_hex", String(64), primary_key=True),
 )
 
 # The outbox: every event, written in the transaction of the change it records.

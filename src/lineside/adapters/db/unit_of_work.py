@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from lineside.adapters.db.activity import SqlActivityRepository
+from lineside.adapters.db.authority_repository import SqlAuthorityRepository
 from lineside.adapters.db.device_counts import DeviceCountChanges, SqlDeviceCountRepository
 from lineside.adapters.db.device_repository import SqlCertificateRepository, SqlDeviceRepository
 from lineside.adapters.db.engine import (
@@ -133,6 +134,10 @@ class SqlUnitOfWork:
     @cached_property
     def certificates(self) -> SqlCertificateRepository:
         return SqlCertificateRepository(self._live)
+
+    @cached_property
+    def authorities(self) -> SqlAuthorityRepository:
+        return SqlAuthorityRepository(self._live)
 
     @cached_property
     def events(self) -> SqlEventOutbox:

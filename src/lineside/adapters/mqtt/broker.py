@@ -24,6 +24,7 @@ Database calls are synchronous: they run in threads so the event loop never wait
 
 from __future__ import annotations
 
+import _ssl
 import asyncio
 import contextlib
 import hashlib
@@ -241,11 +242,14 @@ class AmqttBroker(Broker):
             self._metrics.mqtt_connect_answered(result)
 
     async def _identify(self, session: Session) -> MqttIdentity | None:
+        certificate, chain = _client_certificate(session)
         attempt = ConnectAttempt(
             client_id=session.client_id,
             username=session.username,
             password=session.password,
-            certificate_sha256=_certificate_sha256(session),
+            certificate_sha256=hashlib.sha256(certificate).hexdigest() if certificate else None,
+            certificate=certificate,
+            chain=chain,
         )
         return await self._authenticator.identify(attempt)
 
@@ -400,9 +404,29 @@ class AmqttBroker(Broker):
             log.info("MQTT: could not deliver a provisioning answer: %s", error)
 
 
-def _certificate_sha256(session: Session) -> str | None:
+def _client_certificate(session: Session) -> tuple[bytes | None, tuple[bytes, ...]]:
+    """The client's certificate (DER) on a TLS connection, and the intermediates it sent."""
     ssl_object = session.ssl_object
     if ssl_object is None:
-        return None
+        return None, ()
     certificate = ssl_object.getpeercert(binary_form=True)
-    return hashlib.sha256(certificate).hexdigest() if certificate else None
+    return (certificate or None), _presented_intermediates(ssl_object)
+
+
+def _presented_intermediates(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
+    """What the client sent after its own certificate. Python 3.13 has
+    ``SSLObject.get_unverified_chain``; before, CPython's ``_ssl`` object has it (3.10+)."""
+    native = getattr(ssl_object, "_sslobj", ssl_object)
+    getter = getattr(ssl_object, "get_unverified_chain", None) or getattr(
+        native, "get_unverified_chain", None
+    )
+    if getter is None:
+        return ()
+    chain = getter() or []
+    return tuple(_der(link) for link in chain[1:])  # the first is the client's own
+
+
+def _der(certificate: Any) -> bytes:
+    if isinstance(certificate, bytes):  # 3.13's public API answers DER bytes
+        return certificate
+    return bytes(certificate.public_bytes(_ssl.ENCODING_DER))

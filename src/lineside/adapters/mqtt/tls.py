@@ -11,11 +11,13 @@ handshake.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import secrets
 import ssl
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +70,21 @@ class ProductCaTrust:
                 added += 1
         return added
 
+    def trust_registered(self, pems: Iterable[str]) -> int:
+        """Makers' registered CAs (factory PKI), each loaded once; how many were added. A
+        context cannot forget one: a disabled or deleted CA is refused after the handshake,
+        by the registration and the credential checks."""
+        added = 0
+        with self._lock:
+            for pem in pems:
+                key = hashlib.sha256(pem.encode()).hexdigest()
+                if key in self._loaded:
+                    continue
+                self._context.load_verify_locations(cadata=pem)
+                self._loaded.add(key)
+                added += 1
+        return added
+
 
 @dataclass(frozen=True)
 class TlsListener:
@@ -84,6 +101,8 @@ def tls_listener(data_dir: Path, port: int, host: str) -> TlsListener:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(files.certificate), str(files.key))
     context.verify_mode = ssl.CERT_OPTIONAL
+    # A maker may register an intermediate (factory PKI): it is an anchor here, not a link.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     trust = ProductCaTrust(context, data_dir / "ca")
     trust.refresh()
     return TlsListener(port, context, trust, files)

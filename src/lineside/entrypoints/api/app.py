@@ -17,16 +17,19 @@ from lineside.entrypoints.api.fast_paths import ME_PATH, DeviceIdentityFastPath
 from lineside.entrypoints.api.metrics import RequestMetrics
 from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
 from lineside.entrypoints.api.openapi import install_openapi
+from lineside.entrypoints.api.peers import RememberPeer
 from lineside.entrypoints.api.problems import install_problem_handlers
 from lineside.entrypoints.api.query_parameters import refuse_unknown_query_parameters
 from lineside.entrypoints.api.request_ids import RequestIds
 from lineside.entrypoints.api.routes import (
     audit,
+    authorities,
     broker_hooks,
     claims,
     device_activation,
     device_api,
     device_firmware,
+    device_registration,
     devices,
     enrollment,
     factory,
@@ -73,11 +76,13 @@ def create_app(application: Application) -> FastAPI:
         broker_hooks,
         factory,
         device_activation,
+        device_registration,
         enrollment,
         device_firmware,
         health,
         organizations,
         products,
+        authorities,
         provisioning,
         devices,
         audit,
@@ -109,6 +114,7 @@ def create_app(application: Application) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=application.metrics)
     app.add_middleware(RequestIds)
     _believe_forwarded_headers_from(app, application.settings.trusted_proxy_list)
+    app.add_middleware(RememberPeer)  # outermost: the socket's peer, before any header rewrites it
     return app
 
 

@@ -14,6 +14,8 @@ from lineside.domain.models import (
     Device,
     DeviceGroup,
     Product,
+    RegistrationIdentity,
+    RegistrationPolicy,
 )
 from lineside.services.ports.common import Page
 
@@ -78,6 +80,14 @@ class ProductRepository(Protocol):
 
     def set_provisioning(
         self, product_id: str, provision_key: str | None, secret_hash: str | None
+    ) -> None: ...
+
+    def set_registration(
+        self,
+        product_id: str,
+        policy: RegistrationPolicy,
+        identity: RegistrationIdentity,
+        reregistration: bool,
     ) -> None: ...
 
 

@@ -6,7 +6,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from lineside.services.ports.claims import StaticTokenBatchRepository, TombstoneRepository
-from lineside.services.ports.credentials import ApiKeyRepository, CertificateRepository
+from lineside.services.ports.credentials import ApiKeyRepository, AuthorityRepository, CertificateRepository
 from lineside.services.ports.devices import (
     ActivityRepository,
     DeviceCountRepository,
@@ -44,6 +44,8 @@ class UnitOfWork(Protocol):
     def activity(self) -> ActivityRepository: ...
     @property
     def certificates(self) -> CertificateRepository: ...
+    @property
+    def authorities(self) -> AuthorityRepository: ...
     @property
     def events(self) -> EventOutbox: ...
     @property

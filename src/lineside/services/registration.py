@@ -1,0 +1,202 @@
+"""Just-in-time registration: a device whose certificate chains to a verified, enabled CA of
+a product registers itself on its first connection (the MQTT TLS listener, or
+``POST /device/v1/register`` behind a proxy that checked its TLS client certificate).
+
+The CA the certificate names (by authority key identifier, along the presented chain) decides
+the product; the product's registration policy decides the rest:
+
+    open        a device of that name is defined (id = uuid5(product id, name))
+    allow_list  only a device defined beforehand by that serial number
+    approval    as open, but held as pending_approval until approved
+
+A reconnect with the same certificate is not a second registration; another certificate for
+the same device is refused unless the product allows re-registration. Every refusal says why
+(log, and an event when the CA, so the organization, is known) and creates nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from lineside.domain.errors import CertificateRefused, Conflict
+from lineside.domain.events import EventType, new_event
+from lineside.domain.factory_pki import registered_device_id, registration_name
+from lineside.domain.identifiers import new_id
+from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
+from lineside.domain.models import (
+    AuthorityStatus,
+    Certificate,
+    CertificateAuthorityRecord,
+    Device,
+    Principal,
+    Product,
+    RegistrationPolicy,
+    Scope,
+)
+from lineside.services.authorities import refuse
+from lineside.services.context import ServiceContext, require
+from lineside.services.lookups import load_device
+from lineside.services.ports import DeviceCertificateFacts, UnitOfWork
+from lineside.services.quotas import check_device_quota
+
+log = logging.getLogger("lineside.pki")
+ACTOR = "factory_pki"
+
+
+@dataclass(frozen=True)
+class Registration:
+    device: Device
+    created: bool  # a new device (False: known already, by this certificate or its serial)
+
+
+def register_device(
+    ctx: ServiceContext, certificate: bytes, chain: Sequence[bytes] = (), *, via: str
+) -> Registration:
+    """The device the certificate names, registered now if it was not; CertificateRefused
+    (with why) otherwise."""
+    facts = ctx.x509.read_device_certificate(certificate, chain)
+    with ctx.unit_of_work(write=False) as uow:
+        known = uow.devices.find_by_active_certificate(facts.fingerprint_sha256)
+        authority = None if known is not None else _authority_for(uow, facts)
+    if known is not None:
+        return Registration(known, created=False)
+    assert authority is not None
+    try:
+        ctx.x509.verify_device_chain(certificate, chain, authority.certificate_pem, ctx.clock())
+        return _register(ctx, authority, facts, via)
+    except CertificateRefused as refused:
+        refuse(ctx, authority, f"device certificate {facts.fingerprint_sha256[:16]}: {refused.detail}", ACTOR)
+        raise
+
+
+def _authority_for(uow: UnitOfWork, facts: DeviceCertificateFacts) -> CertificateAuthorityRecord:
+    """The verified, enabled CA the chain names; refused (saying which way) when there is none."""
+    candidates = uow.authorities.with_key_ids(facts.issuer_key_ids)
+    usable = [a for a in candidates if a.status is AuthorityStatus.VERIFIED]
+    if len(usable) == 1:
+        return usable[0]
+    if len(usable) > 1:  # a root and its intermediate both registered: the nearest one
+        by_key = {a.key_id: a for a in usable}
+        return next(by_key[key] for key in facts.issuer_key_ids if key in by_key)
+    if any(a.status is AuthorityStatus.DISABLED for a in candidates):
+        raise _refused("the CA that signed it is disabled")
+    if candidates:
+        raise _refused("the CA that signed it has not proven possession of its key yet (not verified)")
+    raise _refused("no registered CA signed it")
+
+
+def _refused(why: str) -> CertificateRefused:
+    log.warning("factory PKI: device certificate refused: %s", why)
+    return CertificateRefused(f"The device certificate is refused: {why}.")
+
+
+def _register(
+    ctx: ServiceContext, authority: CertificateAuthorityRecord, facts: DeviceCertificateFacts, via: str
+) -> Registration:
+    now = ctx.clock()
+    with ctx.unit_of_work() as uow:
+        if uow.authorities.is_revoked(authority.id, facts.serial_hex):
+            raise CertificateRefused(f"Its serial {facts.serial_hex} is on the CA's revocation list.")
+        product = uow.products.get(authority.product_id, within="/")
+        if product is None:
+            raise CertificateRefused("The CA's product no longer exists.")
+        name = registration_name(product.registration_identity, facts.common_name, facts.san_uris)
+        device, created = _device_for(ctx, uow, product, name)
+        if not created:
+            _replace_certificate(uow, product, device, now)
+        uow.certificates.add(_certificate(device, authority, facts, now))
+        event = new_event(
+            EventType.DEVICE_REGISTERED,
+            device,
+            actor=ACTOR,
+            at=now,
+            via=via,
+            authority_id=authority.id,
+            serial_number=device.serial_number,
+            fingerprint_sha256=facts.fingerprint_sha256,
+            created=created,
+        )
+        uow.events.add(event)
+        uow.commit()
+    log.info("factory PKI: device %s registered (%s, via %s)", device.id, "new" if created else "known", via)
+    return Registration(device, created)
+
+
+def _device_for(ctx: ServiceContext, uow: UnitOfWork, product: Product, name: str) -> tuple[Device, bool]:
+    existing = uow.devices.find_by_serial_number(product.id, name)
+    if existing is not None:
+        if existing.state is DeviceState.REVOKED:
+            raise CertificateRefused(f"The device {name} is revoked.")
+        return existing, False
+    if product.registration_policy is RegistrationPolicy.ALLOW_LIST:
+        raise CertificateRefused(f"{name} is not on the product's allow-list (define it first).")
+    check_device_quota(ctx, uow, product.organization_id, 1)
+    now = ctx.clock()
+    pending = product.registration_policy is RegistrationPolicy.APPROVAL
+    state = DeviceState.PENDING_APPROVAL if pending else DeviceState.DEFINED
+    device = Device(
+        id=registered_device_id(product.id, name),
+        organization_id=product.organization_id,
+        product_id=product.id,
+        serial_number=name,
+        mac=None,
+        metadata={},
+        state=state,
+        created_at=now,
+        timeline={f"{state.value}_at": now},
+    )
+    uow.devices.add(device)
+    uow.events.add(new_event(EventType.DEVICE_DEFINED, device, actor=ACTOR, at=now, serial_number=name))
+    return device, True
+
+
+def _replace_certificate(uow: UnitOfWork, product: Product, device: Device, now: datetime) -> None:
+    """A known device with another certificate: refused, unless the product allows it to
+    re-register (then its previous certificates stop)."""
+    active = [c for c in uow.certificates.list_for_device(device.id) if c.revoked_at is None]
+    if active and not product.reregistration:
+        raise CertificateRefused(
+            f"The device {device.serial_number} is registered with another certificate "
+            "(the product does not allow re-registration)."
+        )
+    if active:
+        uow.certificates.revoke_active(device.id, now)
+
+
+def _certificate(
+    device: Device, authority: CertificateAuthorityRecord, facts: DeviceCertificateFacts, now: datetime
+) -> Certificate:
+    return Certificate(
+        id=new_id(),
+        device_id=device.id,
+        organization_id=device.organization_id,
+        product_id=device.product_id,
+        serial_hex=facts.fingerprint_sha256,  # unique; the issuer's serial is kept beside it
+        fingerprint_sha256=facts.fingerprint_sha256,
+        subject=facts.subject,
+        not_before=facts.not_before,
+        not_after=facts.not_after,
+        created_at=now,
+        authority_id=authority.id,
+        issuer_serial_hex=facts.serial_hex,
+    )
+
+
+def approve_device(ctx: ServiceContext, principal: Principal, device_id: str) -> Device:
+    """A device held as pending_approval becomes defined: it may connect (and activate)."""
+    require(principal, Scope.FACTORY)
+    with ctx.unit_of_work() as uow:
+        device = load_device(uow, principal, device_id)
+        if device.state is not DeviceState.PENDING_APPROVAL:
+            raise Conflict(
+                f"Only a device pending approval can be approved; this one is {device.state.value}."
+            )
+        event = apply_transition(device, Transition.APPROVE, at=ctx.clock(), actor=principal.actor)
+        if not uow.devices.save_state_if(device, DeviceState.PENDING_APPROVAL):
+            raise Conflict("The device changed while it was being approved; try again.")
+        uow.events.add(event)
+        uow.commit()
+    return device
