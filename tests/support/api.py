@@ -36,6 +36,9 @@ class Tenant:
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.post(path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
 
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.put(path, headers=self.headers, **kwargs)
+
     def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.delete(path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
 

@@ -10,8 +10,10 @@ maker proved they hold its key, which is what the anchor stands for.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -170,13 +172,24 @@ def _authority_key_id(certificate: x509.Certificate) -> str | None:
 
 
 def _common_name(certificate: x509.Certificate) -> str | None:
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    with _odd_names_allowed():
+        names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     value = names[0].value if names else None
     return value if isinstance(value, str) else None
 
 
 def _subject(certificate: x509.Certificate) -> str:
-    return certificate.subject.rfc4514_string()[:500]
+    with _odd_names_allowed():
+        return certificate.subject.rfc4514_string()[:500]
+
+
+@contextlib.contextmanager
+def _odd_names_allowed() -> Iterator[None]:
+    """cryptography warns of a name past X.509's lengths as it reads one; such a name is
+    refused with a reason by the caller (domain.factory_pki), so the warning is noise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
 
 
 def _fingerprint(certificate: x509.Certificate) -> str:

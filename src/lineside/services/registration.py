@@ -60,21 +60,24 @@ def register_device(
     facts = ctx.x509.read_device_certificate(certificate, chain)
     with ctx.unit_of_work(write=False) as uow:
         known = uow.devices.find_by_active_certificate(facts.fingerprint_sha256)
-        authority = None if known is not None else _authority_for(uow, facts)
+        candidates = [] if known is not None else uow.authorities.with_key_ids(facts.issuer_key_ids)
     if known is not None:
         return Registration(known, created=False)
-    assert authority is not None
+    named = candidates[0] if candidates else None  # a registered CA the chain names, if any
     try:
+        authority = _usable(candidates, facts)
         ctx.x509.verify_device_chain(certificate, chain, authority.certificate_pem, ctx.clock())
         return _register(ctx, authority, facts, via)
     except CertificateRefused as refused:
-        refuse(ctx, authority, f"device certificate {facts.fingerprint_sha256[:16]}: {refused.detail}", ACTOR)
+        if named is not None:  # its organization hears of it
+            refuse(ctx, named, f"device certificate {facts.fingerprint_sha256[:16]}: {refused.detail}", ACTOR)
         raise
 
 
-def _authority_for(uow: UnitOfWork, facts: DeviceCertificateFacts) -> CertificateAuthorityRecord:
+def _usable(
+    candidates: list[CertificateAuthorityRecord], facts: DeviceCertificateFacts
+) -> CertificateAuthorityRecord:
     """The verified, enabled CA the chain names; refused (saying which way) when there is none."""
-    candidates = uow.authorities.with_key_ids(facts.issuer_key_ids)
     usable = [a for a in candidates if a.status is AuthorityStatus.VERIFIED]
     if len(usable) == 1:
         return usable[0]
