@@ -1,0 +1,163 @@
+"""Just-in-time registration on the embedded broker's TLS listener (issue 16): a device whose
+certificate a maker's verified CA signed connects with it (and the intermediate it came with)
+and is registered, activated and online without anyone calling the API for it; disabling
+the CA cuts the live session off at the next credential check; a device pending approval is
+refused until approved; a CA nobody registered fails the handshake. Both databases."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from lineside.bootstrap import Application
+from lineside.domain.factory_pki import registered_device_id
+from lineside.entrypoints.mqtt import EmbeddedBroker
+from tests.support.api import Tenant, unique
+from tests.support.mqtt import NOT_AUTHORIZED, MqttClient, connect, wait_for
+from tests.support.pki import API, Key, Maker, key_pem, new_maker, pem
+from tests.support.server import free_port
+
+Address = tuple[str, int]
+
+
+@pytest.fixture(scope="module")
+def tls_broker(application: Application) -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(
+        application, host="127.0.0.1", port=free_port(), tls_port=free_port(), recheck_seconds=0.2
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def proven(tenant: Tenant, product_id: str, maker: Maker) -> dict[str, Any]:
+    made = tenant.created(
+        f"{API}/products/{product_id}/certificate-authorities", {"certificate": pem(maker.intermediate)}
+    )
+    body = {"verification_certificate": maker.proof(made["challenge"])}
+    answer = tenant.post(f"{API}/certificate-authorities/{made['id']}/verify", json=body)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def device_files(
+    directory: Path, certificate: x509.Certificate, key: Key, chain: list[x509.Certificate]
+) -> tuple[Path, Path]:
+    """What the line writes into the device: its certificate with the intermediate, its key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    certificate_file, key_file = directory / "device.crt", directory / "device.key"
+    certificate_file.write_text(pem(certificate) + "".join(pem(link) for link in chain))
+    key_file.write_text(key_pem(key))
+    return certificate_file, key_file
+
+
+def tls_to(broker: EmbeddedBroker, files: tuple[Path, Path]) -> ssl.SSLContext:
+    assert broker.tls is not None
+    context = ssl.create_default_context(cafile=str(broker.tls.files.ca_certificate))
+    context.load_cert_chain(str(files[0]), str(files[1]))
+    return context
+
+
+def connected(broker: EmbeddedBroker, client_id: str, files: tuple[Path, Path]) -> MqttClient:
+    """Connected once the broker trusts the CA (it looks for newly verified CAs every recheck)."""
+    assert broker.tls_port is not None
+    attempt: list[MqttClient] = []
+
+    def try_once() -> bool:
+        # Until the listener trusts the CA the handshake fails: at once, or (TLS 1.3, where
+        # the server checks the client's certificate last) as a close before any CONNACK.
+        try:
+            client = connect(broker.host, broker.tls_port or 0, client_id, tls=tls_to(broker, files))
+        except (ssl.SSLError, OSError):
+            return False
+        if client.connack_rc is None:
+            client.close()
+            return False
+        attempt[:] = [client]
+        return True
+
+    wait_for(try_once, what="the TLS listener to trust the newly verified CA")
+    return attempt[0]
+
+
+def state_of(tenant: Tenant, device_id: str) -> dict[str, Any]:
+    return dict(tenant.get(f"{API}/devices/{device_id}").json())
+
+
+def test_a_device_registers_on_its_first_tls_connection_and_is_cut_off_when_its_ca_is_disabled(
+    tls_broker: EmbeddedBroker, tenant: Tenant, tmp_path: Path
+) -> None:
+    maker = new_maker()
+    product = tenant.product()
+    authority = proven(tenant, product["id"], maker)
+    name = unique("SN")
+    certificate, key = maker.device(name)
+    files = device_files(tmp_path / "device", certificate, key, [maker.intermediate])
+    device_id = registered_device_id(product["id"], name)
+
+    device = connected(tls_broker, device_id, files)
+    try:
+        assert device.connack_rc == 0
+        wait_for(lambda: state_of(tenant, device_id).get("state") == "activated", what="activation")
+        assert state_of(tenant, device_id)["serial_number"] == name
+        disabled = tenant.post(f"{API}/certificate-authorities/{authority['id']}/disable")
+        assert disabled.status_code == 200
+        device.wait_disconnected()
+    finally:
+        device.close()
+    assert tls_broker.tls_port is not None
+    again = connect(tls_broker.host, tls_broker.tls_port, device_id, tls=tls_to(tls_broker, files))
+    again.close()
+    assert again.connack_rc == NOT_AUTHORIZED
+    types = [
+        e["type"] for e in tenant.get(f"{API}/audit-events", params={"subject_id": device_id}).json()["items"]
+    ]
+    assert types[:3] == ["device.defined", "device.registered", "device.activated"]
+
+
+def test_a_device_pending_approval_connects_once_approved(
+    tls_broker: EmbeddedBroker, tenant: Tenant, tmp_path: Path
+) -> None:
+    maker = new_maker()
+    product = tenant.product()
+    proven(tenant, product["id"], maker)
+    assert (
+        tenant.put(f"{API}/products/{product['id']}/registration", json={"policy": "approval"}).status_code
+        == 200
+    )
+    name = unique("SN")
+    files = device_files(tmp_path / "held", *maker.device(name), [maker.intermediate])
+    device_id = registered_device_id(product["id"], name)
+
+    held = connected(tls_broker, device_id, files)
+    held.close()
+    assert held.connack_rc == NOT_AUTHORIZED
+    assert state_of(tenant, device_id)["state"] == "pending_approval"
+    assert tenant.post(f"{API}/devices/{device_id}/approve").status_code == 200
+    approved = connected(tls_broker, device_id, files)
+    approved.close()
+    assert approved.connack_rc == 0
+
+
+def test_a_ca_nobody_registered_fails_the_handshake(
+    tls_broker: EmbeddedBroker, tenant: Tenant, tmp_path: Path
+) -> None:
+    stranger = new_maker()
+    name = unique("SN")
+    files = device_files(tmp_path / "stranger", *stranger.device(name), [stranger.intermediate])
+    assert tls_broker.tls_port is not None
+    try:
+        refused = connect(tls_broker.host, tls_broker.tls_port, name, tls=tls_to(tls_broker, files))
+    except (ssl.SSLError, OSError):
+        pass  # refused during the handshake
+    else:
+        refused.close()
+        assert refused.connack_rc is None  # closed after the handshake (TLS 1.3), no CONNACK
+    assert tenant.get(f"{API}/devices", params={"serial_number": name}).json()["items"] == []
