@@ -161,3 +161,30 @@ def test_a_ca_nobody_registered_fails_the_handshake(
         refused.close()
         assert refused.connack_rc is None  # closed after the handshake (TLS 1.3), no CONNACK
     assert tenant.get(f"{API}/devices", params={"serial_number": name}).json()["items"] == []
+
+
+def test_a_crl_that_lists_a_connected_device_cuts_it_off(
+    tls_broker: EmbeddedBroker, tenant: Tenant, tmp_path: Path
+) -> None:
+    maker = new_maker()
+    product = tenant.product()
+    authority = proven(tenant, product["id"], maker)
+    name = unique("SN")
+    certificate, key = maker.device(name)
+    files = device_files(tmp_path / "listed", certificate, key, [maker.intermediate])
+    device_id = registered_device_id(product["id"], name)
+
+    device = connected(tls_broker, device_id, files)
+    try:
+        assert device.connack_rc == 0
+        loaded = tenant.put(
+            f"{API}/certificate-authorities/{authority['id']}/crl", json={"crl": maker.crl(certificate)}
+        )
+        assert loaded.json()["certificates_revoked"] == 1
+        device.wait_disconnected()
+    finally:
+        device.close()
+    assert tls_broker.tls_port is not None
+    again = connect(tls_broker.host, tls_broker.tls_port, device_id, tls=tls_to(tls_broker, files))
+    again.close()
+    assert again.connack_rc == NOT_AUTHORIZED
