@@ -1,0 +1,148 @@
+"""Factory PKI rules on fakes (the X.509 inspector is the real one: pure computation): a CA is
+registered and proven before it trusts anything; a device it signed registers once; the
+product's policy decides who (open, allow-list, approval) and whether another certificate may
+replace the first; a disabled CA or a CRL'd serial admits nothing; only admins manage CAs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from cryptography import x509
+
+from lineside.domain.errors import AlreadyExists, CertificateRefused, Conflict, NotFound, PermissionDenied
+from lineside.domain.events import EventType
+from lineside.domain.factory_pki import registered_device_id
+from lineside.domain.lifecycle import DeviceState
+from lineside.domain.models import RegistrationIdentity, RegistrationPolicy, Scope
+from lineside.services import authorities, devices, products
+from lineside.services.registration import approve_device, register_device
+from tests.services.conftest import Maker, World
+from tests.support.pki import Maker as Pki
+from tests.support.pki import der, new_key, new_maker, pem
+
+
+@pytest.fixture
+def pki(world: World) -> Pki:
+    """A maker's PKI made now; the world's clock moved to now, where its certificates are valid."""
+    world.clock.now = datetime.now(UTC)
+    return new_maker()
+
+
+def proven_product(maker: Maker, pki: Pki, policy: RegistrationPolicy = RegistrationPolicy.OPEN) -> str:
+    product = products.create_product(maker.services, maker.admin, name="Sensor", fields=[])
+    made = authorities.register_authority(maker.services, maker.admin, product.id, pem(pki.intermediate))
+    authorities.verify_authority(maker.services, maker.admin, made.authority.id, pki.proof(made.challenge))
+    if policy is not RegistrationPolicy.OPEN:
+        authorities.set_registration(
+            maker.services,
+            maker.admin,
+            product.id,
+            policy=policy,
+            identity=RegistrationIdentity.COMMON_NAME,
+            reregistration=False,
+        )
+    return product.id
+
+
+def device_of(pki: Pki, name: str) -> bytes:
+    certificate, _key = pki.device(name)
+    return der(certificate)
+
+
+def test_a_device_registers_once_with_an_id_it_can_compute(world: World, maker: Maker, pki: Pki) -> None:
+    product_id = proven_product(maker, pki)
+    certificate = device_of(pki, "SN-1")
+    first = register_device(maker.services, certificate, via="test")
+    again = register_device(maker.services, certificate, via="test")
+    assert first.created and not again.created
+    assert first.device.id == again.device.id == registered_device_id(product_id, "SN-1")
+    assert first.device.state is DeviceState.DEFINED
+    registered = [e for e in world.database.tables.events if e.type == EventType.DEVICE_REGISTERED]
+    assert [e.subject_id for e in registered] == [first.device.id]
+
+
+def test_a_ca_trusts_nothing_until_proven_and_only_once(maker: Maker, pki: Pki) -> None:
+    product = products.create_product(maker.services, maker.admin, name="Lamp", fields=[])
+    made = authorities.register_authority(maker.services, maker.admin, product.id, pem(pki.intermediate))
+    with pytest.raises(CertificateRefused, match="not verified"):
+        register_device(maker.services, device_of(pki, "SN-1"), via="test")
+    with pytest.raises(CertificateRefused, match="not signed by this CA"):
+        authorities.verify_authority(
+            maker.services, maker.admin, made.authority.id, pki.proof(made.challenge, key=new_key())
+        )
+    with pytest.raises(CertificateRefused, match="challenge"):
+        authorities.verify_authority(maker.services, maker.admin, made.authority.id, pki.proof("lsv_other"))
+    authorities.verify_authority(maker.services, maker.admin, made.authority.id, pki.proof(made.challenge))
+    with pytest.raises(Conflict):
+        authorities.verify_authority(
+            maker.services, maker.admin, made.authority.id, pki.proof(made.challenge)
+        )
+    with pytest.raises(AlreadyExists):
+        authorities.register_authority(maker.services, maker.admin, product.id, pem(pki.intermediate))
+
+
+def test_allow_list_admits_only_defined_serials_and_approval_holds_new_ones(maker: Maker, pki: Pki) -> None:
+    product_id = proven_product(maker, pki, RegistrationPolicy.ALLOW_LIST)
+    listed = devices.define_device(
+        maker.services, maker.admin, product_id=product_id, serial_number="SN-LISTED"
+    )
+    with pytest.raises(CertificateRefused, match="allow-list"):
+        register_device(maker.services, device_of(pki, "SN-OTHER"), via="test")
+    assert register_device(maker.services, device_of(pki, "SN-LISTED"), via="test").device.id == listed.id
+
+    authorities.set_registration(
+        maker.services,
+        maker.admin,
+        product_id,
+        policy=RegistrationPolicy.APPROVAL,
+        identity=RegistrationIdentity.COMMON_NAME,
+        reregistration=False,
+    )
+    held = register_device(maker.services, device_of(pki, "SN-NEW"), via="test").device
+    assert held.state is DeviceState.PENDING_APPROVAL
+    assert approve_device(maker.services, maker.admin, held.id).state is DeviceState.DEFINED
+    with pytest.raises(Conflict):
+        approve_device(maker.services, maker.admin, held.id)
+
+
+def test_another_certificate_needs_reregistration(maker: Maker, pki: Pki) -> None:
+    product_id = proven_product(maker, pki)
+    register_device(maker.services, device_of(pki, "SN-1"), via="test")
+    with pytest.raises(CertificateRefused, match="another certificate"):
+        register_device(maker.services, device_of(pki, "SN-1"), via="test")
+    authorities.set_registration(
+        maker.services,
+        maker.admin,
+        product_id,
+        policy=RegistrationPolicy.OPEN,
+        identity=RegistrationIdentity.COMMON_NAME,
+        reregistration=True,
+    )
+    assert not register_device(maker.services, device_of(pki, "SN-1"), via="test").created
+
+
+def test_a_disabled_ca_or_a_listed_serial_admits_nothing(maker: Maker, pki: Pki) -> None:
+    product_id = proven_product(maker, pki)
+    (authority,) = authorities.list_authorities(maker.services, maker.admin, product_id)
+    authorities.disable_authority(maker.services, maker.admin, authority.id)
+    with pytest.raises(CertificateRefused, match="disabled"):
+        register_device(maker.services, device_of(pki, "SN-1"), via="test")
+    authorities.enable_authority(maker.services, maker.admin, authority.id)
+    listed, _key = pki.device("SN-2")
+    loaded = authorities.load_revocation_list(maker.services, maker.admin, authority.id, pki.crl(listed))
+    assert loaded.serials == 1
+    with pytest.raises(CertificateRefused, match="revocation list"):
+        register_device(maker.services, der(listed), via="test")
+
+
+def test_only_admins_of_the_maker_manage_its_cas(maker: Maker, rival: Maker, pki: Pki) -> None:
+    product_id = proven_product(maker, pki)
+    (authority,) = authorities.list_authorities(maker.services, maker.admin, product_id)
+    with pytest.raises(NotFound):
+        authorities.disable_authority(rival.services, rival.admin, authority.id)
+    with pytest.raises(NotFound):
+        authorities.list_authorities(rival.services, rival.admin, product_id)
+    with pytest.raises(PermissionDenied):
+        authorities.disable_authority(maker.services, maker.key(Scope.FACTORY), authority.id)
+    assert isinstance(pki.root, x509.Certificate)
