@@ -72,7 +72,7 @@ print("\\n".join(sorted(sys.modules)))
 """
 
 
-@pytest.mark.parametrize("command", [[], ["devices"], ["factory"], ["org"], ["firmware"]], ids=str)
+@pytest.mark.parametrize("command", [[], ["devices"], ["factory"], ["org"], ["firmware"], ["ca"]], ids=str)
 def test_help_pages_load_nothing_heavy(command: list[str]) -> None:
     loaded = subprocess.run(
         [sys.executable, "-c", LOADED, *command], capture_output=True, text=True, check=True, timeout=60

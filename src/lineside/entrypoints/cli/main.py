@@ -18,6 +18,11 @@ COMMANDS = {
         "backup",
         "Write the database and the data directory (server key, CA keys, firmware) to OUT.",
     ),
+    "ca": LazyCommand(
+        f"{_CLI}.authorities",
+        "ca",
+        "A product's own certificate authorities (factory PKI): register, verify, disable, CRL.",
+    ),
     "db": LazyCommand(
         f"{_CLI}.server",
         "db",
