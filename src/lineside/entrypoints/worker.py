@@ -1,8 +1,11 @@
 """The webhook worker: the dispatch-and-deliver loop, run inside ``lineside serve`` (a thread
 with its own event loop, started and stopped with the app) or alone as ``lineside worker``.
+Beside it, at start and then hourly, it announces makers' CAs that expire within 30 days
+(``certificate_authority.expiring``, once per CA), so the announcement reaches webhooks.
 
 Any number of workers may run against one database: leases keep them from sending one
-delivery at the same time (see ``services.webhook_delivery``).
+delivery at the same time (see ``services.webhook_delivery``), and a CA being announced by
+one is skipped by the others.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from fastapi import FastAPI
 
 from lineside.adapters.metrics import PrometheusMetrics
 from lineside.bootstrap import Application
-from lineside.entrypoints.loops import LoopThread
+from lineside.entrypoints.loops import LoopThread, run_every
+from lineside.services import authorities
 from lineside.services.context import ServiceContext
 from lineside.services.webhook_delivery import run_once
 
 log = logging.getLogger("lineside.worker")
 STOP_DEADLINE_SECONDS = 60.0
 MAX_PAUSE_SECONDS = 30.0
+EXPIRY_CHECK_SECONDS = 3600.0  # a CA's expiry is announced 30 days ahead: hourly is plenty
 
 
 class WebhookWorker:
@@ -61,15 +66,35 @@ class WebhookWorker:
                     await asyncio.wait_for(stop.wait(), max(pause, self._poll_seconds))
 
 
+async def warn_of_expiring_authorities(
+    services: ServiceContext, stop: asyncio.Event, seconds: float = EXPIRY_CHECK_SECONDS
+) -> None:
+    """Now, then every ``seconds`` until ``stop``: each CA expiring soon is announced once."""
+
+    async def step() -> None:
+        announced = await asyncio.to_thread(authorities.warn_expiring, services)
+        if announced:
+            log.info("worker: %d certificate authorities expire within 30 days (announced)", announced)
+
+    await run_every(stop, seconds, step, what="the CA expiry check")
+
+
 class BackgroundWorker(LoopThread):
-    """A WebhookWorker on a thread of its own, so a slow receiver or a busy database never
-    holds up the server's event loop."""
+    """A WebhookWorker (and the CA expiry check) on a thread of its own, so a slow receiver
+    or a busy database never holds up the server's event loop."""
 
     def __init__(
-        self, services: ServiceContext, *, poll_seconds: float, metrics: PrometheusMetrics | None = None
+        self,
+        services: ServiceContext,
+        *,
+        poll_seconds: float,
+        metrics: PrometheusMetrics | None = None,
+        expiry_check_seconds: float = EXPIRY_CHECK_SECONDS,
     ) -> None:
         super().__init__("lineside-webhooks")
+        self._services = services
         self._worker = WebhookWorker(services, poll_seconds=poll_seconds, metrics=metrics)
+        self._expiry_check_seconds = expiry_check_seconds
 
     def start(self) -> None:
         self.start_thread()
@@ -79,7 +104,10 @@ class BackgroundWorker(LoopThread):
 
     async def serve(self, stop: asyncio.Event) -> None:
         self.started()
-        await self._worker.run(stop)
+        await asyncio.gather(
+            self._worker.run(stop),
+            warn_of_expiring_authorities(self._services, stop, self._expiry_check_seconds),
+        )
 
 
 def worker_lifespan(application: Application) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -120,6 +148,6 @@ def run_until_signalled(application: Application, on_ready: Callable[[], None] =
             poll_seconds=application.settings.webhook_poll_seconds,
             metrics=application.metrics,
         )
-        await worker.run(stop)
+        await asyncio.gather(worker.run(stop), warn_of_expiring_authorities(application.services, stop))
 
     asyncio.run(main())

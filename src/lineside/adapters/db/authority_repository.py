@@ -105,7 +105,10 @@ class SqlAuthorityRepository(SqlRepository):
         query = select(t.certificate_authorities).where(
             c.status == AuthorityStatus.VERIFIED.value, c.not_after < before, c.expiry_warned_at.is_(None)
         )
-        return [_authority(row) for row in self._all(query.order_by(c.id).limit(1000))]
+        # Several workers check at once (every server process runs one): on PostgreSQL a CA
+        # another is announcing is skipped, not announced twice (SQLite writes one at a time).
+        query = query.order_by(c.id).limit(1000).with_for_update(skip_locked=True)
+        return [_authority(row) for row in self._all(query)]
 
     def mark_warned(self, authority_id: str, at: datetime) -> None:
         c = t.certificate_authorities.c
