@@ -12,8 +12,9 @@ credentials file (its "flash")::
 Every error it raises is a ``DeviceError``.
 """
 
-from lineside.device.client import DeviceClient
+from lineside.device.client import DeviceClient, certificate_device_id
 from lineside.device.errors import (
+    CertificateFilesError,
     ConnectionRefused,
     DeviceError,
     FirmwareMismatch,
@@ -33,6 +34,7 @@ from lineside.device.provisioning import CredentialsType, Provisioned, provision
 
 __all__ = [
     "Activation",
+    "CertificateFilesError",
     "ConnectionRefused",
     "CredentialsType",
     "DeviceClient",
@@ -52,5 +54,6 @@ __all__ = [
     "ServerUnreachable",
     "TimedOut",
     "UnexpectedAnswer",
+    "certificate_device_id",
     "provision",
 ]

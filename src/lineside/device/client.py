@@ -24,12 +24,26 @@ from typing import Any, Self
 from lineside.device.errors import NotConnected
 from lineside.device.flash import Flash, FlashContents
 from lineside.device.http import Activation, DeviceHttp, FirmwareStatus, Release
-from lineside.device.mqtt import DEFAULT_TIMEOUT_SECONDS, Message, MessageHandler, MqttEndpoint, MqttLink
+from lineside.device.mqtt import (
+    DEFAULT_TIMEOUT_SECONDS,
+    Message,
+    MessageHandler,
+    MqttEndpoint,
+    MqttLink,
+    tls_context,
+)
+from lineside.domain.factory_pki import registered_device_id
 from lineside.domain.mqtt import device_topic, firmware_notice_topic
 
 TELEMETRY = "telemetry"
 STATE = "state"
 COMMANDS = "commands"
+
+
+def certificate_device_id(product_id: str, name: str) -> str:
+    """The id a device registering with a certificate gets: uuid5(product id, its name, the
+    certificate's CN or SAN URI), so it knows its MQTT client id before it ever connects."""
+    return registered_device_id(product_id, name)
 
 
 class DeviceClient:
@@ -114,15 +128,25 @@ class DeviceClient:
 
     def connect(self, *, subscribe: bool = True) -> None:
         """Connect to the broker as the device and (by default) subscribe to its commands
-        and firmware notices. A refusal raises ``ConnectionRefused``."""
+        and firmware notices. A refusal raises ``ConnectionRefused``.
+
+        With a client certificate in the flash (``certificate_file``, ``key_file``) the
+        connection is TLS and the certificate is the credential: a device whose certificate
+        a product's registered CA signed is registered by its first connection."""
         contents = self.flash.read()
         device_id = contents.require_device_id()
+        tls = (
+            tls_context(contents.server_ca_file, contents.certificate_file, contents.key_file)
+            if contents.mqtt_tls or contents.key_file
+            else None
+        )
+        password = contents.mqtt_secret
         self.disconnect()
         link = MqttLink(
-            MqttEndpoint(contents.mqtt_host, contents.mqtt_port),
+            MqttEndpoint(contents.mqtt_host, contents.mqtt_port, tls),
             client_id=device_id,
             username=device_id,
-            password=contents.mqtt_secret,
+            password=password,
             on_message=self._on_message,
         )
         link.connect(self.timeout)

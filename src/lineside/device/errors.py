@@ -23,6 +23,10 @@ class NotProvisioned(FlashError):
     """The flash lacks a credential the call needs (no device id, or no token yet)."""
 
 
+class CertificateFilesError(FlashError):
+    """A certificate, key or CA file the flash names cannot be read, or they do not match."""
+
+
 class ServerUnreachable(DeviceError):
     """No answer at all: connection refused, timeout, DNS or TLS failure (HTTP or MQTT)."""
 

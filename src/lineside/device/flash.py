@@ -34,15 +34,27 @@ class FlashContents:
     mqtt_host: str = DEFAULT_MQTT_HOST
     mqtt_port: int = DEFAULT_MQTT_PORT
     firmware_version: str | None = None
+    # MQTT over TLS: the server's CA (None: the system's), and a client certificate (with the
+    # intermediates after it) and its key, e.g. signed on the line by the maker's own CA.
+    server_ca_file: str | None = None
+    certificate_file: str | None = None
+    key_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def mqtt_secret(self) -> str:
-        """The MQTT password: the dedicated one if the device has it, else its device token."""
+    def mqtt_tls(self) -> bool:
+        return bool(self.server_ca_file or self.certificate_file)
+
+    @property
+    def mqtt_secret(self) -> str | None:
+        """The MQTT password: the dedicated one if the device has it, else its device token;
+        none when a client certificate is the credential."""
         secret = self.mqtt_password or self.token
-        if not secret:
-            raise NotProvisioned("The flash holds no token or MQTT password: activate or provision first.")
-        return secret
+        if not secret and not self.certificate_file:
+            raise NotProvisioned(
+                "The flash holds no token, MQTT password or client certificate: activate or provision first."
+            )
+        return secret or None
 
     def require_device_id(self) -> str:
         if not self.device_id:

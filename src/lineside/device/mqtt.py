@@ -19,7 +19,13 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from lineside.device.errors import ConnectionRefused, NotConnected, ServerUnreachable, TimedOut
+from lineside.device.errors import (
+    CertificateFilesError,
+    ConnectionRefused,
+    NotConnected,
+    ServerUnreachable,
+    TimedOut,
+)
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 KEEPALIVE_SECONDS = 60
@@ -48,6 +54,45 @@ class MqttEndpoint:
     host: str
     port: int
     tls: ssl.SSLContext | None = None
+
+
+def tls_context(
+    server_ca_file: str | None, certificate_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """A client's TLS: the server checked against ``server_ca_file`` (None: the system's CAs)
+    and, when given, the client certificate (its chain file: the certificate, then the
+    intermediates) with its key."""
+    try:
+        context = ssl.create_default_context(cafile=server_ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise CertificateFilesError(
+            f"Cannot use {server_ca_file} as the server's CA: {_why(error)}"
+        ) from None
+    if certificate_file is None:
+        if key_file is not None:
+            raise CertificateFilesError("A key file without a certificate file: name both, or neither.")
+        return context
+    try:
+        context.load_cert_chain(certificate_file, key_file)
+    except (OSError, ssl.SSLError) as error:
+        raise CertificateFilesError(
+            f"Cannot use {certificate_file} (key {key_file or 'in the same file'}) as the client "
+            f"certificate: {_why(error)}"
+        ) from None
+    return context
+
+
+_SSL_REASONS = {
+    "KEY_VALUES_MISMATCH": "the key is not the certificate's",
+    "NO_CERTIFICATE_OR_CRL_FOUND": "it holds no PEM certificate",
+}
+
+
+def _why(error: OSError | ssl.SSLError) -> str:
+    if isinstance(error, ssl.SSLError):
+        # OpenSSL names no reason when a file is not PEM at all ("PEM lib").
+        return _SSL_REASONS.get(error.reason or "", error.reason or "not a PEM certificate and key")
+    return error.strerror or str(error)
 
 
 class MqttLink:
