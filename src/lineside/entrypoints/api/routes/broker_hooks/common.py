@@ -4,10 +4,17 @@ telling the presence recorder, and the shared secret of the event hooks.
 
 A hook never answers 500 for odd input: a body that does not parse is just a request with
 no fields, and no fields means no credentials, which means "deny".
+
+Clients with TLS client certificates (``services.broker_certificates``): a broker that passes
+the certificate itself gets it looked up by fingerprint or registered just in time; one that
+passes only the certificate's name (its CN, or a DN) gets the device the client id names if
+that device holds an active certificate of that name.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import logging
@@ -23,6 +30,10 @@ from lineside.bootstrap import Application
 from lineside.domain.errors import PermissionDenied, Unauthenticated
 from lineside.domain.mqtt import PROVISION_USERNAME, TopicAccess
 from lineside.entrypoints.api.routes.broker_hooks.presence import recorder_of
+from lineside.services.broker_certificates import (
+    authenticate_certificate_name,
+    authenticate_presented_certificate,
+)
 from lineside.services.mqtt_access import (
     PROVISIONER,
     MqttCredential,
@@ -101,25 +112,66 @@ def presence_of(request: Request) -> PresenceRecorder:
     return recorder_of(request.app)
 
 
-async def authenticated(
-    request: Request, *, client_id: str | None, username: str | None, password: str | None
-) -> MqttIdentity | None:
-    """The identity behind a CONNECT, or None when ``mqtt_access`` refuses it. A device that
-    authenticates counts as connected (for presence and its activation)."""
-    services = application_of(request).services
-    try:
-        identity = await run_in_threadpool(
-            authenticate_connection, services, client_id=client_id, username=username, password=password
-        )
-    except Unauthenticated:
+def certificate_bytes(value: str | None) -> bytes | None:
+    """A client certificate as a broker passes it: PEM (EMQX's ${cert_pem}) or base64 DER
+    (VerneMQ's client_cert); None when absent or neither (a placeholder the broker left as is)."""
+    if not value:
         return None
-    if identity.device_id is not None:
+    if value.lstrip().startswith("-----BEGIN"):
+        return value.encode()
+    try:
+        return base64.b64decode(value, validate=True) or None
+    except (binascii.Error, ValueError):
+        return None
+
+
+async def authenticated(
+    request: Request,
+    *,
+    client_id: str | None,
+    username: str | None,
+    password: str | None,
+    certificate: bytes | None = None,
+    certificate_name: str | None = None,
+) -> MqttIdentity | None:
+    """The identity behind a CONNECT, or None when it is refused. A password (and the user
+    ``provision``) is checked as a password; without one, the client certificate the broker
+    passed, else the certificate name it passed. A device that authenticates counts as
+    connected (for presence and its activation)."""
+    services = application_of(request).services
+    identity: MqttIdentity | None
+    if password or username == PROVISION_USERNAME or (certificate is None and not certificate_name):
+        try:
+            identity = await run_in_threadpool(
+                authenticate_connection, services, client_id=client_id, username=username, password=password
+            )
+        except Unauthenticated:
+            return None
+    elif certificate is not None:
+        identity = await run_in_threadpool(
+            lambda: authenticate_presented_certificate(
+                services, client_id=client_id, username=username, certificate=certificate
+            )
+        )
+    else:
+        identity = await by_certificate_name(request, client_id, certificate_name)
+    if identity is not None and identity.device_id is not None:
         presence_of(request).connected(identity.device_id)
     return identity
 
 
+async def by_certificate_name(
+    request: Request, client_id: str | None, name: str | None
+) -> MqttIdentity | None:
+    """The device ``client_id`` if it holds an active certificate named ``name``."""
+    services = application_of(request).services
+    return await run_in_threadpool(
+        lambda: authenticate_certificate_name(services, client_id=client_id, name=name)
+    )
+
+
 def connected_as(client_id: str | None, username: str | None) -> MqttIdentity | None:
-    """Who an already authenticated connection is, from what the broker says about it.
+    """Who a connection that logged in with a password is, from what the broker says about it.
 
     Authorisation hooks carry no password: the broker vouches that ``username`` passed
     authentication, and Lineside authenticated devices only as client id = username.
@@ -129,6 +181,24 @@ def connected_as(client_id: str | None, username: str | None) -> MqttIdentity | 
     if not username or (client_id is not None and client_id != username):
         return None
     return MqttIdentity(MqttCredential.TOKEN, device_id=username)
+
+
+async def connection_identity(
+    request: Request, client_id: str | None, username: str | None, certificate_name: str | None = None
+) -> MqttIdentity | None:
+    """Who an already authenticated connection is, password or certificate.
+
+    A password login is client id = username (or the provisioner), and needs no lookup. Any
+    other connection got in with a client certificate: its name is ``certificate_name`` when
+    the broker passes one (EMQX ${cert_common_name}), else the username (Mosquitto, VerneMQ
+    and RabbitMQ put the certificate's CN or DN there), and the device the client id names
+    must still hold an active certificate of that name (a few index probes per check).
+    """
+    if username and username not in (PROVISION_USERNAME, client_id):
+        return await by_certificate_name(request, client_id, certificate_name or username)
+    if not username and certificate_name:
+        return await by_certificate_name(request, client_id, certificate_name)
+    return connected_as(client_id, username)
 
 
 def allowed(request: Request, identity: MqttIdentity | None, topic: str | None, access: TopicAccess) -> bool:

@@ -9,6 +9,13 @@ One answer serves both the ``status`` and ``json`` response modes: the status sa
 or 403) and the body says it too, ``{"ok": true, "error": ""}``. The ``text`` mode wants the
 body "ok": point the plugin at ``/broker/mosquitto/text/...`` instead. Nobody is a superuser.
 The plugin has no connection events: a device counts as connected when it authenticates.
+
+Client certificates: on a listener with ``use_identity_as_username`` (or
+``use_subject_as_username``) Mosquitto lets a client in on its certificate alone and never
+calls ``/user``; the username is then the certificate's CN (or DN) and the client id the
+device id. Each ``/acl`` check of such a connection confirms that the device still holds an
+active certificate of that name (so a revoked one is refused at its next publish or
+subscription), and the first one counts as its connection.
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
     allowed,
     any_method,
     authenticated,
-    connected_as,
+    connection_identity,
     hook_params,
+    presence_of,
     text,
 )
+from lineside.services.mqtt_access import MqttCredential
 
 # mosquitto-go-auth reads the status: 200 allows, 403 refuses (with a JSON or text reason).
 router = APIRouter(
@@ -65,7 +74,9 @@ async def _user(request: Request) -> bool:
 
 async def _acl(request: Request) -> bool:
     params = await hook_params(request)
-    identity = connected_as(text(params, "clientid"), text(params, "username"))
+    identity = await connection_identity(request, text(params, "clientid"), text(params, "username"))
+    if identity is not None and identity.credential is MqttCredential.CERTIFICATE and identity.device_id:
+        presence_of(request).connected(identity.device_id)  # Mosquitto asked nothing at CONNECT
     accesses = _ACCESSES.get(_access_level(params), ())
     topic = text(params, "topic")
     return bool(accesses) and all(allowed(request, identity, topic, access) for access in accesses)

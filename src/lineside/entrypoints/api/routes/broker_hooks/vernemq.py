@@ -10,6 +10,16 @@ Each hook is ``POST /broker/vernemq/<hook>``, or ``POST /broker/vernemq`` for al
   ``{"result": "ok"}`` when every filter is allowed; otherwise the refused ones come back
   with QoS 128 (MQTT 5: 135, "not authorized") and the others as asked.
 
+Client certificates: VerneMQ 2.1 and later, with ``forward_connection_opts = on`` on a TLS
+listener, put the client certificate in ``auth_on_register`` (``client_cert``, base64 DER): it
+is looked up by fingerprint, or registered just in time. Older ones can only put the
+certificate's CN in the username (``use_identity_as_username = on``), which the payload does
+not tell apart from a typed username: Lineside reads a password-less username as a
+certificate's CN only when the endpoint URL says every listener does so
+(``?usernames_from=certificates``). The publish and subscribe hooks of a connection whose
+username is not its client id check that the device still holds an active certificate of
+that name.
+
 Events, which need the hook secret (``?secret=`` in the endpoint URL): ``on_register[_m5]``
 marks the device connected, ``on_client_offline`` and ``on_client_gone`` disconnected; they
 are answered ``{}``.
@@ -29,7 +39,8 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
     Params,
     allowed,
     authenticated,
-    connected_as,
+    certificate_bytes,
+    connection_identity,
     hook_params,
     presence_of,
     require_hook_secret,
@@ -43,25 +54,33 @@ OK: dict[str, Any] = {"result": "ok"}
 NOT_ALLOWED: dict[str, Any] = {"result": {"error": "not_allowed"}}
 REFUSED_QOS = 128  # MQTT 3.1.1 SUBACK failure
 REFUSED_QOS_V5 = 135  # MQTT 5 reason code "not authorized"
+# In the endpoint URL (the operator's word, never the client's): every listener that reaches
+# this hook sets the username from a verified client certificate's CN.
+USERNAMES_FROM = "usernames_from"
+CERTIFICATES = "certificates"
 
 
 async def _auth_on_register(request: Request, params: Params) -> dict[str, Any]:
+    username = text(params, "username")
+    usernames_are_names = request.query_params.get(USERNAMES_FROM) == CERTIFICATES
     identity = await authenticated(
         request,
         client_id=text(params, "client_id"),
-        username=text(params, "username"),
+        username=username,
         password=text(params, "password"),
+        certificate=certificate_bytes(text(params, "client_cert")),
+        certificate_name=username if usernames_are_names else None,
     )
     return OK if identity is not None else NOT_ALLOWED
 
 
-def _auth_on_publish(request: Request, params: Params) -> dict[str, Any]:
-    identity = connected_as(text(params, "client_id"), text(params, "username"))
+async def _auth_on_publish(request: Request, params: Params) -> dict[str, Any]:
+    identity = await connection_identity(request, text(params, "client_id"), text(params, "username"))
     return OK if allowed(request, identity, text(params, "topic"), TopicAccess.PUBLISH) else NOT_ALLOWED
 
 
-def _auth_on_subscribe(request: Request, params: Params, *, v5: bool) -> dict[str, Any]:
-    identity = connected_as(text(params, "client_id"), text(params, "username"))
+async def _auth_on_subscribe(request: Request, params: Params, *, v5: bool) -> dict[str, Any]:
+    identity = await connection_identity(request, text(params, "client_id"), text(params, "username"))
     topics = params.get("topics")
     if not isinstance(topics, list) or not topics or not all(isinstance(t, dict) for t in topics):
         return NOT_ALLOWED
@@ -101,9 +120,9 @@ async def _answer(request: Request, hook: str) -> dict[str, Any]:
     if base == "auth_on_register":
         return await _auth_on_register(request, params)
     if base == "auth_on_publish":
-        return _auth_on_publish(request, params)
+        return await _auth_on_publish(request, params)
     if base == "auth_on_subscribe":
-        return _auth_on_subscribe(request, params, v5=hook != base)
+        return await _auth_on_subscribe(request, params, v5=hook != base)
     if base == "on_register":
         return _on_register(request, params)
     if hook in ("on_client_offline", "on_client_gone"):
