@@ -160,7 +160,7 @@ def test_a_crl_cuts_off_the_registered_device_it_lists(admin: Admin, application
 
     loaded = admin.ok("crl", authority_id, "--crl", crl)
 
-    assert loaded.strip() == f"CRL of {authority_id} loaded: 1 serials refused, 1 registered devices cut off"
+    assert loaded.strip() == f"CRL of {authority_id} loaded: 1 serial refused, 1 registered device cut off"
     certificates = admin.tenant.get(f"/api/v1/devices/{device_id}/certificates").json()
     assert all(c["revoked_at"] for c in certificates)
 

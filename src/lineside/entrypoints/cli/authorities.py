@@ -222,9 +222,10 @@ def crl(authority_id: str, crl_file: Path, as_json: bool, server: str, api_key: 
     if as_json:
         echo_json(loaded)
         return
+    serials, revoked = loaded.get("serials"), loaded.get("certificates_revoked")
     click.echo(
-        f"CRL of {authority_id} loaded: {loaded.get('serials')} serials refused, "
-        f"{loaded.get('certificates_revoked')} registered devices cut off"
+        f"CRL of {authority_id} loaded: {serials} serial{'' if serials == 1 else 's'} refused, "
+        f"{revoked} registered device{'' if revoked == 1 else 's'} cut off"
     )
 
 
