@@ -1,11 +1,13 @@
-"""The walk-throughs run as written: every ``sh`` block of the README, and of
-docs/factory.md, in order, in one bash session against a fresh ``lineside serve`` on free
-ports, from a fresh directory. The only things set beforehand are those the text tells the
-reader to set: for the README where the server answers (``S``) and its MQTT port
-(``MQTT_PORT``); for docs/factory.md the server (``LINESIDE``) and an admin key (``ADMIN``).
-A block preceded by ``<!-- readme-walkthrough: skip (why) -->`` is not run (it starts a
-server, or sets what only the reader knows). Any command that fails fails the test, naming
-the command."""
+"""The walk-throughs run as written: every ``sh`` block of the README, of docs/factory.md
+and of docs/factory-pki.md, in order, in one bash session against a fresh ``lineside serve``
+on free ports, from a fresh directory. The only things set beforehand are those the text
+tells the reader to set: for the README where the server answers (``S``) and its MQTT port
+(``MQTT_PORT``); for docs/factory.md the server (``LINESIDE``) and an admin key (``ADMIN``);
+for docs/factory-pki.md those two, the MQTT TLS listener (``MQTT_HOST``, ``MQTT_TLS_PORT``)
+and the server's CA (``SERVER_CA``), on a server with the TLS listener and a trusted proxy
+on the loopback, and ``lineside`` on the PATH. A block preceded by ``<!--
+readme-walkthrough: skip (why) -->`` is not run (it starts a server, or sets what only the
+reader knows). Any command that fails fails the test, naming the command."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +65,10 @@ def shell_blocks(markdown: str) -> list[Block]:
     return blocks
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+@contextmanager
+def serving(tmp_path: Path, **settings_env: str) -> Iterator[dict[str, str]]:
+    """A fresh ``lineside serve`` (SQLite) on free ports, with ``settings_env`` beside; the
+    environment it runs in, plus ``S`` and ``MQTT_PORT``."""
     data = tmp_path / "server"
     settings = Settings(
         database_url=f"sqlite:///{data / 'lineside.db'}", data_dir=data / "data", _env_file=None
@@ -77,6 +82,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
         "LINESIDE_PORT": str(port),
         "LINESIDE_MQTT_PORT": str(mqtt_port),
         "LINESIDE_LOG_LEVEL": "warning",
+        **settings_env,
     }
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -90,6 +96,12 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    with serving(tmp_path) as env:
+        yield env
 
 
 def _answers(port: int) -> bool:
@@ -162,6 +174,65 @@ def walk_through(document: str, env: dict[str, str], tmp_path: Path) -> WalkedTh
     assert result.returncode == 0, f"{result.stderr[-4000:]}\n--- stdout ---\n{result.stdout[-2000:]}"
     assert result.stderr.count(f"# {document} line") == len(runnable)  # every block ran
     return WalkedThrough(len(runnable), result.stdout, reader)
+
+
+def admin_key_of(env: dict[str, str], name: str) -> str:
+    created = subprocess.run(
+        [sys.executable, "-m", "lineside", "org", "create", name, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    key: str = json.loads(created.stdout)["api_key"]
+    return key
+
+
+def test_every_shell_block_of_the_factory_pki_guide_runs_in_order(tmp_path: Path) -> None:
+    tls_port = free_port()
+    proxied = {
+        "LINESIDE_MQTT_TLS_PORT": str(tls_port),
+        "LINESIDE_CLIENT_CERTIFICATE_HEADER": "X-Client-Certificate",
+        "LINESIDE_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    with serving(tmp_path, **proxied) as server:
+        reader = {
+            **server,
+            "LINESIDE": server["S"],
+            "ADMIN": admin_key_of(server, "Factory PKI guide"),
+            "MQTT_HOST": "127.0.0.1",
+            "MQTT_TLS_PORT": str(tls_port),
+            "SERVER_CA": str(Path(server["LINESIDE_DATA_DIR"]) / "mqtt" / "server-ca.pem"),
+            "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{server['PATH']}",  # the lineside command
+        }
+        result = walk_through("docs/factory-pki.md", reader, tmp_path)
+
+    said = result.stdout.replace(" ", "")
+    assert result.blocks >= 12
+    assert '"state":"activated"' in said  # registered and activated by its first TLS connection
+    assert '"state":"pending_approval"' in said
+    assert "approved:defined" in said
+    assert "1serialrefused,1registereddevicecutoff" in said
+    assert "SN-0001refused:itsserialisontheCRL" in said  # the CRL reached the wire
+    assert "SN-0002refused:itsCAisdisabled" in said
+    assert "SN-0002connectsagain" in said
+
+
+def test_the_factory_pki_guide_asks_the_reader_only_for_what_only_they_know() -> None:
+    skipped = [
+        block for block in shell_blocks((ROOT / "docs/factory-pki.md").read_text()) if block.skipped_because
+    ]
+    assert len(skipped) == 3
+    server_settings, reader, through_a_proxy = (block.text for block in skipped)
+    assert "lineside serve" in server_settings
+    assert [line.split("=")[0] for line in reader.splitlines()] == [
+        "export LINESIDE",
+        "export ADMIN",
+        "export MQTT_HOST",
+        "export SERVER_CA",
+    ]
+    assert "--cert SN-0002.pem --key SN-0002.key" in through_a_proxy
 
 
 def test_every_shell_block_of_the_readme_runs_in_order(server: dict[str, str], tmp_path: Path) -> None:
