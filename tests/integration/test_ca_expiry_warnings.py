@@ -1,12 +1,14 @@
 """A maker's CA that expires within 30 days is announced once (``certificate_authority.expiring``,
 an event and so a webhook): by the service the worker calls, by the worker itself at start,
-and by only one of several workers checking at once. Both databases."""
+and by only one of several workers checking at once (PostgreSQL, where they can). Both
+databases otherwise."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +20,8 @@ from lineside.services.authorities import warn_expiring
 from lineside.services.context import ServiceContext
 from tests.support.api import Tenant, new_tenant
 from tests.support.pki import API, Maker, certificate, new_key, new_maker, pem
-from tests.support.webhooks import wait_until
+from tests.support.server import http_client_for
+from tests.support.webhooks import isolated_application, wait_until
 
 EXPIRING = "certificate_authority.expiring"
 
@@ -87,9 +90,18 @@ def test_a_ca_is_announced_when_its_last_30_days_begin(tenant: Tenant, applicati
     assert [w["subject_id"] for w in warnings_of(tenant)] == [authority_id]
 
 
-def test_while_one_worker_announces_a_ca_another_skips_it(tenant: Tenant, application: Application) -> None:
-    if not application.settings.database_url.startswith("postgresql"):
-        pytest.skip("SQLite runs one write at a time: the second worker waits for the first")
+@pytest.fixture
+def on_postgres(
+    postgres_database: str, data_dir: Path, tmp_path: Path
+) -> Iterator[tuple[Application, Tenant]]:
+    """PostgreSQL alone: on SQLite one write runs at a time, so a second worker simply waits
+    for the first and there is no concurrent announcing to test."""
+    with isolated_application(postgres_database, data_dir, tmp_path) as app, http_client_for(app) as http:
+        yield app, new_tenant(app, http)
+
+
+def test_while_one_worker_announces_a_ca_another_skips_it(on_postgres: tuple[Application, Tenant]) -> None:
+    application, tenant = on_postgres
     authority_id = proven(tenant, maker_whose_line_ca_lasts(days=10))
     ctx = application.services
 
