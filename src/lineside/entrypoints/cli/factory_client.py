@@ -113,11 +113,11 @@ class ClaimStatus:
     body: dict[str, Any] = field(repr=False)
 
 
-class FactoryClient:
-    """The factory API at ``server``, as a fixture (``api_key``: a factory-scoped key) sees it.
+class ApiClient:
+    """One keep-alive connection to a Lineside server's API, as ``api_key``: what the
+    factory client and the CA client (``lineside ca``) share of the wire."""
 
-    Its httpx plumbing mirrors the device SDK's DeviceHttp rather than sharing it: the SDK
-    stands alone, and a fixture's errors (FactoryClientError) are not a device's."""
+    KEY_NEEDED = "This needs an API key: pass --api-key or set LINESIDE_API_KEY."
 
     def __init__(
         self,
@@ -139,7 +139,7 @@ class FactoryClient:
         )
 
     def __repr__(self) -> str:
-        return f"FactoryClient({self.server!r})"
+        return f"{type(self).__name__}({self.server!r})"
 
     def __enter__(self) -> Self:
         return self
@@ -149,6 +149,35 @@ class FactoryClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, expect: int = 200) -> Any:
+        return answer_of(self._send(method, path, body, authenticated=True), expect=(expect,))
+
+    def _send(
+        self, method: str, path: str, body: dict[str, Any] | None, *, authenticated: bool
+    ) -> httpx.Response:
+        headers: dict[str, str] = {}
+        if authenticated:
+            if not self._api_key:
+                raise MissingApiKey(self.KEY_NEEDED)
+            headers["authorization"] = f"Bearer {self._api_key}"
+        try:
+            return self._http.request(method, path, json=body, headers=headers)
+        except httpx.ConnectError as error:
+            raise ServerUnreachable(cannot_reach(self.server, error)) from None
+        except httpx.TimeoutException:
+            raise ServerUnreachable(f"{self.server} did not answer {method} {path} in time.") from None
+        except httpx.HTTPError as error:
+            raise ServerUnreachable(f"{method} {self.server}{path} failed: {error}") from None
+
+
+class FactoryClient(ApiClient):
+    """The factory API at ``server``, as a fixture (``api_key``: a factory-scoped key) sees it.
+
+    Its httpx plumbing mirrors the device SDK's DeviceHttp rather than sharing it: the SDK
+    stands alone, and a fixture's errors (FactoryClientError) are not a device's."""
+
+    KEY_NEEDED = "This needs a factory API key: pass --api-key or set LINESIDE_API_KEY."
 
     # -- factory enrollment tokens -----------------------------------------------------------
 
@@ -164,8 +193,8 @@ class FactoryClient:
         return [_enrollment_token(row) for row in rows]
 
     def revoke_enrollment_token(self, token_id: str) -> dict[str, Any]:
-        path = f"/api/v1/factory/enrollment-tokens/{_segment(token_id)}/revoke"
-        return _object(self._call("POST", path, {}))
+        path = f"/api/v1/factory/enrollment-tokens/{segment(token_id)}/revoke"
+        return as_object(self._call("POST", path, {}))
 
     # -- the unit on the line ----------------------------------------------------------------
 
@@ -177,8 +206,8 @@ class FactoryClient:
         if serial_number is not None:
             body["serial_number"] = serial_number
         response = self._send("POST", "/api/v1/factory/duts", body, authenticated=False)
-        answer = _object(_answer(response, expect=(200, 201)))
-        device = _object(answer.get("device"))
+        answer = as_object(answer_of(response, expect=(200, 201)))
+        device = as_object(answer.get("device"))
         firmware = answer.get("factory_firmware")
         return EnrolledDut(
             device_id=_text(device, "id"),
@@ -202,11 +231,11 @@ class FactoryClient:
             body["fixture"] = fixture
         if operator is not None:
             body["operator"] = operator
-        answer = _object(self._call("POST", f"/api/v1/devices/{_segment(device_id)}/test-runs", body, 201))
+        answer = as_object(self._call("POST", f"/api/v1/devices/{segment(device_id)}/test-runs", body, 201))
         return RecordedTest(passed=bool(answer.get("passed", passed)), body=answer)
 
     def bless(self, device_id: str) -> Blessing:
-        answer = _object(self._call("POST", f"/api/v1/devices/{_segment(device_id)}/bless", {}))
+        answer = as_object(self._call("POST", f"/api/v1/devices/{segment(device_id)}/bless", {}))
         device = answer.get("device")
         return Blessing(
             result=_text(answer, "result"),
@@ -219,7 +248,7 @@ class FactoryClient:
 
     def create_production_token(self, product_id: str | None = None) -> ProductionToken:
         body: dict[str, Any] = {} if product_id is None else {"product_id": product_id}
-        answer = _object(self._call("POST", "/api/v1/enrollment-tokens", body, expect=201))
+        answer = as_object(self._call("POST", "/api/v1/enrollment-tokens", body, expect=201))
         return ProductionToken(
             plan_id=_text(answer, "plan_id"),
             token_id=_text(answer, "token_id"),
@@ -229,7 +258,7 @@ class FactoryClient:
         )
 
     def claim_status(self, token_id: str) -> ClaimStatus:
-        answer = _object(self._call("GET", f"/api/v1/enrollment-tokens/{_segment(token_id)}"))
+        answer = as_object(self._call("GET", f"/api/v1/enrollment-tokens/{segment(token_id)}"))
         return ClaimStatus(
             status=_text(answer, "status"),
             device_id=answer.get("device_id"),
@@ -238,28 +267,6 @@ class FactoryClient:
             body=answer,
         )
 
-    # -- the wire ----------------------------------------------------------------------------
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, expect: int = 200) -> Any:
-        return _answer(self._send(method, path, body, authenticated=True), expect=(expect,))
-
-    def _send(
-        self, method: str, path: str, body: dict[str, Any] | None, *, authenticated: bool
-    ) -> httpx.Response:
-        headers: dict[str, str] = {}
-        if authenticated:
-            if not self._api_key:
-                raise MissingApiKey("This needs a factory API key: pass --api-key or set LINESIDE_API_KEY.")
-            headers["authorization"] = f"Bearer {self._api_key}"
-        try:
-            return self._http.request(method, path, json=body, headers=headers)
-        except httpx.ConnectError as error:
-            raise ServerUnreachable(cannot_reach(self.server, error)) from None
-        except httpx.TimeoutException:
-            raise ServerUnreachable(f"{self.server} did not answer {method} {path} in time.") from None
-        except httpx.HTTPError as error:
-            raise ServerUnreachable(f"{method} {self.server}{path} failed: {error}") from None
-
 
 @cache
 def _tls_context() -> ssl.SSLContext:
@@ -267,12 +274,12 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _segment(value: str) -> str:
+def segment(value: str) -> str:
     """An id as one path segment, whatever the user typed (no ``../`` into other routes)."""
     return quote(value, safe="") or "-"
 
 
-def _answer(response: httpx.Response, *, expect: tuple[int, ...]) -> Any:
+def answer_of(response: httpx.Response, *, expect: tuple[int, ...]) -> Any:
     if response.status_code not in expect:
         raise _refusal(response)
     try:
@@ -299,7 +306,7 @@ def _refusal(response: httpx.Response) -> ApiRefused:
     return ApiRefused(response.status_code, title, detail)
 
 
-def _object(value: Any) -> dict[str, Any]:
+def as_object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UnexpectedAnswer("The server answered with something other than a JSON object.")
     return value
@@ -313,7 +320,7 @@ def _text(row: dict[str, Any], key: str) -> str:
 
 
 def _enrollment_token(value: Any) -> EnrollmentToken:
-    row = _object(value)
+    row = as_object(value)
     return EnrollmentToken(
         id=_text(row, "id"),
         product_id=str(row.get("product_id")),
