@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Connection, event, insert, select
 
@@ -27,6 +29,8 @@ from lineside.domain.lifecycle import DeviceState
 from lineside.domain.webhooks import DeliveryStatus
 from lineside.services.ports import DeliveryFilter, DeviceFilter, EventFilter, UnitOfWork
 from tests.support.api import Tenant, unique
+from tests.support.server import http_client_for
+from tests.support.webhooks import isolated_application
 
 API = "/api/v1"
 SMALL, LARGE = 1_000, 10_000
@@ -103,6 +107,22 @@ def _deliveries(application: Application, fleet: Fleet, to: int) -> None:
 def _analyze(connection: Connection) -> None:
     # Statistics, as autovacuum (PostgreSQL) or PRAGMA optimize (SQLite) keep them in service.
     connection.exec_driver_sql("ANALYZE")
+
+
+@pytest.fixture(scope="module")
+def application(
+    database_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Application]:
+    """A database of its own: the plans are this fleet's, not shaped by what the suite's
+    other tests left in the tables (on PostgreSQL their statistics can change a plan)."""
+    with isolated_application(database_url, data_dir, tmp_path_factory.mktemp("page-plans")) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def client(application: Application) -> Iterator[httpx.Client]:
+    with http_client_for(application) as http:
+        yield http
 
 
 @pytest.fixture
