@@ -45,6 +45,7 @@ bench: $(STAMP) ## Print throughput, latency and memory figures (see README).
 	$(BIN)/python bench/static_tokens.py
 	$(BIN)/python bench/factory_line.py
 	$(BIN)/python bench/mqtt_activation.py
+	$(BIN)/python bench/jit_registration.py
 	$(BIN)/python bench/floors.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/console.py
