@@ -16,7 +16,13 @@ from lineside.domain.factory_pki import registered_device_id
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import RegistrationIdentity, RegistrationPolicy, Scope
 from lineside.services import authorities, devices, products
-from lineside.services.registration import approve_device, register_device
+from lineside.services.registration import (
+    Presented,
+    Registration,
+    approve_device,
+    register_device,
+    register_devices,
+)
 from tests.services.conftest import Maker, World
 from tests.support.pki import Maker as Pki
 from tests.support.pki import der, new_key, new_maker, pem
@@ -146,3 +152,25 @@ def test_only_admins_of_the_maker_manage_its_cas(maker: Maker, rival: Maker, pki
     with pytest.raises(PermissionDenied):
         authorities.disable_authority(maker.services, maker.key(Scope.FACTORY), authority.id)
     assert isinstance(pki.root, x509.Certificate)
+
+
+def test_a_storm_of_first_connections_registers_together_and_a_bad_one_alone_is_refused(
+    world: World, maker: Maker, pki: Pki
+) -> None:
+    product_id = proven_product(maker, pki)
+    good = [Presented(device_of(pki, f"SN-{n}")) for n in range(3)]
+    stranger = Presented(device_of(new_maker(), "SN-X"))
+    listed, _key = pki.device("SN-CRL")
+    (authority,) = authorities.list_authorities(maker.services, maker.admin, product_id)
+    authorities.load_revocation_list(maker.services, maker.admin, authority.id, pki.crl(listed))
+
+    outcomes = register_devices(maker.services, [*good, stranger, Presented(der(listed))], via="test")
+
+    assert [type(o).__name__ for o in outcomes] == ["Registration"] * 3 + ["CertificateRefused"] * 2
+    assert {o.device.serial_number for o in outcomes[:3] if isinstance(o, Registration)} == {
+        "SN-0",
+        "SN-1",
+        "SN-2",
+    }
+    refused = [e for e in world.database.tables.events if e.type == EventType.DEVICE_REGISTRATION_REFUSED]
+    assert len(refused) == 1  # the CRL'd one: a stranger's CA names no organization to tell

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -278,9 +279,20 @@ def certificates_to_trust(ctx: ServiceContext) -> list[str]:
 def refuse(ctx: ServiceContext, authority: CertificateAuthorityRecord, reason: str, actor: str) -> None:
     """A refusal the CA's organization should hear of: logged, and an event of its own
     transaction (the refused change itself is rolled back)."""
-    log.warning("factory PKI: refused (CA %s, product %s): %s", authority.id, authority.product_id, reason)
+    refuse_all(ctx, [(authority, reason)], actor)
+
+
+def refuse_all(
+    ctx: ServiceContext, refusals: Sequence[tuple[CertificateAuthorityRecord, str]], actor: str
+) -> None:
+    """Several refusals (a storm of bad certificates), logged, their events in one transaction."""
+    now = ctx.clock()
     with ctx.unit_of_work() as uow:
-        _record(uow, EventType.DEVICE_REGISTRATION_REFUSED, authority, actor, ctx.clock(), reason=reason)
+        for authority, reason in refusals:
+            log.warning(
+                "factory PKI: refused (CA %s, product %s): %s", authority.id, authority.product_id, reason
+            )
+            _record(uow, EventType.DEVICE_REGISTRATION_REFUSED, authority, actor, now, reason=reason)
         uow.commit()
 
 

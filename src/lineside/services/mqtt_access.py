@@ -21,7 +21,7 @@ from lineside.domain.models import Device
 from lineside.domain.mqtt import PROVISION_USERNAME, TopicAccess, device_may, provisioner_may
 from lineside.domain.secret_tokens import SecretKind
 from lineside.services.context import ServiceContext
-from lineside.services.registration import register_device
+from lineside.services.registration import Presented, register_devices
 
 
 class MqttCredential(StrEnum):
@@ -120,18 +120,22 @@ def _registered(
     known: Mapping[str, Device | None],
 ) -> dict[str, Device | None]:
     """Devices unknown by their certificate's fingerprint, registered now if a registered CA
-    of a product vouches for them (a first connection: rare, so one at a time)."""
-    registered: dict[str, Device | None] = {}
+    of a product vouches for them: all of a batch's in one write (a fleet's first connection)."""
+    unknown: dict[str, ConnectAttempt] = {}
     for attempt, (kind, proof) in zip(attempts, proofs, strict=True):
-        if kind is not MqttCredential.CERTIFICATE or known.get(proof) or proof in registered:
-            continue
-        if attempt.certificate is None:
-            continue
-        try:
-            registered[proof] = register_device(ctx, attempt.certificate, attempt.chain, via="mqtt").device
-        except DomainError as refused:  # said in the log and an event by the registration
-            log.info("MQTT: a certificate was not registered: %s", refused.detail)
+        if kind is MqttCredential.CERTIFICATE and not known.get(proof) and attempt.certificate is not None:
+            unknown.setdefault(proof, attempt)
+    if not unknown:
+        return {}
+    presented = [Presented(attempt.certificate or b"", attempt.chain) for attempt in unknown.values()]
+    outcomes = register_devices(ctx, presented, via="mqtt")
+    registered: dict[str, Device | None] = {}
+    for proof, outcome in zip(unknown, outcomes, strict=True):
+        if isinstance(outcome, DomainError):  # said in the log and an event by the registration
+            log.info("MQTT: a certificate was not registered: %s", outcome.detail)
             registered[proof] = None
+        else:
+            registered[proof] = outcome.device
     return registered
 
 

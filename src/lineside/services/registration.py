@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from lineside.domain.errors import CertificateRefused, Conflict
+from lineside.domain.errors import CertificateRefused, Conflict, DomainError
 from lineside.domain.events import EventType, new_event
 from lineside.domain.factory_pki import registered_device_id, registration_name
 from lineside.domain.identifiers import new_id
@@ -36,7 +36,7 @@ from lineside.domain.models import (
     RegistrationPolicy,
     Scope,
 )
-from lineside.services.authorities import refuse
+from lineside.services.authorities import refuse_all
 from lineside.services.context import ServiceContext, require
 from lineside.services.lookups import load_device
 from lineside.services.ports import DeviceCertificateFacts, UnitOfWork
@@ -52,26 +52,103 @@ class Registration:
     created: bool  # a new device (False: known already, by this certificate or its serial)
 
 
+@dataclass(frozen=True)
+class Presented:
+    """A certificate a device presented, DER (or PEM), with the intermediates it sent."""
+
+    certificate: bytes
+    chain: Sequence[bytes] = ()
+
+
 def register_device(
     ctx: ServiceContext, certificate: bytes, chain: Sequence[bytes] = (), *, via: str
 ) -> Registration:
     """The device the certificate names, registered now if it was not; CertificateRefused
     (with why) otherwise."""
-    facts = ctx.x509.read_device_certificate(certificate, chain)
+    (outcome,) = register_devices(ctx, [Presented(certificate, tuple(chain))], via=via)
+    if isinstance(outcome, CertificateRefused):
+        raise outcome
+    return outcome
+
+
+def register_devices(
+    ctx: ServiceContext, presented: Sequence[Presented], *, via: str
+) -> list[Registration | CertificateRefused]:
+    """Each certificate's device, registered now where it was not, or why it was refused: a
+    reconnect storm of new devices costs one read and one write transaction, not two each."""
+    outcomes: list[Registration | CertificateRefused | None] = [None] * len(presented)
+    read: list[tuple[int, DeviceCertificateFacts]] = []
+    for index, item in enumerate(presented):
+        try:
+            read.append((index, ctx.x509.read_device_certificate(item.certificate, item.chain)))
+        except CertificateRefused as refused:
+            outcomes[index] = refused
     with ctx.unit_of_work(write=False) as uow:
-        known = uow.devices.find_by_active_certificate(facts.fingerprint_sha256)
-        candidates = [] if known is not None else uow.authorities.with_key_ids(facts.issuer_key_ids)
-    if known is not None:
-        return Registration(known, created=False)
-    named = candidates[0] if candidates else None  # a registered CA the chain names, if any
+        known = {
+            facts.fingerprint_sha256: uow.devices.find_by_active_certificate(facts.fingerprint_sha256)
+            for _i, facts in read
+        }
+        key_ids = sorted({key for _i, facts in read for key in facts.issuer_key_ids})
+        authorities = uow.authorities.with_key_ids(key_ids)
+    refusals: list[tuple[CertificateAuthorityRecord, str]] = []
+    admitted: list[tuple[int, DeviceCertificateFacts, CertificateAuthorityRecord]] = []
+    for index, facts in read:
+        device = known.get(facts.fingerprint_sha256)
+        if device is not None:
+            outcomes[index] = Registration(device, created=False)
+            continue
+        candidates = [a for a in authorities if a.key_id in facts.issuer_key_ids]
+        try:
+            authority = _usable(candidates, facts)
+            item = presented[index]
+            ctx.x509.verify_device_chain(item.certificate, item.chain, authority.certificate_pem, ctx.clock())
+            admitted.append((index, facts, authority))
+        except CertificateRefused as refused:
+            outcomes[index] = refused
+            if candidates:  # the organization of the CA the chain names hears of it
+                refusals.append((candidates[0], _why(facts, refused)))
+    if admitted:
+        refusals += _register_all(ctx, admitted, outcomes, via)
+    if refusals:
+        refuse_all(ctx, refusals, ACTOR)
+    answered = [outcome for outcome in outcomes if outcome is not None]
+    assert len(answered) == len(presented), "every certificate is registered or refused"
+    return answered
+
+
+def _register_all(
+    ctx: ServiceContext,
+    admitted: list[tuple[int, DeviceCertificateFacts, CertificateAuthorityRecord]],
+    outcomes: list[Registration | CertificateRefused | None],
+    via: str,
+) -> list[tuple[CertificateAuthorityRecord, str]]:
+    """One write transaction for every admitted certificate (each refused alone is left out);
+    if a concurrent registration wins a race, each is tried again on its own."""
+    refusals: list[tuple[CertificateAuthorityRecord, str]] = []
     try:
-        authority = _usable(candidates, facts)
-        ctx.x509.verify_device_chain(certificate, chain, authority.certificate_pem, ctx.clock())
-        return _register(ctx, authority, facts, via)
-    except CertificateRefused as refused:
-        if named is not None:  # its organization hears of it
-            refuse(ctx, named, f"device certificate {facts.fingerprint_sha256[:16]}: {refused.detail}", ACTOR)
-        raise
+        with ctx.unit_of_work() as uow:
+            for index, facts, authority in admitted:
+                try:
+                    outcomes[index] = _register_in(ctx, uow, authority, facts, via)
+                except CertificateRefused as refused:
+                    outcomes[index] = refused
+                    refusals.append((authority, _why(facts, refused)))
+            uow.commit()
+    except Conflict:
+        refusals = []
+        for index, facts, authority in admitted:
+            try:
+                with ctx.unit_of_work() as uow:
+                    outcomes[index] = _register_in(ctx, uow, authority, facts, via)
+                    uow.commit()
+            except (CertificateRefused, Conflict) as refused:
+                outcomes[index] = CertificateRefused(refused.detail)
+                refusals.append((authority, _why(facts, refused)))
+    return refusals
+
+
+def _why(facts: DeviceCertificateFacts, refused: DomainError) -> str:
+    return f"device certificate {facts.fingerprint_sha256[:16]}: {refused.detail}"
 
 
 def _usable(
@@ -96,22 +173,27 @@ def _refused(why: str) -> CertificateRefused:
     return CertificateRefused(f"The device certificate is refused: {why}.")
 
 
-def _register(
-    ctx: ServiceContext, authority: CertificateAuthorityRecord, facts: DeviceCertificateFacts, via: str
+def _register_in(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    authority: CertificateAuthorityRecord,
+    facts: DeviceCertificateFacts,
+    via: str,
 ) -> Registration:
+    """Register one certificate in ``uow``: every refusal comes before any write for it."""
     now = ctx.clock()
-    with ctx.unit_of_work() as uow:
-        if uow.authorities.is_revoked(authority.id, facts.serial_hex):
-            raise CertificateRefused(f"Its serial {facts.serial_hex} is on the CA's revocation list.")
-        product = uow.products.get(authority.product_id, within="/")
-        if product is None:
-            raise CertificateRefused("The CA's product no longer exists.")
-        name = registration_name(product.registration_identity, facts.common_name, facts.san_uris)
-        device, created = _device_for(ctx, uow, product, name)
-        if not created:
-            _replace_certificate(uow, product, device, now)
-        uow.certificates.add(_certificate(device, authority, facts, now))
-        event = new_event(
+    if uow.authorities.is_revoked(authority.id, facts.serial_hex):
+        raise CertificateRefused(f"Its serial {facts.serial_hex} is on the CA's revocation list.")
+    product = uow.products.get(authority.product_id, within="/")
+    if product is None:
+        raise CertificateRefused("The CA's product no longer exists.")
+    name = registration_name(product.registration_identity, facts.common_name, facts.san_uris)
+    device, created = _device_for(ctx, uow, product, name)
+    if not created:
+        _replace_certificate(uow, product, device, now)
+    uow.certificates.add(_certificate(device, authority, facts, now))
+    uow.events.add(
+        new_event(
             EventType.DEVICE_REGISTERED,
             device,
             actor=ACTOR,
@@ -122,8 +204,7 @@ def _register(
             fingerprint_sha256=facts.fingerprint_sha256,
             created=created,
         )
-        uow.events.add(event)
-        uow.commit()
+    )
     log.info("factory PKI: device %s registered (%s, via %s)", device.id, "new" if created else "known", via)
     return Registration(device, created)
 
