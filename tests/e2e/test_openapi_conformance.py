@@ -35,11 +35,17 @@ MAX_EXAMPLES = int(os.environ.get("LINESIDE_SCHEMATHESIS_EXAMPLES", "8"))
 # - POST /api/v1/products/{product_id}/static-tokens: a CSV's columns must be the product's
 #   fields, and its bytes UTF-8.
 # - POST /api/v1/webhooks: the URL's host must resolve (over DNS) to a public address.
+# - The factory PKI's CA certificate, proof of possession and CRL: see below.
 ACCEPTANCE_UNKNOWABLE = {
     "POST /api/v1/products",
     "POST /api/v1/device-batches",
     "POST /api/v1/products/{product_id}/static-tokens",
     "POST /api/v1/webhooks",
+    # A CA certificate, a proof of possession, a CRL (PEM): what makes one acceptable is its
+    # content and its signatures, which no JSON schema can say.
+    "POST /api/v1/products/{product_id}/certificate-authorities",
+    "POST /api/v1/certificate-authorities/{authority_id}/verify",
+    "PUT /api/v1/certificate-authorities/{authority_id}/crl",
 }
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 
