@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from lineside.bootstrap import Application
+from lineside.entrypoints.mqtt import EmbeddedBroker
 from tests.support.api import Tenant, new_tenant
-from tests.support.server import http_client_for
+from tests.support.server import free_port, http_client_for
 from tests.support.webhooks import isolated_application
 
 
@@ -51,3 +52,16 @@ def hooks_app(
 def hooks_client(hooks_app: Application) -> Iterator[httpx.Client]:
     with http_client_for(hooks_app) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def tls_broker(application: Application) -> Iterator[EmbeddedBroker]:
+    """The embedded broker with its TLS listener, checking credentials every 0.2 s."""
+    broker = EmbeddedBroker(
+        application, host="127.0.0.1", port=free_port(), tls_port=free_port(), recheck_seconds=0.2
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -7,14 +7,12 @@ nobody registered are refused with the SDK's errors."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
 
-from lineside.bootstrap import Application
 from lineside.device import (
     CertificateFilesError,
     ConnectionRefused,
@@ -30,37 +28,14 @@ from lineside.domain.factory_pki import registered_device_id
 from lineside.entrypoints.mqtt import EmbeddedBroker
 from tests.support.api import Tenant, unique
 from tests.support.mqtt import wait_for
-from tests.support.pki import API, Key, Maker, key_pem, new_key, new_maker, pem
-from tests.support.server import free_port
+from tests.support.pki import API, Key, device_files, key_pem, new_key, new_maker, proven_ca
 
 TRUST_DEADLINE_SECONDS = 10.0
 
 
-@pytest.fixture(scope="module")
-def tls_broker(application: Application) -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(
-        application, host="127.0.0.1", port=free_port(), tls_port=free_port(), recheck_seconds=0.2
-    )
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-def proven(tenant: Tenant, product_id: str, maker: Maker) -> None:
-    made = tenant.created(
-        f"{API}/products/{product_id}/certificate-authorities", {"certificate": pem(maker.intermediate)}
-    )
-    body = {"verification_certificate": maker.proof(made["challenge"])}
-    assert tenant.post(f"{API}/certificate-authorities/{made['id']}/verify", json=body).status_code == 200
-
-
 def written(directory: Path, certificate: x509.Certificate, key: Key, chain: list[x509.Certificate]) -> Path:
     """What the line writes into the device: its certificate and the intermediate, its key."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "device-chain.pem").write_text(pem(certificate) + "".join(pem(c) for c in chain))
-    (directory / "device.key").write_text(key_pem(key))
+    device_files(directory, certificate, key, chain)
     return directory
 
 
@@ -100,7 +75,7 @@ def test_a_device_with_its_line_certificate_registers_by_connecting_through_the_
 ) -> None:
     maker = new_maker()
     product_id = tenant.product()["id"]
-    proven(tenant, product_id, maker)
+    proven_ca(tenant, product_id, maker)
     serial = unique("SN")
     files = written(tmp_path / "device", *maker.device(serial), [maker.intermediate])
     device_id = certificate_device_id(product_id, serial)

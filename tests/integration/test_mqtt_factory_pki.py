@@ -7,55 +7,16 @@ refused until approved; a CA nobody registered fails the handshake. Both databas
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from cryptography import x509
-
-from lineside.bootstrap import Application
 from lineside.domain.factory_pki import registered_device_id
 from lineside.entrypoints.mqtt import EmbeddedBroker
 from tests.support.api import Tenant, unique
 from tests.support.mqtt import NOT_AUTHORIZED, MqttClient, connect, wait_for
-from tests.support.pki import API, Key, Maker, key_pem, new_maker, pem
-from tests.support.server import free_port
+from tests.support.pki import API, device_files, new_maker, proven_ca
 
 Address = tuple[str, int]
-
-
-@pytest.fixture(scope="module")
-def tls_broker(application: Application) -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(
-        application, host="127.0.0.1", port=free_port(), tls_port=free_port(), recheck_seconds=0.2
-    )
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-def proven(tenant: Tenant, product_id: str, maker: Maker) -> dict[str, Any]:
-    made = tenant.created(
-        f"{API}/products/{product_id}/certificate-authorities", {"certificate": pem(maker.intermediate)}
-    )
-    body = {"verification_certificate": maker.proof(made["challenge"])}
-    answer = tenant.post(f"{API}/certificate-authorities/{made['id']}/verify", json=body)
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json())
-
-
-def device_files(
-    directory: Path, certificate: x509.Certificate, key: Key, chain: list[x509.Certificate]
-) -> tuple[Path, Path]:
-    """What the line writes into the device: its certificate with the intermediate, its key."""
-    directory.mkdir(parents=True, exist_ok=True)
-    certificate_file, key_file = directory / "device.crt", directory / "device.key"
-    certificate_file.write_text(pem(certificate) + "".join(pem(link) for link in chain))
-    key_file.write_text(key_pem(key))
-    return certificate_file, key_file
 
 
 def tls_to(broker: EmbeddedBroker, files: tuple[Path, Path]) -> ssl.SSLContext:
@@ -96,7 +57,7 @@ def test_a_device_registers_on_its_first_tls_connection_and_is_cut_off_when_its_
 ) -> None:
     maker = new_maker()
     product = tenant.product()
-    authority = proven(tenant, product["id"], maker)
+    authority = proven_ca(tenant, product["id"], maker)
     name = unique("SN")
     certificate, key = maker.device(name)
     files = device_files(tmp_path / "device", certificate, key, [maker.intermediate])
@@ -127,7 +88,7 @@ def test_a_device_pending_approval_connects_once_approved(
 ) -> None:
     maker = new_maker()
     product = tenant.product()
-    proven(tenant, product["id"], maker)
+    proven_ca(tenant, product["id"], maker)
     assert (
         tenant.put(f"{API}/products/{product['id']}/registration", json={"policy": "approval"}).status_code
         == 200
@@ -168,7 +129,7 @@ def test_a_crl_that_lists_a_connected_device_cuts_it_off(
 ) -> None:
     maker = new_maker()
     product = tenant.product()
-    authority = proven(tenant, product["id"], maker)
+    authority = proven_ca(tenant, product["id"], maker)
     name = unique("SN")
     certificate, key = maker.device(name)
     files = device_files(tmp_path / "listed", certificate, key, [maker.intermediate])

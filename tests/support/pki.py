@@ -5,9 +5,10 @@ a CA's key, device certificates (good ones and each kind of bad one), and a CRL.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -163,3 +164,26 @@ def new_maker(root_path_length: int | None = 1) -> Maker:
         "Maker Line CA", intermediate_key, (root.subject, root_key), ca=True, path_length=0, days=1825
     )
     return Maker(root_key, root, intermediate_key, intermediate)
+
+
+def proven_ca(tenant: Any, product_id: str, maker: Maker) -> dict[str, Any]:
+    """The maker's line CA registered for the product through the API, and proven."""
+    made: dict[str, Any] = tenant.created(
+        f"{API}/products/{product_id}/certificate-authorities", {"certificate": pem(maker.intermediate)}
+    )
+    body = {"verification_certificate": maker.proof(made["challenge"])}
+    answer = tenant.post(f"{API}/certificate-authorities/{made['id']}/verify", json=body)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def device_files(
+    directory: Path, certificate: x509.Certificate, key: Key, chain: Sequence[x509.Certificate]
+) -> tuple[Path, Path]:
+    """What the line writes into a device: its certificate followed by the intermediates, and
+    its key: (device-chain.pem, device.key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    certificate_file, key_file = directory / "device-chain.pem", directory / "device.key"
+    certificate_file.write_text(pem(certificate) + "".join(pem(link) for link in chain))
+    key_file.write_text(key_pem(key))
+    return certificate_file, key_file
