@@ -320,21 +320,23 @@ class FakeDevices:
     def delete(self, device_id: str) -> None:
         self._t.devices.pop(device_id, None)
 
-    def find_by_active_certificate(self, fingerprint_sha256: str) -> Device | None:
+    def find_by_active_certificates(self, fingerprints: Sequence[str]) -> dict[str, Device]:
         """As the SQL adapter: an active certificate, signed by Lineside or a verified CA."""
+        found: dict[str, Device] = {}
         for certificate in self._t.certificates.values():
             issuer = self._t.authorities.get(certificate.authority_id or "")
             trusted = certificate.authority_id is None or (
                 issuer is not None and issuer.status is AuthorityStatus.VERIFIED
             )
+            row = self._t.devices.get(certificate.device_id)
             if (
-                certificate.fingerprint_sha256 == fingerprint_sha256
+                certificate.fingerprint_sha256 in fingerprints
                 and certificate.revoked_at is None
                 and trusted
+                and row
             ):
-                row = self._t.devices.get(certificate.device_id)
-                return _as_stored(row.device) if row else None
-        return None
+                found[certificate.fingerprint_sha256] = _as_stored(row.device)
+        return found
 
     def count_online(self, *, within: str, at_most: int) -> int:
         subtree = self._t.subtree(within)

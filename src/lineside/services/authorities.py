@@ -19,7 +19,7 @@ from datetime import datetime
 from lineside.domain.errors import AlreadyExists, CertificateRefused, Conflict
 from lineside.domain.events import EventType, new_event
 from lineside.domain.factory_pki import CHALLENGE_LIFETIME, EXPIRY_WARNING
-from lineside.domain.identifiers import is_uuid, new_id
+from lineside.domain.identifiers import new_id
 from lineside.domain.models import (
     AuthorityStatus,
     CertificateAuthorityRecord,
@@ -30,8 +30,8 @@ from lineside.domain.models import (
     Scope,
 )
 from lineside.domain.secret_tokens import SecretKind, generate_secret
-from lineside.services.context import ServiceContext, not_found, require
-from lineside.services.lookups import load_product
+from lineside.services.context import ServiceContext, require
+from lineside.services.lookups import load_authority, load_product
 from lineside.services.ports import UnitOfWork
 
 log = logging.getLogger("lineside.pki")
@@ -294,17 +294,6 @@ def refuse_all(
             )
             _record(uow, EventType.DEVICE_REGISTRATION_REFUSED, authority, actor, now, reason=reason)
         uow.commit()
-
-
-def load_authority(uow: UnitOfWork, principal: Principal, authority_id: str) -> CertificateAuthorityRecord:
-    found = (
-        uow.authorities.get(authority_id, within=principal.organization.path)
-        if is_uuid(authority_id)
-        else None
-    )
-    if found is None:
-        raise not_found("certificate authority", authority_id)
-    return found
 
 
 def _record(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from lineside.domain.errors import InvalidInput
 from lineside.domain.identifiers import is_uuid
-from lineside.domain.models import Device, DeviceGroup, Principal, Product
+from lineside.domain.models import CertificateAuthorityRecord, Device, DeviceGroup, Principal, Product
 from lineside.services.context import not_found
 from lineside.services.ports import UnitOfWork
 
@@ -36,6 +36,18 @@ def load_device(
     if device is None:
         raise not_found("device", device_id)
     return device
+
+
+def load_authority(uow: UnitOfWork, principal: Principal, authority_id: str) -> CertificateAuthorityRecord:
+    """A maker's CA (factory PKI) registered by the caller's organizations."""
+    found = (
+        uow.authorities.get(authority_id, within=principal.organization.path)
+        if is_uuid(authority_id)
+        else None
+    )
+    if found is None:
+        raise not_found("certificate authority", authority_id)
+    return found
 
 
 def load_group(uow: UnitOfWork, principal: Principal, group_id: str) -> DeviceGroup:

@@ -98,10 +98,10 @@ def authenticate_connections(
     proofs = [_proof(ctx, attempt) for attempt in attempts]
     tokens = [proof for kind, proof in proofs if kind is MqttCredential.TOKEN]
     passwords = [proof for kind, proof in proofs if kind is MqttCredential.MQTT_PASSWORD]
-    certificates = {proof for kind, proof in proofs if kind is MqttCredential.CERTIFICATE}
+    certificates = sorted({proof for kind, proof in proofs if kind is MqttCredential.CERTIFICATE})
     with ctx.unit_of_work(write=False, snapshot=False) as uow:
         by_token, by_password = uow.devices.find_by_secret_hashes(tokens, passwords)
-        by_certificate = {proof: uow.devices.find_by_active_certificate(proof) for proof in certificates}
+        by_certificate: dict[str, Device | None] = {**uow.devices.find_by_active_certificates(certificates)}
     by_certificate |= _registered(ctx, attempts, proofs, by_certificate)
     found: dict[MqttCredential, Mapping[str, Device | None]] = {
         MqttCredential.TOKEN: by_token,

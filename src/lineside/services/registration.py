@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from lineside.domain.device_specs import DeviceSpec
 from lineside.domain.errors import CertificateRefused, Conflict, DomainError
 from lineside.domain.events import EventType, new_event
 from lineside.domain.factory_pki import registered_device_id, registration_name
 from lineside.domain.identifiers import new_id
-from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
+from lineside.domain.lifecycle import STATE_TIMESTAMP_FIELD, DeviceState, Transition, apply_transition
 from lineside.domain.models import (
     AuthorityStatus,
     Certificate,
@@ -38,6 +39,7 @@ from lineside.domain.models import (
 )
 from lineside.services.authorities import refuse_all
 from lineside.services.context import ServiceContext, require
+from lineside.services.devices import new_device
 from lineside.services.lookups import load_device
 from lineside.services.ports import DeviceCertificateFacts, UnitOfWork
 from lineside.services.quotas import check_device_quota
@@ -84,10 +86,9 @@ def register_devices(
         except CertificateRefused as refused:
             outcomes[index] = refused
     with ctx.unit_of_work(write=False) as uow:
-        known = {
-            facts.fingerprint_sha256: uow.devices.find_by_active_certificate(facts.fingerprint_sha256)
-            for _i, facts in read
-        }
+        known = uow.devices.find_by_active_certificates(
+            sorted({facts.fingerprint_sha256 for _i, facts in read})
+        )
         key_ids = sorted({key for _i, facts in read for key in facts.issuer_key_ids})
         authorities = uow.authorities.with_key_ids(key_ids)
     refusals: list[tuple[CertificateAuthorityRecord, str]] = []
@@ -219,21 +220,18 @@ def _device_for(ctx: ServiceContext, uow: UnitOfWork, product: Product, name: st
         raise CertificateRefused(f"{name} is not on the product's allow-list (define it first).")
     check_device_quota(ctx, uow, product.organization_id, 1)
     now = ctx.clock()
-    pending = product.registration_policy is RegistrationPolicy.APPROVAL
-    state = DeviceState.PENDING_APPROVAL if pending else DeviceState.DEFINED
-    device = Device(
-        id=registered_device_id(product.id, name),
-        organization_id=product.organization_id,
-        product_id=product.id,
-        serial_number=name,
-        mac=None,
-        metadata={},
-        state=state,
-        created_at=now,
-        timeline={f"{state.value}_at": now},
+    device = new_device(
+        product, DeviceSpec(serial_number=name), now, None, registered_device_id(product.id, name)
     )
+    if product.registration_policy is RegistrationPolicy.APPROVAL:  # held, not defined yet
+        device.state = DeviceState.PENDING_APPROVAL
+        device.timeline = {STATE_TIMESTAMP_FIELD[device.state]: now}
     uow.devices.add(device)
-    uow.events.add(new_event(EventType.DEVICE_DEFINED, device, actor=ACTOR, at=now, serial_number=name))
+    uow.events.add(
+        new_event(
+            EventType.DEVICE_DEFINED, device, actor=ACTOR, at=now, product_id=product.id, serial_number=name
+        )
+    )
     return device, True
 
 

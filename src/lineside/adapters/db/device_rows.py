@@ -25,11 +25,11 @@ _TRUSTED_ISSUER = or_(
         )
     ),
 )
-_BY_ACTIVE_CERTIFICATE = (
-    select(t.devices)
+_BY_ACTIVE_CERTIFICATES = (
+    select(t.devices, t.certificates.c.fingerprint_sha256)
     .join(t.certificates, t.certificates.c.device_id == t.devices.c.id)
     .where(
-        t.certificates.c.fingerprint_sha256 == bindparam("fingerprint"),
+        t.certificates.c.fingerprint_sha256.in_(bindparam("hashes", expanding=True)),
         t.certificates.c.revoked_at.is_(None),
         _TRUSTED_ISSUER,
     )
@@ -104,9 +104,8 @@ class DeviceMqttQueries(SqlRepository):
                 found[row._mapping[column]] = device_from_row(row)
         return found
 
-    def find_by_active_certificate(self, fingerprint_sha256: str) -> Device | None:
-        row = self.connection.execute(_BY_ACTIVE_CERTIFICATE, {"fingerprint": fingerprint_sha256}).first()
-        return device_from_row(row) if row else None
+    def find_by_active_certificates(self, fingerprints: Sequence[str]) -> dict[str, Device]:
+        return self._by_hashes(_BY_ACTIVE_CERTIFICATES, fingerprints, "fingerprint_sha256")
 
     def credential_proofs(self, device_ids: Sequence[str]) -> dict[str, set[str]]:
         if not device_ids:

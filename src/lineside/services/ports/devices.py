@@ -230,7 +230,11 @@ class DeviceCredentialStore(Protocol):
         by MQTT password hash); hashes that match nothing are absent."""
         ...
 
-    def find_by_active_certificate(self, fingerprint_sha256: str) -> Device | None: ...
+    def find_by_active_certificates(self, fingerprints: Sequence[str]) -> dict[str, Device]:
+        """Many devices by the SHA-256 fingerprint of an active certificate (signed by Lineside
+        or a verified CA) at once; fingerprints that match nothing are absent."""
+        ...
+
     def credential_proofs(self, device_ids: Sequence[str]) -> dict[str, set[str]]:
         """Per device that exists and is not revoked: the keyed hashes of its current token
         and MQTT password and the fingerprints of its active certificates."""
