@@ -7,14 +7,17 @@ refused until approved; a CA nobody registered fails the handshake. Both databas
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from lineside.domain.factory_pki import registered_device_id
 from lineside.entrypoints.mqtt import EmbeddedBroker
 from tests.support.api import Tenant, unique
 from tests.support.mqtt import NOT_AUTHORIZED, MqttClient, connect, wait_for
-from tests.support.pki import API, device_files, new_maker, proven_ca
+from tests.support.pki import API, Maker, device_files, new_maker, proven_ca
 
 Address = tuple[str, int]
 
@@ -52,31 +55,55 @@ def state_of(tenant: Tenant, device_id: str) -> dict[str, Any]:
     return dict(tenant.get(f"{API}/devices/{device_id}").json())
 
 
+@dataclass(frozen=True)
+class OnTheLine:
+    """A maker whose line CA is proven for a new product, and one device it signed, its
+    files written as the line writes them."""
+
+    maker: Maker
+    product_id: str
+    authority_id: str
+    name: str
+    certificate: x509.Certificate
+    files: tuple[Path, Path]
+    device_id: str
+
+
+def on_the_line(tenant: Tenant, directory: Path) -> OnTheLine:
+    maker = new_maker()
+    product_id = tenant.product()["id"]
+    authority = proven_ca(tenant, product_id, maker)
+    name = unique("SN")
+    certificate, key = maker.device(name)
+    files = device_files(directory, certificate, key, [maker.intermediate])
+    device_id = registered_device_id(product_id, name)
+    return OnTheLine(maker, product_id, authority["id"], name, certificate, files, device_id)
+
+
+def refused_again(broker: EmbeddedBroker, line: OnTheLine) -> None:
+    assert broker.tls_port is not None
+    again = connect(broker.host, broker.tls_port, line.device_id, tls=tls_to(broker, line.files))
+    again.close()
+    assert again.connack_rc == NOT_AUTHORIZED
+
+
 def test_a_device_registers_on_its_first_tls_connection_and_is_cut_off_when_its_ca_is_disabled(
     tls_broker: EmbeddedBroker, tenant: Tenant, tmp_path: Path
 ) -> None:
-    maker = new_maker()
-    product = tenant.product()
-    authority = proven_ca(tenant, product["id"], maker)
-    name = unique("SN")
-    certificate, key = maker.device(name)
-    files = device_files(tmp_path / "device", certificate, key, [maker.intermediate])
-    device_id = registered_device_id(product["id"], name)
+    line = on_the_line(tenant, tmp_path / "device")
+    device_id = line.device_id
 
-    device = connected(tls_broker, device_id, files)
+    device = connected(tls_broker, device_id, line.files)
     try:
         assert device.connack_rc == 0
         wait_for(lambda: state_of(tenant, device_id).get("state") == "activated", what="activation")
-        assert state_of(tenant, device_id)["serial_number"] == name
-        disabled = tenant.post(f"{API}/certificate-authorities/{authority['id']}/disable")
+        assert state_of(tenant, device_id)["serial_number"] == line.name
+        disabled = tenant.post(f"{API}/certificate-authorities/{line.authority_id}/disable")
         assert disabled.status_code == 200
         device.wait_disconnected()
     finally:
         device.close()
-    assert tls_broker.tls_port is not None
-    again = connect(tls_broker.host, tls_broker.tls_port, device_id, tls=tls_to(tls_broker, files))
-    again.close()
-    assert again.connack_rc == NOT_AUTHORIZED
+    refused_again(tls_broker, line)
     types = [
         e["type"] for e in tenant.get(f"{API}/audit-events", params={"subject_id": device_id}).json()["items"]
     ]
@@ -86,23 +113,17 @@ def test_a_device_registers_on_its_first_tls_connection_and_is_cut_off_when_its_
 def test_a_device_pending_approval_connects_once_approved(
     tls_broker: EmbeddedBroker, tenant: Tenant, tmp_path: Path
 ) -> None:
-    maker = new_maker()
-    product = tenant.product()
-    proven_ca(tenant, product["id"], maker)
-    assert (
-        tenant.put(f"{API}/products/{product['id']}/registration", json={"policy": "approval"}).status_code
-        == 200
-    )
-    name = unique("SN")
-    files = device_files(tmp_path / "held", *maker.device(name), [maker.intermediate])
-    device_id = registered_device_id(product["id"], name)
+    line = on_the_line(tenant, tmp_path / "held")
+    policy = tenant.put(f"{API}/products/{line.product_id}/registration", json={"policy": "approval"})
+    assert policy.status_code == 200
+    device_id = line.device_id
 
-    held = connected(tls_broker, device_id, files)
+    held = connected(tls_broker, device_id, line.files)
     held.close()
     assert held.connack_rc == NOT_AUTHORIZED
     assert state_of(tenant, device_id)["state"] == "pending_approval"
     assert tenant.post(f"{API}/devices/{device_id}/approve").status_code == 200
-    approved = connected(tls_broker, device_id, files)
+    approved = connected(tls_broker, device_id, line.files)
     approved.close()
     assert approved.connack_rc == 0
 
@@ -127,25 +148,15 @@ def test_a_ca_nobody_registered_fails_the_handshake(
 def test_a_crl_that_lists_a_connected_device_cuts_it_off(
     tls_broker: EmbeddedBroker, tenant: Tenant, tmp_path: Path
 ) -> None:
-    maker = new_maker()
-    product = tenant.product()
-    authority = proven_ca(tenant, product["id"], maker)
-    name = unique("SN")
-    certificate, key = maker.device(name)
-    files = device_files(tmp_path / "listed", certificate, key, [maker.intermediate])
-    device_id = registered_device_id(product["id"], name)
+    line = on_the_line(tenant, tmp_path / "listed")
 
-    device = connected(tls_broker, device_id, files)
+    device = connected(tls_broker, line.device_id, line.files)
     try:
         assert device.connack_rc == 0
-        loaded = tenant.put(
-            f"{API}/certificate-authorities/{authority['id']}/crl", json={"crl": maker.crl(certificate)}
-        )
+        crl = {"crl": line.maker.crl(line.certificate)}
+        loaded = tenant.put(f"{API}/certificate-authorities/{line.authority_id}/crl", json=crl)
         assert loaded.json()["certificates_revoked"] == 1
         device.wait_disconnected()
     finally:
         device.close()
-    assert tls_broker.tls_port is not None
-    again = connect(tls_broker.host, tls_broker.tls_port, device_id, tls=tls_to(tls_broker, files))
-    again.close()
-    assert again.connack_rc == NOT_AUTHORIZED
+    refused_again(tls_broker, line)
