@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
 from lineside.adapters.factory_pki import X509Inspector
+from lineside.adapters.station_keys import Ed25519StationKeys
 from lineside.domain.errors import Conflict, InvalidInput
 from lineside.domain.events import DomainEvent
 from lineside.domain.factory import FactoryToken, ProductionToken, TestRun
@@ -649,6 +650,10 @@ class FakeAuthorities:
             authority = replace(authority, verified_at=at)
         self._t.authorities[authority_id] = replace(authority, status=status)
 
+    def close_registration(self, authority_id: str, at: datetime) -> None:
+        authority = self._t.authorities[authority_id]
+        self._t.authorities[authority_id] = replace(authority, registration_closed_at=at)
+
     def verified_with_fingerprint(self, fingerprint_sha256: str) -> CertificateAuthorityRecord | None:
         return next(
             (
@@ -1223,6 +1228,7 @@ def fake_services(
         firmware_store=cast(Any, NotFaked("firmware store")),
         webhooks=cast(WebhookAdapters, NotFaked("webhook adapters")),
         x509=X509Inspector(),  # pure computation: the real one
+        station_keys=Ed25519StationKeys(),  # likewise
         config=config or ServiceConfig(),
     )
     return context, database

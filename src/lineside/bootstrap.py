@@ -26,6 +26,7 @@ from lineside.adapters.firmware_store import FileFirmwareStore
 from lineside.adapters.metrics import PrometheusMetrics, Reading
 from lineside.adapters.passwords import Argon2PasswordHasher
 from lineside.adapters.sealing import AesGcmSecretBox
+from lineside.adapters.station_keys import Ed25519StationKeys
 from lineside.adapters.webhooks import HttpxWebhookSender
 from lineside.adapters.x509_ca import FileCertificateAuthority
 from lineside.domain.clock import utc_now
@@ -181,6 +182,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = False) -> App
         passwords=Argon2PasswordHasher(),
         rate_limiter=SqlRateLimiter(engine, utc_now),
         x509=X509Inspector(),
+        station_keys=Ed25519StationKeys(),
         config=ServiceConfig(
             public_url=settings.effective_public_url,
             default_device_quota=settings.default_device_quota,

@@ -99,6 +99,7 @@ class X509Inspector:
             not_before=leaf.not_valid_before_utc,
             not_after=leaf.not_valid_after_utc,
             issuer_key_ids=key_ids,
+            subject_serial_number=_subject_serial_number(leaf),
         )
 
     def verify_device_chain(
@@ -174,6 +175,13 @@ def _authority_key_id(certificate: x509.Certificate) -> str | None:
 def _common_name(certificate: x509.Certificate) -> str | None:
     with _odd_names_allowed():
         names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = names[0].value if names else None
+    return value if isinstance(value, str) else None
+
+
+def _subject_serial_number(certificate: x509.Certificate) -> str | None:
+    with _odd_names_allowed():
+        names = certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
     value = names[0].value if names else None
     return value if isinstance(value, str) else None
 

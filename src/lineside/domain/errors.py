@@ -31,6 +31,12 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class StationLimitReached(Conflict):
+    """An offline station's budget is spent or its window is closed: the line stops there."""
+
+    title = "Station limit reached"
+
+
 class InvalidInput(DomainError):
     title = "Invalid input"
 

@@ -87,6 +87,11 @@ class EventType(StrEnum):
     CERTIFICATE_AUTHORITY_DELETED = "certificate_authority.deleted", "certificate_authority"
     CERTIFICATE_AUTHORITY_CRL_UPDATED = "certificate_authority.crl_updated", "certificate_authority"
     CERTIFICATE_AUTHORITY_EXPIRING = "certificate_authority.expiring", "certificate_authority"
+    STATION_CREATED = "station.created", "station"
+    STATION_REVOKED = "station.revoked", "station"
+    STATION_SYNCED = "station.synced", "station"  # entries of its ledger replayed
+    STATION_SYNC_STOPPED = "station.sync_stopped", "station"  # at an entry it could not believe
+    STATION_LIMIT_NEAR = "station.limit_near", "station"  # 80% of its budget or window spent
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,18 @@ def registration_name(
     return name
 
 
+def station_unit_name(product_id: str, common_name: str | None, serial_number: str | None) -> str:
+    """The serial number of a unit an offline station made: its certificate's subject
+    serialNumber, with CN = the id the station gave it (the same id registration gives)."""
+    if not serial_number or serial_number_problem(serial_number):
+        raise CertificateRefused("A station's device certificate names its unit in the subject serialNumber.")
+    if common_name != registered_device_id(product_id, serial_number):
+        raise CertificateRefused(
+            "The device certificate's CN is not the id the station gives that serial number."
+        )
+    return serial_number
+
+
 def registered_device_id(product_id: str, name: str) -> str:
     """A device that registers by certificate gets this id, so the device (which knows its
     product and its own name) can compute the MQTT client id and topics it must use."""

@@ -116,6 +116,11 @@ class CertificateAuthorityRecord:
     created_at: datetime
     verified_at: datetime | None = None
     crl_updated_at: datetime | None = None
+    # A station's CA, once the station is revoked: known devices connect, no new one registers.
+    registration_closed_at: datetime | None = None
+    # Made by the server for an offline station: its devices are named by the station (the
+    # subject serialNumber; CN = the id the station gave), whatever the product's policy.
+    station_id: str | None = None
 
 
 class EnrollmentPolicy(StrEnum):

@@ -17,6 +17,7 @@ from lineside.services.ports import (
     FirmwareStore,
     PasswordHasher,
     RateLimiter,
+    StationKeys,
     UnitOfWorkFactory,
     WebhookAdapters,
 )
@@ -59,6 +60,7 @@ class ServiceContext:
     firmware_store: FirmwareStore  # image bytes
     webhooks: WebhookAdapters  # sender and secret box
     x509: CertificateInspector  # makers' own CAs and their devices' certificates
+    station_keys: StationKeys  # offline factory stations' ledger keys and CAs
     config: ServiceConfig = field(default_factory=ServiceConfig)
 
 

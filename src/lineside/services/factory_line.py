@@ -75,6 +75,7 @@ class EnrolledDut:
     device: Device
     factory_firmware: FirmwareRelease | None
     created: bool  # False: the unit was already under test (a fixture's retry), nothing changed
+    new_device: bool = False  # a device was defined for it (what a station's budget counts)
 
 
 def enroll_dut(
@@ -92,22 +93,41 @@ def enroll_dut(
         raise InvalidInput(f"serial_number {serial_problem}.")
     with ctx.unit_of_work() as uow:
         token, product = authenticate_factory_token(ctx, uow, enrollment_token)
-        actor = f"factory_token:{token.id}"
-        device = _find_unit(uow, product, hardware_id, serial_number)
-        if device is not None and device.state is DeviceState.UNDER_TEST:
-            return EnrolledDut(device, assigned_release(uow, device), created=False)
-        if device is None:
-            device = _define_unit(ctx, uow, product, hardware_id, serial_number, actor)
-            _put_under_test(ctx, uow, device, product, token, actor)
-            uow.devices.add(device)
-        else:
-            previous = device.state
-            _put_under_test(ctx, uow, device, product, token, actor)
-            if not uow.devices.save_state_if(device, previous):
-                raise _moved_concurrently()
-        firmware = assigned_release(uow, device)
-        uow.commit()
-    return EnrolledDut(device, firmware, created=True)
+        enrolled = enroll_unit(ctx, uow, token, product, hardware_id, serial_number)
+        if enrolled.created:
+            uow.commit()
+    return enrolled
+
+
+def enroll_unit(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    token: FactoryToken,
+    product: Product,
+    hardware_id: str,
+    serial_number: str | None,
+    *,
+    actor: str | None = None,
+    new_device_id: str | None = None,
+) -> EnrolledDut:
+    """Enrollment inside ``uow`` (not committed), for a caller that authenticated the token:
+    the server's line, a station's, and the replay of a station's ledger (which names the
+    actor and the id the station gave a new device)."""
+    actor = actor or f"factory_token:{token.id}"
+    device = _find_unit(uow, product, hardware_id, serial_number)
+    if device is not None and device.state is DeviceState.UNDER_TEST:
+        return EnrolledDut(device, assigned_release(uow, device), created=False)
+    new = device is None
+    if device is None:
+        device = _define_unit(ctx, uow, product, hardware_id, serial_number, actor, new_device_id)
+        _put_under_test(ctx, uow, device, product, token, actor)
+        uow.devices.add(device)
+    else:
+        previous = device.state
+        _put_under_test(ctx, uow, device, product, token, actor)
+        if not uow.devices.save_state_if(device, previous):
+            raise _moved_concurrently()
+    return EnrolledDut(device, assigned_release(uow, device), created=True, new_device=new)
 
 
 def _find_unit(uow: UnitOfWork, product: Product, hardware_id: str, serial: str | None) -> Device | None:
@@ -141,6 +161,7 @@ def _define_unit(
     hardware_id: str,
     serial: str | None,
     actor: str,
+    device_id: str | None = None,
 ) -> Device:
     """A new device for an unknown unit, not yet written: enrollment writes it under test."""
     if product.enrollment_policy is EnrollmentPolicy.PREDEFINED:
@@ -156,7 +177,7 @@ def _define_unit(
         raise InvalidInput(f"A device cannot be made for this unit: {detail}. Define it beforehand.")
     check_device_quota(ctx, uow, product.organization_id, 1)
     now = ctx.clock()
-    device = new_device(product, spec, now, None)
+    device = new_device(product, spec, now, None, device_id)
     device.hardware_id = hardware_id
     uow.events.add(
         new_event(
@@ -201,7 +222,7 @@ def _first_group(uow: UnitOfWork, product_id: str, kind: GroupKind) -> DeviceGro
 # -- test runs ------------------------------------------------------------------------------
 
 
-def _label(text: str | None, what: str) -> str | None:
+def checked_label(text: str | None, what: str) -> str | None:
     if text is None:
         return None
     if len(text) > MAX_LABEL_LENGTH or has_control_characters(text):
@@ -221,48 +242,71 @@ def record_test_run(
 ) -> TestRun:
     """One result for a unit under test; the last one decides its blessing."""
     require(principal, Scope.FACTORY)
-    fixture, operator = _label(fixture, "fixture"), _label(operator, "operator")
+    fixture, operator = checked_label(fixture, "fixture"), checked_label(operator, "operator")
     measurements = check_measurements(measurements or {})
     with ctx.unit_of_work() as uow:
         device = load_device(uow, principal, device_id)
-        if not is_allowed(Transition.BLESS, device.state):  # a test run decides a blessing
-            raise Conflict(
-                f"Only a device under test can be tested; this one is {device.state.value}."
-                + (" Enroll it again to retest it." if is_allowed(Transition.RETEST, device.state) else "")
-            )
-        run = TestRun(
-            id=new_id(),
-            device_id=device.id,
-            organization_id=device.organization_id,
+        run = record_run(
+            ctx,
+            uow,
+            device,
+            principal.actor,
             passed=passed,
             measurements=measurements,
             fixture=fixture,
             operator=operator,
-            recorded_by=principal.actor,
-            created_at=ctx.clock(),
-        )
-        first = uow.test_runs.latest_for_device(device.id, since=None) is None
-        uow.test_runs.add(run)
-        uow.activity.record_test_run(
-            device.organization_id,
-            device.product_id,
-            sources=_sources(run, device),
-            passed=passed,
-            first=first,
-        )
-        # The measurements stay with the run: an event says what happened, not every reading.
-        uow.events.add(
-            new_event(
-                EventType.DEVICE_TESTED,
-                device,
-                actor=principal.actor,
-                at=run.created_at,
-                test_run_id=run.id,
-                passed=passed,
-                fixture=fixture,
-            )
         )
         uow.commit()
+    return run
+
+
+def record_run(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    device: Device,
+    actor: str,
+    *,
+    passed: bool,
+    measurements: dict[str, Any],
+    fixture: str | None,
+    operator: str | None,
+    run_id: str | None = None,
+) -> TestRun:
+    """A test run of ``device`` inside ``uow`` (not committed), its labels and measurements
+    already checked; a station's replayed run keeps the station's id."""
+    if not is_allowed(Transition.BLESS, device.state):  # a test run decides a blessing
+        raise Conflict(
+            f"Only a device under test can be tested; this one is {device.state.value}."
+            + (" Enroll it again to retest it." if is_allowed(Transition.RETEST, device.state) else "")
+        )
+    run = TestRun(
+        id=run_id or new_id(),
+        device_id=device.id,
+        organization_id=device.organization_id,
+        passed=passed,
+        measurements=measurements,
+        fixture=fixture,
+        operator=operator,
+        recorded_by=actor,
+        created_at=ctx.clock(),
+    )
+    first = uow.test_runs.latest_for_device(device.id, since=None) is None
+    uow.test_runs.add(run)
+    uow.activity.record_test_run(
+        device.organization_id, device.product_id, sources=_sources(run, device), passed=passed, first=first
+    )
+    # The measurements stay with the run: an event says what happened, not every reading.
+    uow.events.add(
+        new_event(
+            EventType.DEVICE_TESTED,
+            device,
+            actor=actor,
+            at=run.created_at,
+            test_run_id=run.id,
+            passed=passed,
+            fixture=fixture,
+        )
+    )
     return run
 
 
@@ -301,27 +345,33 @@ def bless_device(ctx: ServiceContext, principal: Principal, device_id: str) -> B
     require(principal, Scope.FACTORY)
     with ctx.unit_of_work() as uow:
         device = load_device(uow, principal, device_id)
-        if not is_allowed(Transition.BLESS, device.state):
-            raise Conflict(_not_blessable(device))
-        last_run = uow.test_runs.latest_for_device(device.id, since=device.timeline.get("under_test_at"))
-        if last_run is None:
-            raise Conflict("The device has no test run since it was enrolled: record a test run first.")
-        result = blessing_result(last_run)
-        now = ctx.clock()
-        if result is BlessingResult.BLESSED:
-            group_id = _production_group(uow, device, principal.actor, now).id
-            data = {"test_run_id": last_run.id, "group_id": group_id}
-            event = apply_transition(device, Transition.BLESS, at=now, actor=principal.actor, data=data)
-            device.group_id = group_id
-            device.factory_token_id = None  # the factory enrollment is spent
-        else:
-            data = {"test_run_id": last_run.id}
-            event = apply_transition(device, Transition.FAIL, at=now, actor=principal.actor, data=data)
-        if not uow.devices.save_state_if(device, DeviceState.UNDER_TEST):
-            raise _moved_concurrently()
-        uow.events.add(event)
-        firmware = assigned_release(uow, device) if result is BlessingResult.BLESSED else None
+        blessing = bless_unit(ctx, uow, device, principal.actor)
         uow.commit()
+    return blessing
+
+
+def bless_unit(ctx: ServiceContext, uow: UnitOfWork, device: Device, actor: str) -> Blessing:
+    """The blessing (or failure) of ``device`` inside ``uow``, not committed."""
+    if not is_allowed(Transition.BLESS, device.state):
+        raise Conflict(_not_blessable(device))
+    last_run = uow.test_runs.latest_for_device(device.id, since=device.timeline.get("under_test_at"))
+    if last_run is None:
+        raise Conflict("The device has no test run since it was enrolled: record a test run first.")
+    result = blessing_result(last_run)
+    now = ctx.clock()
+    if result is BlessingResult.BLESSED:
+        group_id = _production_group(uow, device, actor, now).id
+        data = {"test_run_id": last_run.id, "group_id": group_id}
+        event = apply_transition(device, Transition.BLESS, at=now, actor=actor, data=data)
+        device.group_id = group_id
+        device.factory_token_id = None  # the factory enrollment is spent
+    else:
+        data = {"test_run_id": last_run.id}
+        event = apply_transition(device, Transition.FAIL, at=now, actor=actor, data=data)
+    if not uow.devices.save_state_if(device, DeviceState.UNDER_TEST):
+        raise _moved_concurrently()
+    uow.events.add(event)
+    firmware = assigned_release(uow, device) if result is BlessingResult.BLESSED else None
     return Blessing(result, device, firmware)
 
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from lineside.domain.device_specs import DeviceSpec
 from lineside.domain.errors import CertificateRefused, Conflict, DomainError
 from lineside.domain.events import EventType, new_event
-from lineside.domain.factory_pki import registered_device_id, registration_name
+from lineside.domain.factory_pki import registered_device_id, registration_name, station_unit_name
 from lineside.domain.identifiers import new_id
 from lineside.domain.lifecycle import STATE_TIMESTAMP_FIELD, DeviceState, Transition, apply_transition
 from lineside.domain.models import (
@@ -185,11 +185,18 @@ def _register_in(
     now = ctx.clock()
     if uow.authorities.is_revoked(authority.id, facts.serial_hex):
         raise CertificateRefused(f"Its serial {facts.serial_hex} is on the CA's revocation list.")
+    if authority.registration_closed_at is not None:
+        raise CertificateRefused(
+            "The station whose CA signed it was revoked: only the devices its synced ledger names connect."
+        )
     product = uow.products.get(authority.product_id, within="/")
     if product is None:
         raise CertificateRefused("The CA's product no longer exists.")
-    name = registration_name(product.registration_identity, facts.common_name, facts.san_uris)
-    device, created = _device_for(ctx, uow, product, name)
+    if authority.station_id is not None:
+        name = station_unit_name(product.id, facts.common_name, facts.subject_serial_number)
+    else:
+        name = registration_name(product.registration_identity, facts.common_name, facts.san_uris)
+    device, created = _device_for(ctx, uow, product, name, vouched=authority.station_id is not None)
     if not created:
         _replace_certificate(uow, product, device, now)
     uow.certificates.add(_certificate(device, authority, facts, now))
@@ -210,20 +217,25 @@ def _register_in(
     return Registration(device, created)
 
 
-def _device_for(ctx: ServiceContext, uow: UnitOfWork, product: Product, name: str) -> tuple[Device, bool]:
+def _device_for(
+    ctx: ServiceContext, uow: UnitOfWork, product: Product, name: str, *, vouched: bool
+) -> tuple[Device, bool]:
+    """The device named ``name``, defined now if new; ``vouched``: a station made the unit,
+    so the product's allow-list or approval does not apply (its ledger will say more)."""
     existing = uow.devices.find_by_serial_number(product.id, name)
     if existing is not None:
         if existing.state is DeviceState.REVOKED:
             raise CertificateRefused(f"The device {name} is revoked.")
         return existing, False
-    if product.registration_policy is RegistrationPolicy.ALLOW_LIST:
+    policy = RegistrationPolicy.OPEN if vouched else product.registration_policy
+    if policy is RegistrationPolicy.ALLOW_LIST:
         raise CertificateRefused(f"{name} is not on the product's allow-list (define it first).")
     check_device_quota(ctx, uow, product.organization_id, 1)
     now = ctx.clock()
     device = new_device(
         product, DeviceSpec(serial_number=name), now, None, registered_device_id(product.id, name)
     )
-    if product.registration_policy is RegistrationPolicy.APPROVAL:  # held, not defined yet
+    if policy is RegistrationPolicy.APPROVAL:  # held, not defined yet
         device.state = DeviceState.PENDING_APPROVAL
         device.timeline = {STATE_TIMESTAMP_FIELD[device.state]: now}
     uow.devices.add(device)

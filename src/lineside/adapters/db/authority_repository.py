@@ -64,6 +64,12 @@ class SqlAuthorityRepository(SqlRepository):
             update(t.certificate_authorities).where(c.id == authority_id).values(**values)
         )
 
+    def close_registration(self, authority_id: str, at: datetime) -> None:
+        c = t.certificate_authorities.c
+        self.connection.execute(
+            update(t.certificate_authorities).where(c.id == authority_id).values(registration_closed_at=at)
+        )
+
     def verified_with_fingerprint(self, fingerprint_sha256: str) -> CertificateAuthorityRecord | None:
         c = t.certificate_authorities.c
         row = self._first(

@@ -328,6 +328,10 @@ certificate_authorities = Table(
     Column("verified_at", UtcDateTime, nullable=True),
     Column("crl_updated_at", UtcDateTime, nullable=True),
     Column("expiry_warned_at", UtcDateTime, nullable=True),
+    # Set when the station the CA was made for is revoked: devices it registered before keep
+    # connecting, no new one registers.
+    Column("registration_closed_at", UtcDateTime, nullable=True),
+    Column("station_id", Uuid, nullable=True),  # the offline station it was made for
     UniqueConstraint("product_id", "fingerprint_sha256"),
 )
 
@@ -605,4 +609,45 @@ webhook_attempts = Table(
     Column("status_code", Integer, nullable=True),
     Column("error", String(500), nullable=True),
     Column("duration_ms", Integer, nullable=False),
+)
+
+
+# Offline factory stations the server delegated a product's line to (domain.stations).
+stations = Table(
+    "stations",
+    metadata,
+    _id(),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("product_id", Uuid, ForeignKey("products.id"), nullable=False),
+    Column("factory_token_id", Uuid, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("budget", Integer, nullable=False),
+    Column("not_before", UtcDateTime, nullable=False),
+    Column("not_after", UtcDateTime, nullable=False),
+    Column("verify_key_pem", Text, nullable=False),
+    Column("authority_id", Uuid, nullable=True),
+    _created_at(),
+    Column("created_by", String(100), nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    # How far the station's ledger has been replayed here, and what it made.
+    Column("head_sequence", BigInteger, nullable=False, server_default="0"),
+    Column("head_hash", String(64), nullable=False, server_default=""),
+    Column("devices_made", Integer, nullable=False, server_default="0"),
+    Column("last_sync_at", UtcDateTime, nullable=True),
+    Column("warned", String(32), nullable=False, server_default=""),  # "budget,window" once said
+)
+
+# A station's own ledger, on the station's database (the server never writes it): every
+# action, hash-chained and signed, until the server has replayed it.
+station_ledger = Table(
+    "station_ledger",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("previous_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("signature", String(200), nullable=False),
+    Column("synced_at", UtcDateTime, nullable=True),
 )

@@ -35,6 +35,7 @@ from lineside.adapters.db.repositories import (
     SqlProductRepository,
 )
 from lineside.adapters.db.static_token_repository import SqlStaticTokenBatchRepository, SqlTombstoneRepository
+from lineside.adapters.db.station_repository import SqlStationLedger, SqlStationRepository
 from lineside.adapters.db.transfer_repository import SqlTransferRepository
 from lineside.adapters.db.webhook_repository import SqlWebhookRepository
 from lineside.domain.errors import Conflict
@@ -178,6 +179,14 @@ class SqlUnitOfWork:
     @cached_property
     def webhooks(self) -> SqlWebhookRepository:
         return SqlWebhookRepository(self._live)
+
+    @cached_property
+    def stations(self) -> SqlStationRepository:
+        return SqlStationRepository(self._live)
+
+    @cached_property
+    def station_ledger(self) -> SqlStationLedger:
+        return SqlStationLedger(self._live)
 
     @cached_property
     def device_counts(self) -> SqlDeviceCountRepository:

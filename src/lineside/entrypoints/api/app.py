@@ -40,6 +40,7 @@ from lineside.entrypoints.api.routes import (
     products,
     provisioning,
     static_tokens,
+    stations,
     webhooks,
 )
 from lineside.entrypoints.web import claim_pages, console, home, owner_pages
@@ -83,6 +84,7 @@ def create_app(application: Application) -> FastAPI:
         organizations,
         products,
         authorities,
+        stations,
         provisioning,
         devices,
         audit,

@@ -55,6 +55,7 @@ from lineside.services.ports.firmware import (
 )
 from lineside.services.ports.guards import IdempotencyStore, RateLimiter, Slot, StoredResponse
 from lineside.services.ports.people import OrganizationRepository, TransferRepository, UserRepository
+from lineside.services.ports.stations import StationCredentials, StationKeys, StationLedger, StationRepository
 from lineside.services.ports.units import UnitOfWork, UnitOfWorkFactory
 from lineside.services.ports.webhooks import (
     DeliveryChange,
@@ -117,6 +118,10 @@ __all__ = [
     "Slot",
     "StaticTokenBatchRepository",
     "StaticTokenUnits",
+    "StationCredentials",
+    "StationKeys",
+    "StationLedger",
+    "StationRepository",
     "StoredImage",
     "StoredResponse",
     "TestRunRepository",

@@ -22,6 +22,7 @@ from lineside.services.ports.factory import (
 )
 from lineside.services.ports.firmware import FirmwareRepository
 from lineside.services.ports.people import OrganizationRepository, TransferRepository, UserRepository
+from lineside.services.ports.stations import StationLedger, StationRepository
 from lineside.services.ports.webhooks import WebhookRepository
 
 
@@ -66,6 +67,10 @@ class UnitOfWork(Protocol):
     def firmware(self) -> FirmwareRepository: ...
     @property
     def webhooks(self) -> WebhookRepository: ...
+    @property
+    def stations(self) -> StationRepository: ...
+    @property
+    def station_ledger(self) -> StationLedger: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -1,0 +1,138 @@
+"""Offline factory stations: the server's record of each, and a station's own ledger."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, update
+
+from lineside.adapters.db import tables as t
+from lineside.adapters.db.repositories import SqlRepository, owned_within
+from lineside.domain.stations import LedgerEntry, LedgerKind, Station
+
+_FIELDS = tuple(Station.__dataclass_fields__)
+
+
+def _station(row: Row[Any]) -> Station:
+    m = row._mapping
+    return Station(**{name: m[name] for name in _FIELDS})
+
+
+class SqlStationRepository(SqlRepository):
+    def add(self, station: Station) -> None:
+        self.connection.execute(
+            insert(t.stations).values(**{name: getattr(station, name) for name in _FIELDS})
+        )
+
+    def get(self, station_id: str, *, within: str) -> Station | None:
+        row = self._first(self._owned(station_id, within))
+        return _station(row) if row else None
+
+    def get_for_update(self, station_id: str, *, within: str) -> Station | None:
+        row = self._first(self._owned(station_id, within).with_for_update())
+        return _station(row) if row else None
+
+    def _owned(self, station_id: str, within: str) -> Any:
+        c = t.stations.c
+        return select(t.stations).where(c.id == station_id, owned_within(c.organization_id, within))
+
+    def list(self, *, within: str, product_id: str | None = None) -> builtins.list[Station]:
+        c = t.stations.c
+        query = select(t.stations).where(owned_within(c.organization_id, within))
+        if product_id is not None:
+            query = query.where(c.product_id == product_id)
+        return [_station(row) for row in self._all(query.order_by(c.created_at, c.id))]
+
+    def advance(
+        self, station_id: str, *, head_sequence: int, head_hash: str, devices_made: int, at: datetime
+    ) -> None:
+        self.connection.execute(
+            update(t.stations)
+            .where(t.stations.c.id == station_id)
+            .values(
+                head_sequence=head_sequence, head_hash=head_hash, devices_made=devices_made, last_sync_at=at
+            )
+        )
+
+    def mark_warned(self, station_id: str, warned: str) -> None:
+        self.connection.execute(update(t.stations).where(t.stations.c.id == station_id).values(warned=warned))
+
+    def warned(self, station_id: str) -> str:
+        row = self._first(select(t.stations.c.warned).where(t.stations.c.id == station_id))
+        return row.warned if row else ""
+
+    def revoke(self, station_id: str, at: datetime) -> None:
+        c = t.stations.c
+        self.connection.execute(
+            update(t.stations).where(c.id == station_id, c.revoked_at.is_(None)).values(revoked_at=at)
+        )
+
+
+def _entry(row: Row[Any]) -> LedgerEntry:
+    return LedgerEntry(
+        sequence=row.sequence,
+        at=row.at,
+        kind=LedgerKind(row.kind),
+        data=dict(row.data),
+        previous_hash=row.previous_hash,
+        hash=row.hash,
+        signature=row.signature,
+    )
+
+
+class SqlStationLedger(SqlRepository):
+    """The station's ledger; appended in the transaction of the action it records."""
+
+    def head(self) -> tuple[int, str] | None:
+        c = t.station_ledger.c
+        row = self._first(select(c.sequence, c.hash).order_by(c.sequence.desc()).limit(1))
+        return (row.sequence, row.hash) if row else None
+
+    def append(self, entry: LedgerEntry) -> None:
+        self.connection.execute(
+            insert(t.station_ledger).values(
+                sequence=entry.sequence,
+                at=entry.at,
+                kind=entry.kind.value,
+                data=entry.data,
+                previous_hash=entry.previous_hash,
+                hash=entry.hash,
+                signature=entry.signature,
+            )
+        )
+
+    def unsynced(self, limit: int) -> builtins.list[LedgerEntry]:
+        c = t.station_ledger.c
+        query = select(t.station_ledger).where(c.synced_at.is_(None)).order_by(c.sequence).limit(limit)
+        return [_entry(row) for row in self._all(query)]
+
+    def entries(self, after: int, limit: int) -> Sequence[LedgerEntry]:
+        c = t.station_ledger.c
+        query = select(t.station_ledger).where(c.sequence > after).order_by(c.sequence).limit(limit)
+        return [_entry(row) for row in self._all(query)]
+
+    def mark_synced(self, through_sequence: int, at: datetime) -> None:
+        c = t.station_ledger.c
+        self.connection.execute(
+            update(t.station_ledger)
+            .where(c.sequence <= through_sequence, c.synced_at.is_(None))
+            .values(synced_at=at)
+        )
+
+    def waiting(self) -> int:
+        c = t.station_ledger.c
+        return int(self.connection.execute(select(func.count()).where(c.synced_at.is_(None))).scalar_one())
+
+    def last_synced_at(self) -> datetime | None:
+        c = t.station_ledger.c
+        value: datetime | None = self.connection.execute(select(func.max(c.synced_at))).scalar_one()
+        return value
+
+    def count_of(self, kind: str, key: str, value: object) -> int:
+        """Entries of ``kind`` whose data has ``key`` = ``value`` (the budget: new devices)."""
+        c = t.station_ledger.c
+        rows = self._all(select(c.data).where(c.kind == kind))
+        return sum(1 for row in rows if row.data.get(key) == value)

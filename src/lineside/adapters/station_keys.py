@@ -1,0 +1,110 @@
+"""Keys of offline factory stations: the Ed25519 key a station signs its ledger with, and
+the CA it signs device certificates with on the line (domain.stations).
+
+The station CA is a CA of its own, not one under the product's device CA: product CAs are
+made with a path length of 0 (they sign devices only), and every device they signed would
+have to be re-issued to give them room for a station below. The server registers the
+station CA for the product as a verified CA (it made the key, so possession is proven), which
+is what lets its devices register themselves on first connection; revoking the station
+closes it to new registrations.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+from lineside.services.ports import StationCredentials
+
+_MAX_NAME = 64
+
+
+class Ed25519StationKeys:
+    """Station keys with ``cryptography``: Ed25519 for ledgers, ECDSA P-256 for the CA."""
+
+    def new_credentials(
+        self, product_id: str, station_name: str, not_before: datetime, not_after: datetime
+    ) -> StationCredentials:
+        signing_key = ed25519.Ed25519PrivateKey.generate()
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_certificate = _station_ca(ca_key, product_id, station_name, not_before, not_after)
+        return StationCredentials(
+            signing_key_pem=_private_pem(signing_key),
+            verify_key_pem=signing_key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode("ascii"),
+            ca_key_pem=_private_pem(ca_key),
+            ca_certificate_pem=ca_certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        )
+
+    def sign(self, signing_key_pem: str, digest_hex: str) -> str:
+        key = serialization.load_pem_private_key(signing_key_pem.encode("ascii"), password=None)
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise ValueError("a station's signing key is Ed25519")
+        return base64.b64encode(key.sign(bytes.fromhex(digest_hex))).decode("ascii")
+
+    def signature_holds(self, verify_key_pem: str, digest_hex: str, signature: str) -> bool:
+        try:
+            key = serialization.load_pem_public_key(verify_key_pem.encode("ascii"))
+            raw = base64.b64decode(signature, validate=True)
+            if not isinstance(key, ed25519.Ed25519PublicKey):
+                return False
+            key.verify(raw, bytes.fromhex(digest_hex))
+        except (InvalidSignature, ValueError, binascii.Error, UnsupportedAlgorithm):
+            return False
+        return True
+
+
+def _private_pem(key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
+def _station_ca(
+    key: ec.EllipticCurvePrivateKey,
+    product_id: str,
+    station_name: str,
+    not_before: datetime,
+    not_after: datetime,
+) -> x509.Certificate:
+    """Path length 0 (devices only), valid exactly for the station's window."""
+    common_name = f"Lineside station {station_name.strip()}"[:_MAX_NAME].strip()
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Lineside"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, product_id),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    usage = x509.KeyUsage(
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )

@@ -1,0 +1,86 @@
+"""Request and response bodies of offline factory stations and their ledgers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, StrictInt
+
+from lineside.domain.stations import (
+    MAX_BUDGET,
+    MAX_ENTRIES_PER_UPLOAD,
+    MAX_WINDOW_DAYS,
+    LedgerEntry,
+    LedgerKind,
+    Station,
+)
+from lineside.entrypoints.api.schemas import Request
+
+
+class StationIn(Request):
+    name: str = Field(min_length=1, max_length=200, description="What the line calls the station.")
+    budget: StrictInt = Field(ge=1, le=MAX_BUDGET, description="How many new devices it may make.")
+    valid_days: float = Field(gt=0, le=MAX_WINDOW_DAYS, description="How long it may work, from now.")
+    enrollment_token: str = Field(
+        max_length=200, description="The factory enrollment token (lsf_...) the line's fixtures send."
+    )
+    fixture_api_key: str = Field(
+        max_length=200,
+        description="The API key (lsk_..., factory scope) the fixtures send; the station syncs with it.",
+    )
+
+
+class StationOut(BaseModel):
+    id: str
+    organization_id: str
+    product_id: str
+    factory_token_id: str
+    name: str
+    budget: int
+    devices_made: int = Field(description="New devices its replayed ledger made (the budget counts these).")
+    not_before: datetime
+    not_after: datetime
+    authority_id: str | None = Field(description="Its CA, registered for the product.")
+    head_sequence: int = Field(description="The last ledger entry the server replayed.")
+    head_hash: str
+    last_sync_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, station: Station) -> StationOut:
+        return cls(**{name: getattr(station, name) for name in cls.model_fields})
+
+
+class CreatedStationOut(BaseModel):
+    station: StationOut
+    bundle: dict[str, Any] = Field(
+        description="Shown once: the station's keys and the line's secrets. Save it (mode 0600) "
+        "and start the station with `lineside station run BUNDLE`."
+    )
+
+
+class LedgerEntryIn(Request):
+    sequence: StrictInt = Field(ge=1)
+    at: datetime
+    kind: LedgerKind
+    data: dict[str, Any]
+    previous_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+    signature: str = Field(max_length=200)
+
+    def entry(self) -> LedgerEntry:
+        return LedgerEntry(
+            self.sequence, self.at, self.kind, self.data, self.previous_hash, self.hash, self.signature
+        )
+
+
+class LedgerUploadIn(Request):
+    entries: list[LedgerEntryIn] = Field(max_length=MAX_ENTRIES_PER_UPLOAD)
+
+
+class SyncOut(BaseModel):
+    head_sequence: int
+    head_hash: str
+    applied: int

@@ -1,0 +1,323 @@
+"""Replaying an offline station's ledger on the server (domain.stations).
+
+An upload is a run of entries in order. Entries the server replayed already (at or below
+the station's head) are skipped, so a retried or repeated upload changes nothing. The rest
+are believed only while each one chains to the last, carries the station's signature, falls
+inside the station's window (and before its revocation) and keeps within its budget; the
+first that does not stops the sync there, with its sequence and why, and nothing after it is
+applied. Believed entries are replayed as the same actions the server's own line performs
+(services.factory_line), dated when they happened at the factory and done by
+``station:<id>``, so devices, test runs, blessings, events and webhooks appear as if the
+line had been online. One transaction per upload: the head moves with what it applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from lineside.domain.errors import Conflict, DomainError, InvalidInput
+from lineside.domain.events import EventType, new_event
+from lineside.domain.factory import check_measurements
+from lineside.domain.factory_pki import registered_device_id
+from lineside.domain.identifiers import new_id
+from lineside.domain.lifecycle import DeviceState
+from lineside.domain.models import Certificate, Device, Principal, Product, Scope
+from lineside.domain.stations import (
+    MAX_ENTRIES_PER_UPLOAD,
+    LedgerEntry,
+    LedgerKind,
+    Station,
+    budget_problem,
+    chain_problem,
+    warnings_due,
+    window_problem,
+)
+from lineside.services.context import ServiceContext, require
+from lineside.services.factory_line import bless_unit, enroll_unit, record_run
+from lineside.services.ports import UnitOfWork
+from lineside.services.stations import load_station
+
+log = logging.getLogger("lineside.stations")
+# Where a unit that registered itself (by the station CA's certificate) before its ledger
+# synced may already be: past the line, so the line's entries are kept as its history.
+_ON_THE_LINE = frozenset({DeviceState.DEFINED, DeviceState.UNDER_TEST, DeviceState.FAILED})
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    station_id: str
+    head_sequence: int
+    head_hash: str
+    applied: int
+    stopped_at: int | None = None  # the sequence of the entry the sync stopped at
+    reason: str | None = None
+
+
+class _Stop(Exception):
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.index, self.reason = index, reason
+
+
+def sync_ledger(
+    ctx: ServiceContext, principal: Principal, station_id: str, entries: Sequence[LedgerEntry]
+) -> SyncReport:
+    require(principal, Scope.FACTORY)
+    if len(entries) > MAX_ENTRIES_PER_UPLOAD:
+        raise InvalidInput(f"Upload at most {MAX_ENTRIES_PER_UPLOAD} entries at a time.")
+    attempt, stop = list(entries), None
+    while True:
+        try:
+            report = _apply(ctx, principal, station_id, attempt, stop)
+        except _Stop as stopped:
+            # Roll back what the refused entry started and replay the believed prefix again.
+            stop = (attempt[stopped.index].sequence, stopped.reason)
+            attempt = attempt[: stopped.index]
+            continue
+        if report.stopped_at is not None:
+            log.warning(
+                "station %s: sync stopped at entry %d: %s", station_id, report.stopped_at, report.reason
+            )
+        return report
+
+
+def _apply(
+    ctx: ServiceContext,
+    principal: Principal,
+    station_id: str,
+    entries: list[LedgerEntry],
+    stop: tuple[int, str] | None,
+) -> SyncReport:
+    now = ctx.clock()
+    with ctx.unit_of_work() as uow:
+        station = uow.stations.get_for_update(station_id, within=principal.organization.path) or load_station(
+            uow, principal, station_id
+        )
+        fresh = [entry for entry in entries if entry.sequence > station.head_sequence]
+        believed, refused = _believed(ctx, station, fresh, now)
+        if refused is not None and (stop is None or refused[0] < stop[0]):
+            stop = refused
+        replay = _Replay(ctx, uow, station)
+        for entry in believed:
+            try:
+                replay.entry(entry)
+            except DomainError as error:
+                raise _Stop(entries.index(entry), f"its replay was refused: {error.detail}") from None
+        head = believed[-1] if believed else None
+        head_sequence = head.sequence if head else station.head_sequence
+        head_hash = head.hash if head else station.head_hash
+        if head is not None:
+            uow.stations.advance(
+                station.id,
+                head_sequence=head_sequence,
+                head_hash=head_hash,
+                devices_made=replay.devices_made,
+                at=now,
+            )
+            _announce(uow, station, principal, now, len(believed), head_sequence)
+            _warn_near_limits(uow, station, replay.devices_made, now, principal.actor)
+        if stop is not None:
+            uow.events.add(
+                new_event(
+                    EventType.STATION_SYNC_STOPPED,
+                    station,
+                    actor=principal.actor,
+                    at=now,
+                    sequence=stop[0],
+                    reason=stop[1],
+                )
+            )
+        uow.commit()
+    return SyncReport(
+        station.id,
+        head_sequence,
+        head_hash,
+        len(believed),
+        stop[0] if stop else None,
+        stop[1] if stop else None,
+    )
+
+
+def _believed(
+    ctx: ServiceContext, station: Station, fresh: list[LedgerEntry], now: datetime
+) -> tuple[list[LedgerEntry], tuple[int, str] | None]:
+    """The entries that chain, carry the station's signature and fall in its window, up to
+    the first that does not (and why that one was refused)."""
+    believed: list[LedgerEntry] = []
+    sequence, previous = station.head_sequence + 1, station.head_hash
+    for entry in fresh:
+        problem = chain_problem(station.id, entry, sequence, previous)
+        if problem is None and not ctx.station_keys.signature_holds(
+            station.verify_key_pem, entry.hash, entry.signature
+        ):
+            problem = "its signature is not the station's (a forged entry)"
+        if problem is None:
+            problem = window_problem(station, entry.at, now)
+        if problem is not None:
+            return believed, (entry.sequence, f"entry {entry.sequence}: {problem}")
+        believed.append(entry)
+        sequence, previous = sequence + 1, entry.hash
+    return believed, None
+
+
+def _announce(
+    uow: UnitOfWork, station: Station, principal: Principal, now: datetime, applied: int, head: int
+) -> None:
+    uow.events.add(
+        new_event(
+            EventType.STATION_SYNCED,
+            station,
+            actor=principal.actor,
+            at=now,
+            applied=applied,
+            from_sequence=station.head_sequence + 1,
+            through_sequence=head,
+        )
+    )
+
+
+def _warn_near_limits(
+    uow: UnitOfWork, station: Station, devices_made: int, now: datetime, actor: str
+) -> None:
+    """Once per limit: a station.limit_near event when 80% of the budget or window is spent."""
+    said = set(filter(None, station.warned.split(",")))
+    due = {
+        w.value
+        for w in warnings_due(station.budget, devices_made, station.not_before, station.not_after, now)
+    }
+    for limit in sorted(due - said):
+        uow.events.add(
+            new_event(
+                EventType.STATION_LIMIT_NEAR,
+                station,
+                actor=actor,
+                at=now,
+                limit=limit,
+                budget=station.budget,
+                devices_made=devices_made,
+                not_after=station.not_after.isoformat(),
+            )
+        )
+    if due - said:
+        uow.stations.mark_warned(station.id, ",".join(sorted(due | said)))
+
+
+class _Replay:
+    """The actions of believed entries, in order, inside one unit of work."""
+
+    def __init__(self, ctx: ServiceContext, uow: UnitOfWork, station: Station) -> None:
+        self.ctx, self.uow, self.station = ctx, uow, station
+        self.actor = f"station:{station.id}"
+        self.devices_made = station.devices_made
+        self.product = self._product()
+        token = uow.factory_tokens.get(station.factory_token_id, within="/")
+        if token is None:
+            raise Conflict("The station's factory token no longer exists.")
+        self.token = token
+
+    def _product(self) -> Product:
+        product = self.uow.products.get(self.station.product_id, within="/")
+        if product is None:
+            raise Conflict("The station's product no longer exists.")
+        return product
+
+    def entry(self, entry: LedgerEntry) -> None:
+        ctx = replace(self.ctx, clock=_fixed(entry.at))
+        data = entry.data
+        if entry.kind is LedgerKind.ENROLL:
+            self._enroll(ctx, data)
+        elif entry.kind is LedgerKind.TEST_RUN:
+            self._test_run(ctx, data)
+        elif entry.kind is LedgerKind.BLESS:
+            self._bless(ctx, data)
+        elif entry.kind is LedgerKind.CERTIFICATE:
+            self._certificate(ctx, data)
+
+    def _enroll(self, ctx: ServiceContext, data: dict[str, Any]) -> None:
+        serial, device_id = str(data["serial_number"]), str(data["device_id"])
+        if device_id != registered_device_id(self.product.id, serial):
+            raise Conflict("the device id is not the one a station gives that serial number")
+        if bool(data.get("new_device")):  # counted even if it registered itself before this sync
+            problem = budget_problem(self.station.budget, self.devices_made)
+            if problem is not None:
+                raise Conflict(problem)
+            self.devices_made += 1
+        existing = self.uow.devices.get(device_id, within="/")
+        if existing is not None and existing.state not in _ON_THE_LINE:
+            return  # it registered itself already and went on: the line's entries are its history
+        enrolled = enroll_unit(
+            ctx,
+            self.uow,
+            self.token,
+            self.product,
+            str(data["hardware_id"]),
+            serial,
+            actor=self.actor,
+            new_device_id=device_id,
+        )
+        if enrolled.device.id != device_id:
+            raise Conflict(f"the server holds that unit as device {enrolled.device.id}, not {device_id}")
+
+    def _device(self, data: dict[str, Any]) -> Device:
+        device = self.uow.devices.get(str(data["device_id"]), within="/")
+        if device is None or device.product_id != self.product.id:
+            raise Conflict(f"no device {data['device_id']} of the station's product was enrolled")
+        return device
+
+    def _test_run(self, ctx: ServiceContext, data: dict[str, Any]) -> None:
+        device = self._device(data)
+        measurements = check_measurements(dict(data.get("measurements") or {}))
+        fixture, operator = data.get("fixture"), data.get("operator")
+        if device.state not in _ON_THE_LINE:
+            return
+        record_run(
+            ctx,
+            self.uow,
+            device,
+            self.actor,
+            passed=bool(data["passed"]),
+            measurements=measurements,
+            fixture=fixture,
+            operator=operator,
+            run_id=str(data.get("run_id") or new_id()),
+        )
+
+    def _bless(self, ctx: ServiceContext, data: dict[str, Any]) -> None:
+        device = self._device(data)
+        if device.state not in _ON_THE_LINE:
+            return
+        blessing = bless_unit(ctx, self.uow, device, self.actor)
+        if blessing.result.value != data.get("result"):
+            raise Conflict(
+                f"the station said {data.get('result')}, the replayed test runs say {blessing.result.value}"
+            )
+
+    def _certificate(self, ctx: ServiceContext, data: dict[str, Any]) -> None:
+        device = self._device(data)
+        fingerprint = str(data["fingerprint_sha256"])
+        if self.uow.devices.find_by_active_certificates([fingerprint]):
+            return  # it registered itself with this certificate already
+        self.uow.certificates.add(
+            Certificate(
+                id=new_id(),
+                device_id=device.id,
+                organization_id=device.organization_id,
+                product_id=device.product_id,
+                serial_hex=fingerprint,  # unique, as registration keeps it; the issuer's serial beside
+                fingerprint_sha256=fingerprint,
+                subject=str(data["subject"])[:500],
+                not_before=datetime.fromisoformat(str(data["not_before"])),
+                not_after=datetime.fromisoformat(str(data["not_after"])),
+                created_at=ctx.clock(),
+                authority_id=self.station.authority_id,
+                issuer_serial_hex=str(data["serial_hex"]),
+            )
+        )
+
+
+def _fixed(at: datetime) -> Any:
+    return lambda: at
