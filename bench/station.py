@@ -1,0 +1,343 @@
+"""The offline factory station (issue 17): DUT cycles/s at a station, and ledger sync into the server.
+
+Two figures, each beside a floor measured in the same run on the same machine:
+
+(a) line: K fixtures (``lineside factory simulate``'s line, the same code as
+    ``bench/factory_line.py``) take DUTs through enroll -> test -> bless against a real
+    ``lineside station run BUNDLE`` with no server reachable, then the same simulation against
+    the server itself (``lineside serve``, SQLite, the same workers). Printed: cycles/s at each,
+    their ratio, p50/p99 per step, and the station's peak RSS (VmHWM of its process tree).
+    Target: >= 300 cycles/s with 32 fixtures (the server's own line target).
+
+(b) sync: a station ledger of N entries (enroll, test run, bless per unit; 5% of the units
+    fail their test) is made on a station-style SQLite database by services.station_line (the
+    code behind the station's routes), then uploaded in order to a fresh
+    ``lineside serve`` by POST /api/v1/stations/{id}/ledger in chunks of --chunk entries, the
+    way ``lineside station sync`` does. Timed: the upload alone. The floor: the driver's raw
+    executemany of N test_runs rows into the same database, one transaction, in the same run
+    (what the database itself can take; the replay writes devices, test runs, events and the
+    station's head besides, so a ratio near 1 is not expected). Target on PostgreSQL:
+    >= 5,000 entries/s.
+
+The server's database and data directory are throwaway (SQLite file or a fresh PostgreSQL
+database, see scratch.py). The station-style database shares the server's data directory,
+so its secret hashes are the server's: the organization, the fixtures' API key, the product
+and the factory token are copied row by row from the server, under the same ids.
+
+Reproduce (from the repository root):
+
+    .venv/bin/python bench/station.py                               # (a) and (b) on both databases
+    .venv/bin/python bench/station.py --part sync --backend postgres --entries 20000
+    .venv/bin/python bench/station.py --part sync --entries 600 --backend sqlite   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from device_auth import HOST, free_port, process_tree_cpu, running_server
+from scratch import bench_parser, each_backend, postgres_database
+from sqlalchemy import Engine, create_engine, insert, select
+
+from lineside.adapters.db import tables as t
+from lineside.bootstrap import bootstrap
+from lineside.domain.identifiers import new_ids
+from lineside.domain.models import Scope
+from lineside.domain.stations import MAX_ENTRIES_PER_UPLOAD, LedgerEntry
+from lineside.services import station_line
+from lineside.services.context import ServiceContext
+from lineside.services.factory_tokens import create_factory_token
+from lineside.services.organizations import authenticate_api_key, create_api_key, create_organization
+from lineside.services.products import create_product
+from lineside.services.stations import StationRequest, create_station
+from lineside.settings import Settings
+
+TARGET_SYNC_ENTRIES_PER_SECOND = 5000.0
+FAIL_EVERY = 20  # one unit in 20 fails its test (5%, as bench/factory_line.py)
+# What a station needs of the server to run the line offline (in foreign-key order).
+_COPIED_TABLES = ("organizations", "api_keys", "products", "device_groups", "factory_enrollment_tokens")
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """A station created on the server, with what its fixtures send."""
+
+    bundle: dict[str, Any]
+    fixture_key: str
+    enrollment_token: str
+
+    @property
+    def station_id(self) -> str:
+        return str(self.bundle["station"]["id"])
+
+
+@dataclass
+class SyncMeasurement:
+    backend: str
+    entries: int
+    units: int
+    build_seconds: float
+    sync_seconds: float
+    server_cpu: float
+    applied: int
+    floor_rows: int
+    floor_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.applied / self.sync_seconds
+
+    @property
+    def floor_rate(self) -> float:
+        return self.floor_rows / self.floor_seconds
+
+
+def settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=data_dir, _env_file=None)
+
+
+def delegate(database_url: str, data_dir: Path, budget: int) -> Delegation:
+    """On the server: migrate; an organization, a factory key, a product, a factory token and
+    a station of ``budget`` devices for 14 days."""
+    app = bootstrap(settings(database_url, data_dir), migrate=True)
+    try:
+        ctx = app.services
+        admin = authenticate_api_key(ctx, create_organization(ctx, "bench factory").admin_key.secret)
+        key = create_api_key(ctx, admin, name="line", scopes=frozenset({Scope.FACTORY})).secret
+        product = create_product(ctx, admin, name="bench product", fields=[])
+        token = create_factory_token(ctx, admin, product_id=product.id, name="bench").secret
+        request = StationRequest(
+            name="bench station", budget=budget, valid_days=14, enrollment_token=token, fixture_api_key=key
+        )
+        made = create_station(ctx, admin, product.id, request)
+    finally:
+        app.close()
+    return Delegation(made.bundle, key, token)
+
+
+def copy_line_rows(server: Engine, station: Engine, organization_id: str) -> None:
+    """The rows of the organization a station's line reads, from the server to the station."""
+    with server.connect() as source, station.begin() as target:
+        for name in _COPIED_TABLES:
+            table = t.metadata.tables[name]
+            column = table.c.id if name == "organizations" else table.c.organization_id
+            rows = [
+                dict(row._mapping) for row in source.execute(select(table).where(column == organization_id))
+            ]
+            if rows:
+                target.execute(insert(table), rows)
+
+
+@contextmanager
+def station_services(server_url: str, workdir: Path, delegation: Delegation) -> Iterator[ServiceContext]:
+    """A station-style database (SQLite, migrated) holding the server's line rows."""
+    url = f"sqlite:///{workdir / 'station.db'}"
+    app = bootstrap(settings(url, workdir / "data"), migrate=True)
+    try:
+        server = create_engine(server_url)
+        try:
+            copy_line_rows(server, app.engine, str(delegation.bundle["organization"]["id"]))
+        finally:
+            server.dispose()
+        yield app.services
+    finally:
+        app.close()
+
+
+def station_post(bundle: dict[str, Any]) -> station_line.StationPost:
+    station = bundle["station"]
+    return station_line.StationPost(
+        station_id=station["id"],
+        product_id=station["product_id"],
+        budget=int(station["budget"]),
+        not_before=datetime.fromisoformat(station["not_before"]),
+        not_after=datetime.fromisoformat(station["not_after"]),
+        signing_key_pem=bundle["secrets"]["signing_key_pem"],
+    )
+
+
+def build_ledger(ctx: ServiceContext, delegation: Delegation, entries: int) -> int:
+    """Units through the station's line until the ledger holds ``entries`` entries; the units."""
+    post = station_post(delegation.bundle)
+    fixtures = authenticate_api_key(ctx, delegation.fixture_key)
+    written, units = 0, 0
+    while written < entries:
+        units += 1
+        hardware_id = secrets.token_hex(8)
+        dut = station_line.enroll(
+            ctx, post, delegation.enrollment_token, hardware_id=hardware_id, serial_number=None
+        )
+        written += 1
+        if written >= entries:
+            break
+        passed = units % FAIL_EVERY != 0
+        station_line.record_test_run(
+            ctx,
+            post,
+            fixtures,
+            dut.device.id,
+            passed=passed,
+            measurements={"rssi_dbm": -40 - units % 30, "current_ma": 80 + units % 7},
+            fixture=f"fixture-{units % 32:02d}",
+            operator="bench",
+        )
+        written += 1
+        if written >= entries:
+            break
+        station_line.bless(ctx, post, fixtures, dut.device.id)
+        written += 1
+    return units
+
+
+def ledger_of(ctx: ServiceContext) -> list[LedgerEntry]:
+    with ctx.unit_of_work(write=False) as uow:
+        return list(uow.station_ledger.entries(0, 10**9))
+
+
+def wire(entry: LedgerEntry) -> dict[str, Any]:
+    """An entry as LedgerEntryIn reads it (what ``lineside station sync`` sends)."""
+    return {
+        "sequence": entry.sequence,
+        "at": entry.at.isoformat(),
+        "kind": entry.kind.value,
+        "data": entry.data,
+        "previous_hash": entry.previous_hash,
+        "hash": entry.hash,
+        "signature": entry.signature,
+    }
+
+
+def upload(base_url: str, delegation: Delegation, ledger: list[LedgerEntry], chunk: int) -> int:
+    """The ledger to the server in order, ``chunk`` entries a request; the entries applied."""
+    applied = 0
+    path = f"/api/v1/stations/{delegation.station_id}/ledger"
+    headers = {"authorization": f"Bearer {delegation.fixture_key}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=600, trust_env=False) as http:
+        for start in range(0, len(ledger), chunk):
+            body = {"entries": [wire(entry) for entry in ledger[start : start + chunk]]}
+            response = http.post(path, json=body)
+            if response.status_code != 200:
+                raise SystemExit(f"sync refused at chunk {start}: {response.status_code} {response.text}")
+            applied += int(response.json()["applied"])
+    return applied
+
+
+def raw_floor(database_url: str, rows: int) -> float:
+    """Seconds for the driver's executemany of ``rows`` test_runs rows (copies of one the sync
+    wrote, fresh ids), one transaction: what the database itself takes for that many rows."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            template = connection.execute(select(t.test_runs).limit(1)).mappings().first()
+        assert template is not None, "the sync made no test runs"
+        sample = [{**template, "id": identifier} for identifier in new_ids(rows)]
+        start = time.perf_counter()
+        with engine.begin() as connection:
+            connection.execute(insert(t.test_runs), sample)
+        return time.perf_counter() - start
+    finally:
+        engine.dispose()
+
+
+def sync_backend(args: argparse.Namespace, backend: str) -> SyncMeasurement:
+    workdir = Path(tempfile.mkdtemp(prefix="lineside-bench-station-"))
+    try:
+        with ExitStack() as stack:
+            if backend == "postgres":
+                url = stack.enter_context(postgres_database(args.postgres_url))
+            else:
+                url = f"sqlite:///{workdir / 'lineside.db'}"
+            delegation = delegate(url, workdir / "data", budget=args.entries)
+            started = time.perf_counter()
+            with station_services(url, workdir, delegation) as station:
+                units = build_ledger(station, delegation, args.entries)
+                ledger = ledger_of(station)
+            build_seconds = time.perf_counter() - started
+            print(
+                f"... {backend}: a ledger of {len(ledger):,} entries ({units:,} units)"
+                f" in {build_seconds:.1f} s"
+            )
+            port = args.port or free_port()
+            base_url = f"http://{HOST}:{port}"
+            with running_server(url, workdir, args.workers, port) as server_pid:
+                cpu, start = process_tree_cpu(server_pid), time.perf_counter()
+                applied = upload(base_url, delegation, ledger, args.chunk)
+                sync_seconds = time.perf_counter() - start
+                server_cpu = process_tree_cpu(server_pid) - cpu
+                if applied != len(ledger):
+                    raise SystemExit(f"{backend}: the server applied {applied} of {len(ledger)} entries")
+                # Idempotence, as the issue asks: the same entries again change nothing.
+                if again := upload(base_url, delegation, ledger[: args.chunk], args.chunk):
+                    raise SystemExit(f"{backend}: a repeated upload applied {again} entries (must be 0)")
+            floor_seconds = raw_floor(url, len(ledger))
+        return SyncMeasurement(
+            backend,
+            len(ledger),
+            units,
+            build_seconds,
+            sync_seconds,
+            server_cpu,
+            applied,
+            len(ledger),
+            floor_seconds,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def print_sync(measurements: list[SyncMeasurement]) -> None:
+    print()
+    print(
+        f"{'backend':<9} {'entries':>8} {'units':>6} {'sync s':>7} {'entries/s':>9} {'server CPU':>10}"
+        f"  {'floor rows/s':>12} {'ratio':>6}   (floor: raw executemany of as many test_runs rows)"
+    )
+    for m in measurements:
+        print(
+            f"{m.backend:<9} {m.applied:>8,} {m.units:>6,} {m.sync_seconds:>7.1f} {m.rate:>9,.0f}"
+            f" {m.server_cpu / m.sync_seconds:>10.0%}  {m.floor_rate:>12,.0f} {m.rate / m.floor_rate:>6.2f}"
+        )
+    print()
+    for m in measurements:
+        met = m.rate >= TARGET_SYNC_ENTRIES_PER_SECOND
+        verdict = ("met" if met else "NOT met") if m.backend == "postgres" else "reported, not held to it"
+        print(
+            f"{m.backend}: sync target {TARGET_SYNC_ENTRIES_PER_SECOND:,.0f} entries/s on PostgreSQL:"
+            f" {verdict} ({m.rate:,.0f} entries/s)"
+        )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--part", choices=["line", "sync", "both"], default="both")
+    parser.add_argument("--entries", type=int, default=20_000, help="ledger entries to sync")
+    parser.add_argument(
+        "--chunk", type=int, default=500, help=f"entries per upload (at most {MAX_ENTRIES_PER_UPLOAD})"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="server (and station) worker processes")
+    parser.add_argument("--port", type=int, default=0, help="server port on 127.0.0.1 (0: a free one)")
+    args = parser.parse_args()
+    if args.entries < 1 or not 1 <= args.chunk <= MAX_ENTRIES_PER_UPLOAD:
+        parser.error(f"--entries must be positive and --chunk between 1 and {MAX_ENTRIES_PER_UPLOAD}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.part in ("sync", "both"):
+        print(f"Sync:   {args.entries:,} entries, chunks of {args.chunk}, {args.workers} server workers")
+        print_sync(each_backend(args, lambda backend: sync_backend(args, backend)))
+
+
+if __name__ == "__main__":
+    main()
