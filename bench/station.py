@@ -34,8 +34,11 @@ Reproduce (from the repository root):
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -46,8 +49,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from device_auth import HOST, free_port, process_tree_cpu, running_server
-from scratch import bench_parser, each_backend, postgres_database
+from device_auth import (
+    HOST,
+    free_port,
+    process_tree_cpu,
+    running_server,
+    server_environment,
+    stop_server,
+    wait_until_healthy,
+)
+from scratch import bench_parser, each_backend, postgres_database, print_machine, stop_cleanly_on_signals
 from sqlalchemy import Engine, create_engine, insert, select
 
 from lineside.adapters.db import tables as t
@@ -55,6 +66,8 @@ from lineside.bootstrap import bootstrap
 from lineside.domain.identifiers import new_ids
 from lineside.domain.models import Scope
 from lineside.domain.stations import MAX_ENTRIES_PER_UPLOAD, LedgerEntry
+from lineside.entrypoints.cli.factory_client import FactoryClient
+from lineside.entrypoints.cli.factory_simulation import STEPS, LinePlan, LineReport, run_line
 from lineside.services import station_line
 from lineside.services.context import ServiceContext
 from lineside.services.factory_tokens import create_factory_token
@@ -64,6 +77,7 @@ from lineside.services.stations import StationRequest, create_station
 from lineside.settings import Settings
 
 TARGET_SYNC_ENTRIES_PER_SECOND = 5000.0
+TARGET_CYCLES_PER_SECOND = 300.0
 FAIL_EVERY = 20  # one unit in 20 fails its test (5%, as bench/factory_line.py)
 # What a station needs of the server to run the line offline (in foreign-key order).
 _COPIED_TABLES = ("organizations", "api_keys", "products", "device_groups", "factory_enrollment_tokens")
@@ -296,6 +310,148 @@ def sync_backend(args: argparse.Namespace, backend: str) -> SyncMeasurement:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# -- (a) the line at the station, beside the line at the server ---------------------------
+
+
+@dataclass
+class LineMeasurement:
+    where: str  # "station" or "server"
+    report: LineReport
+    cpu: float  # seconds of the serving process tree in the measured window
+    window: float
+    peak_rss_mib: float
+
+
+def tree_pids(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    tree, frontier = [root], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree += children
+        frontier += children
+    return tree
+
+
+def peak_rss_mib(root: int) -> float:
+    """VmHWM (the kernel's peak resident set) summed over ``root``'s live process tree."""
+    total_kib = 0
+    for pid in tree_pids(root):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kib += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kib / 1024
+
+
+@contextmanager
+def running_station(bundle: Path, workdir: Path, port: int, dead_server: str) -> Iterator[int]:
+    """``lineside station run BUNDLE`` in its own session, with no server it could reach
+    (``--server`` names a closed port) and no automatic sync; yields its pid."""
+    log = workdir / "station.log"
+    command = [sys.executable, "-m", "lineside", "station", "run", str(bundle)]
+    command += ["--data-dir", str(workdir / "station-data"), "--port", str(port)]
+    command += ["--sync-every", "0", "--server", dead_server]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command,
+            env=server_environment("sqlite:///unused.db", workdir / "unused-data"),
+            cwd=workdir,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_healthy(f"http://{HOST}:{port}", process, log)
+        yield process.pid
+    finally:
+        stop_server(process)
+
+
+def drive_line(
+    args: argparse.Namespace, where: str, base_url: str, delegation: Delegation, pid: int
+) -> LineMeasurement:
+    def connect() -> FactoryClient:
+        return FactoryClient(base_url, delegation.fixture_key)
+
+    token = delegation.enrollment_token
+    if args.warmup:
+        run_line(LinePlan(args.warmup, args.fixtures, args.fail_rate, args.seed + 1, token, "bench"), connect)
+    plan = LinePlan(args.count, args.fixtures, args.fail_rate, args.seed, token, "bench")
+    cpu, start = process_tree_cpu(pid), time.monotonic()
+    report = run_line(plan, connect)
+    window = time.monotonic() - start
+    return LineMeasurement(where, report, process_tree_cpu(pid) - cpu, window, peak_rss_mib(pid))
+
+
+def line_measurements(args: argparse.Namespace) -> list[LineMeasurement]:
+    """The station first (the server process not even running), then the server's own line
+    on its SQLite database, the same fixtures, the same plan."""
+    workdir = Path(tempfile.mkdtemp(prefix="lineside-bench-station-line-"))
+    try:
+        url = f"sqlite:///{workdir / 'lineside.db'}"
+        budget = 2 * (args.warmup + args.count)
+        delegation = delegate(url, workdir / "data", budget=budget)
+        bundle = workdir / "station.json"
+        bundle.write_text(json.dumps(delegation.bundle))
+        bundle.chmod(0o600)
+        measurements = []
+        port = args.port or free_port()
+        with running_station(bundle, workdir, port, f"http://{HOST}:{free_port()}") as pid:
+            print(
+                f"... station up on port {port}, server down; {args.warmup} warm-up cycles, then {args.count}"
+            )
+            measurements.append(drive_line(args, "station", f"http://{HOST}:{port}", delegation, pid))
+        port = args.port or free_port()
+        with running_server(url, workdir, args.workers, port) as pid:
+            print(f"... server up on port {port} ({args.workers} workers); the same line")
+            measurements.append(drive_line(args, "server", f"http://{HOST}:{port}", delegation, pid))
+        return measurements
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def print_line(args: argparse.Namespace, measurements: list[LineMeasurement]) -> None:
+    steps = "  ".join(f"{step + ' p50/p99':>13}" for step in (*STEPS, "cycle"))
+    print()
+    print(
+        f"{'at':<8} {'DUTs':>5} {'errors':>6} {'cycles/s':>8} {'CPU/cycle':>9} {'peak RSS':>9}"
+        f"  {steps}   (ms)"
+    )
+    for m in measurements:
+        r = m.report
+        cells = []
+        for step in (*STEPS, "cycle"):
+            cuts = r.percentiles_ms(step)
+            cells.append(f"{cuts[0]:>6.1f} {cuts[1]:>6.1f}" if cuts else f"{'-':>6} {'-':>6}")
+        print(
+            f"{m.where:<8} {r.completed:>5} {r.errors:>6} {r.cycles_per_second:>8.1f}"
+            f" {m.cpu / max(r.completed, 1) * 1000:>7.2f}ms {m.peak_rss_mib:>6.0f}MiB  {'  '.join(cells)}"
+        )
+        for message in r.error_messages[:5]:
+            print(f"  error: {message}")
+    station, server = measurements
+    ratio = station.report.cycles_per_second / max(server.report.cycles_per_second, 1e-9)
+    met = station.report.cycles_per_second >= TARGET_CYCLES_PER_SECOND and not station.report.errors
+    print()
+    print(
+        f"station/server cycles/s: {ratio:.2f} (the server: {args.workers} workers on SQLite; the station:"
+        " one process on its SQLite)"
+    )
+    print(
+        f"station: target {TARGET_CYCLES_PER_SECOND:.0f} cycles/s with {args.fixtures} fixtures:"
+        f" {'met' if met else 'NOT met'} ({station.report.cycles_per_second:.0f} cycles/s)"
+    )
+
+
 def print_sync(measurements: list[SyncMeasurement]) -> None:
     print()
     print(
@@ -324,6 +480,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--chunk", type=int, default=500, help=f"entries per upload (at most {MAX_ENTRIES_PER_UPLOAD})"
     )
+    parser.add_argument("--fixtures", type=int, default=32, help="concurrent fixtures (threads)")
+    parser.add_argument("--count", type=int, default=3000, help="measured DUT cycles, at each")
+    parser.add_argument("--warmup", type=int, default=320, help="unmeasured DUT cycles before them")
+    parser.add_argument("--fail-rate", type=float, default=0.05, help="share of DUTs whose test fails")
+    parser.add_argument("--seed", type=int, default=1, help="decides which DUTs fail")
     parser.add_argument("--workers", type=int, default=2, help="server (and station) worker processes")
     parser.add_argument("--port", type=int, default=0, help="server port on 127.0.0.1 (0: a free one)")
     args = parser.parse_args()
@@ -334,6 +495,16 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.part in ("line", "both"):
+        print(f"Line:   {args.fixtures} fixtures, fail rate {args.fail_rate:g}, seed {args.seed}")
+        stop_cleanly_on_signals()
+        print_machine()
+        try:
+            line = line_measurements(args)
+        except KeyboardInterrupt:
+            raise SystemExit("interrupted: station and server stopped") from None
+        print_line(args, line)
+        print()
     if args.part in ("sync", "both"):
         print(f"Sync:   {args.entries:,} entries, chunks of {args.chunk}, {args.workers} server workers")
         print_sync(each_backend(args, lambda backend: sync_backend(args, backend)))
