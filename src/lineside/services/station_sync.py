@@ -241,12 +241,16 @@ class _Replay:
         serial, device_id = str(data["serial_number"]), str(data["device_id"])
         if device_id != registered_device_id(self.product.id, serial):
             raise Conflict("the device id is not the one a station gives that serial number")
+        existing = self.uow.devices.get(device_id, within="/")
         if bool(data.get("new_device")):  # counted even if it registered itself before this sync
+            if existing is not None and existing.hardware_id is not None:
+                # Registration knows a unit by its serial only: a hardware id means a line
+                # enrolled it already, so this "new" unit is an earlier entry played again.
+                raise Conflict(f"it makes device {device_id} again (a replayed entry)")
             problem = budget_problem(self.station.budget, self.devices_made)
             if problem is not None:
                 raise Conflict(problem)
             self.devices_made += 1
-        existing = self.uow.devices.get(device_id, within="/")
         if existing is not None and existing.state not in _ON_THE_LINE:
             return  # it registered itself already and went on: the line's entries are its history
         enrolled = enroll_unit(
@@ -274,6 +278,10 @@ class _Replay:
         fixture, operator = data.get("fixture"), data.get("operator")
         if device.state not in _ON_THE_LINE:
             return
+        run_id = str(data.get("run_id") or new_id())
+        if any(run.id == run_id for run in self.uow.test_runs.list_for_device(device.id)):
+            # Not left to the primary key: that would fail the whole upload, not stop it here.
+            raise Conflict(f"its test run {run_id} was recorded already (a replayed entry)")
         record_run(
             ctx,
             self.uow,
@@ -283,7 +291,7 @@ class _Replay:
             measurements=measurements,
             fixture=fixture,
             operator=operator,
-            run_id=str(data.get("run_id") or new_id()),
+            run_id=run_id,
         )
 
     def _bless(self, ctx: ServiceContext, data: dict[str, Any]) -> None:
