@@ -1,0 +1,227 @@
+"""An offline factory station for tests: its own SQLite database, seeded from the bundle the
+server gave it (the organization, product, groups, factory token and fixtures' key, under the
+same ids), where services.station_line runs the line and writes the ledger a test uploads.
+
+Nothing here talks to the server: the station's clock, budget and window can be bent to make
+the ledgers a dishonest or broken station would (dated outside its window, past its budget).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from lineside.bootstrap import Application, bootstrap
+from lineside.domain.factory import FactoryToken
+from lineside.domain.factory_pki import registered_device_id
+from lineside.domain.metadata import FieldType, MetadataField
+from lineside.domain.models import (
+    ApiKey,
+    ApplicationFirmwareAfter,
+    DeviceGroup,
+    EnrollmentPolicy,
+    GroupKind,
+    Organization,
+    Principal,
+    Product,
+    Scope,
+)
+from lineside.domain.secret_tokens import display_prefix
+from lineside.domain.stations import LedgerEntry, LedgerKind
+from lineside.services import station_line
+from lineside.services.authentication import authenticate_caller
+from lineside.services.context import ServiceContext
+from lineside.settings import Settings
+from tests.support.factory import hardware_id
+
+
+@dataclass
+class StationSite:
+    """A station at the factory: its application (database), what it was delegated, and the
+    fixtures' principal there."""
+
+    application: Application
+    post: station_line.StationPost
+    fixtures: Principal
+    enrollment_token: str
+    bundle: dict[str, Any]
+    clock: Callable[[], datetime] | None = None  # None: the real time
+
+    @property
+    def ctx(self) -> ServiceContext:
+        ctx = self.application.services
+        return replace(ctx, clock=self.clock) if self.clock is not None else ctx
+
+    def unit(self, *, passed: bool = True, serial: str | None = None) -> str:
+        """A unit taken down the line (enrolled, tested, blessed or failed): its device id."""
+        enrolled = station_line.enroll(
+            self.ctx, self.post, self.enrollment_token, hardware_id=hardware_id(), serial_number=serial
+        )
+        device_id = enrolled.device.id
+        station_line.record_test_run(
+            self.ctx, self.post, self.fixtures, device_id, passed=passed, measurements={"volts": 3.3}
+        )
+        station_line.bless(self.ctx, self.post, self.fixtures, device_id)
+        return device_id
+
+    def record_certificate(self, device_id: str, certificate: x509.Certificate) -> None:
+        """The ledger entry of a device certificate the station's CA issued on the line."""
+        facts = self.application.services.x509.read_device_certificate(
+            certificate.public_bytes(serialization.Encoding.DER), ()
+        )
+        data = {
+            "device_id": device_id,
+            "fingerprint_sha256": facts.fingerprint_sha256,
+            "serial_hex": facts.serial_hex,
+            "subject": facts.subject,
+            "not_before": facts.not_before.isoformat(),
+            "not_after": facts.not_after.isoformat(),
+        }
+        with self.ctx.unit_of_work() as uow:
+            station_line.append_entry(self.ctx, uow, self.post, LedgerKind.CERTIFICATE, data)
+            uow.commit()
+
+    def entries(self) -> list[LedgerEntry]:
+        with self.application.services.unit_of_work(write=False) as uow:
+            return list(uow.station_ledger.entries(0, 100_000))
+
+
+@contextmanager
+def station_site(bundle: dict[str, Any], directory: Path) -> Iterator[StationSite]:
+    """A station's database bootstrapped from ``bundle`` in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        database_url=f"sqlite:///{directory / 'station.db'}", data_dir=directory / "data", _env_file=None
+    )
+    application = bootstrap(settings, migrate=True)
+    try:
+        secrets_ = bundle["secrets"]
+        seed_station_database(application.services, bundle)
+        station = bundle["station"]
+        post = station_line.StationPost(
+            station_id=station["id"],
+            product_id=station["product_id"],
+            budget=station["budget"],
+            not_before=datetime.fromisoformat(station["not_before"]),
+            not_after=datetime.fromisoformat(station["not_after"]),
+            signing_key_pem=secrets_["signing_key_pem"],
+        )
+        fixtures = authenticate_caller(application.services, secrets_["fixture_api_key"])
+        yield StationSite(application, post, fixtures, secrets_["enrollment_token"], bundle)
+    finally:
+        application.close()
+
+
+def seed_station_database(ctx: ServiceContext, bundle: dict[str, Any]) -> None:
+    """The rows the line needs, with the server's ids; the secrets stored hashed under the
+    station's own key, as the server stores them under its own."""
+    now = datetime.now(UTC)
+    organization_id = bundle["organization"]["id"]
+    with ctx.unit_of_work() as uow:
+        uow.organizations.add(
+            Organization(organization_id, bundle["organization"]["name"], None, f"/{organization_id}/", now)
+        )
+        uow.products.add(_product(bundle["product"]))
+        for group in bundle["groups"]:
+            uow.groups.add(_group(group))
+        token = bundle["factory_token"]
+        uow.factory_tokens.add(
+            FactoryToken(**{**token, "created_at": _when(token["created_at"]), "revoked_at": None}),
+            ctx.hasher.hash(bundle["secrets"]["enrollment_token"]),
+        )
+        fixture_key = bundle["secrets"]["fixture_api_key"]
+        key = ApiKey(
+            id=bundle["fixtures"]["api_key_id"],
+            organization_id=organization_id,
+            name="fixtures",
+            scopes=frozenset({Scope.FACTORY}),
+            prefix=display_prefix(fixture_key),
+            created_at=now,
+        )
+        uow.api_keys.add(key, ctx.hasher.hash(fixture_key))
+        uow.commit()
+
+
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _product(plain: dict[str, Any]) -> Product:
+    return Product(
+        id=plain["id"],
+        organization_id=plain["organization_id"],
+        name=plain["name"],
+        metadata_fields=[
+            MetadataField(f["name"], FieldType(f["type"]), f["required"]) for f in plain["metadata_fields"]
+        ],
+        created_at=_when(plain["created_at"]),
+        enrollment_policy=EnrollmentPolicy(plain["enrollment_policy"]),
+        requires_blessing=plain["requires_blessing"],
+    )
+
+
+def _group(plain: dict[str, Any]) -> DeviceGroup:
+    return DeviceGroup(
+        id=plain["id"],
+        organization_id=plain["organization_id"],
+        product_id=plain["product_id"],
+        name=plain["name"],
+        kind=GroupKind(plain["kind"]),
+        created_at=_when(plain["created_at"]),
+        application_firmware_after=ApplicationFirmwareAfter(plain["application_firmware_after"]),
+    )
+
+
+def wire(entry: LedgerEntry) -> dict[str, Any]:
+    """An entry as the station uploads it."""
+    return {
+        "sequence": entry.sequence,
+        "at": entry.at.isoformat(),
+        "kind": entry.kind.value,
+        "data": entry.data,
+        "previous_hash": entry.previous_hash,
+        "hash": entry.hash,
+        "signature": entry.signature,
+    }
+
+
+def unit_certificate(bundle: dict[str, Any], serial: str) -> x509.Certificate:
+    """A device certificate the station's CA signs on the line: CN = the id the station gives
+    ``serial``, subject serialNumber = the serial."""
+    ca_key = serialization.load_pem_private_key(bundle["secrets"]["ca_key_pem"].encode(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca = x509.load_pem_x509_certificate(bundle["certificate_authority_pem"].encode())
+    device_id = registered_device_id(bundle["product"]["id"], serial)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, device_id),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, serial),
+        ]
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(int.from_bytes(secrets.token_bytes(16)) >> 1)
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(min(now + timedelta(days=365), ca.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
