@@ -73,6 +73,11 @@ COMMANDS = {
         "serve",
         "Serve the HTTP API (and /docs), and the embedded MQTT broker unless LINESIDE_MQTT_ENABLED=0.",
     ),
+    "station": LazyCommand(
+        f"{_CLI}.stations",
+        "station",
+        "Offline factory stations: run a product's line at the factory without the server, and sync.",
+    ),
     "tokens": LazyCommand(
         f"{_CLI}.tokens",
         "tokens",

@@ -1,0 +1,1 @@
+"""The offline factory station process: its bundle, data directory, HTTP app and ledger sync."""
