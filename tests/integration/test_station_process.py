@@ -203,3 +203,20 @@ def test_a_missing_or_foreign_bundle_is_refused_in_one_line(tmp_path: Path) -> N
     assert (missing.returncode, other.returncode) == (2, 2)
     assert "cannot be read" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
     assert "is not a station bundle" in other.stderr
+
+
+def test_a_running_station_syncs_by_itself_once_the_server_answers(
+    tenant: Tenant, application: Application, client: httpx.Client, tmp_path: Path
+) -> None:
+    delegation = delegate(tenant, tmp_path)
+    log = tmp_path / "station.log"
+    with station_running(delegation, log, server=str(client.base_url), sync_every=0.2) as station:
+        simulate(station, delegation, 10)
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while (status := station.status())["entries_waiting"] or status["ledger_head"] < 30:
+            assert time.monotonic() < deadline, f"the station did not sync: {status}"
+            time.sleep(0.05)  # polling for a condition, with a deadline
+        assert status["server_reachable"] is True
+        assert status["last_sync_at"] is not None
+    assert server_view(application, delegation.product_id).devices == 10
+    assert server_head(tenant, delegation.station_id) == 30
