@@ -49,6 +49,7 @@ bench: $(STAMP) ## Print throughput, latency and memory figures (see README).
 	$(BIN)/python bench/floors.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/station.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
