@@ -9,20 +9,20 @@ Two figures, each beside a floor measured in the same run on the same machine:
     their ratio, p50/p99 per step, and the station's peak RSS (VmHWM of its process tree).
     Target: >= 300 cycles/s with 32 fixtures (the server's own line target).
 
-(b) sync: a station ledger of N entries (enroll, test run, bless per unit; 5% of the units
-    fail their test) is made on a station-style SQLite database by services.station_line (the
-    code behind the station's routes), then uploaded in order to a fresh
-    ``lineside serve`` by POST /api/v1/stations/{id}/ledger in chunks of --chunk entries, the
-    way ``lineside station sync`` does. Timed: the upload alone. The floor: the driver's raw
+(b) sync: a station's own home is made from the bundle (``read_bundle`` and ``open_station``,
+    as ``lineside station run`` makes it: its SQLite database, seeded under the server's ids),
+    and services.station_line (the code behind the station's routes) writes a ledger of N
+    entries there (enroll, test run, bless per unit; 1 unit in 20 fails its test). Then the
+    station's own sync (``entrypoints.station.sync.sync_ledger``, the code of ``lineside
+    station sync``: chunks of 500, each marked synced as the server acknowledges it) uploads
+    it to a fresh ``lineside serve``. Timed: the sync alone. The floor: the driver's raw
     executemany of N test_runs rows into the same database, one transaction, in the same run
-    (what the database itself can take; the replay writes devices, test runs, events and the
-    station's head besides, so a ratio near 1 is not expected). Target on PostgreSQL:
-    >= 5,000 entries/s.
+    (what the database itself takes; the replay writes devices, test runs, state changes,
+    events and the station's head besides, so a ratio near 1 is not expected). Target on
+    PostgreSQL: >= 5,000 entries/s.
 
-The server's database and data directory are throwaway (SQLite file or a fresh PostgreSQL
-database, see scratch.py). The station-style database shares the server's data directory,
-so its secret hashes are the server's: the organization, the fixtures' API key, the product
-and the factory token are copied row by row from the server, under the same ids.
+The server's database and data directory are throwaway (a SQLite file or a fresh PostgreSQL
+database, see scratch.py).
 
 Reproduce (from the repository root):
 
@@ -44,7 +44,6 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +58,18 @@ from device_auth import (
     wait_until_healthy,
 )
 from scratch import bench_parser, each_backend, postgres_database, print_machine, stop_cleanly_on_signals
-from sqlalchemy import Engine, create_engine, insert, select
+from sqlalchemy import create_engine, insert, select
 
 from lineside.adapters.db import tables as t
 from lineside.bootstrap import bootstrap
 from lineside.domain.identifiers import new_ids
 from lineside.domain.models import Scope
-from lineside.domain.stations import MAX_ENTRIES_PER_UPLOAD, LedgerEntry
+from lineside.domain.stations import LedgerEntry
 from lineside.entrypoints.cli.factory_client import FactoryClient
 from lineside.entrypoints.cli.factory_simulation import STEPS, LinePlan, LineReport, run_line
+from lineside.entrypoints.station.bundle import StationBundle, read_bundle
+from lineside.entrypoints.station.home import open_station
+from lineside.entrypoints.station.sync import CHUNK, StationLink, sync_ledger
 from lineside.services import station_line
 from lineside.services.context import ServiceContext
 from lineside.services.factory_tokens import create_factory_token
@@ -140,50 +142,25 @@ def delegate(database_url: str, data_dir: Path, budget: int) -> Delegation:
     return Delegation(made.bundle, key, token)
 
 
-def copy_line_rows(server: Engine, station: Engine, organization_id: str) -> None:
-    """The rows of the organization a station's line reads, from the server to the station."""
-    with server.connect() as source, station.begin() as target:
-        for name in _COPIED_TABLES:
-            table = t.metadata.tables[name]
-            column = table.c.id if name == "organizations" else table.c.organization_id
-            rows = [
-                dict(row._mapping) for row in source.execute(select(table).where(column == organization_id))
-            ]
-            if rows:
-                target.execute(insert(table), rows)
-
-
 @contextmanager
-def station_services(server_url: str, workdir: Path, delegation: Delegation) -> Iterator[ServiceContext]:
-    """A station-style database (SQLite, migrated) holding the server's line rows."""
-    url = f"sqlite:///{workdir / 'station.db'}"
-    app = bootstrap(settings(url, workdir / "data"), migrate=True)
+def station_home(workdir: Path, delegation: Delegation) -> Iterator[tuple[ServiceContext, StationBundle]]:
+    """The station's own home from its bundle (written 0600, read by read_bundle, migrated and
+    seeded by open_station), as ``lineside station run`` makes it."""
+    path = workdir / "station.json"
+    path.write_text(json.dumps(delegation.bundle))
+    path.chmod(0o600)
+    bundle = read_bundle(path)
+    application = open_station(bundle, workdir / "station-data")
     try:
-        server = create_engine(server_url)
-        try:
-            copy_line_rows(server, app.engine, str(delegation.bundle["organization"]["id"]))
-        finally:
-            server.dispose()
-        yield app.services
+        yield application.services, bundle
     finally:
-        app.close()
+        application.close()
 
 
-def station_post(bundle: dict[str, Any]) -> station_line.StationPost:
-    station = bundle["station"]
-    return station_line.StationPost(
-        station_id=station["id"],
-        product_id=station["product_id"],
-        budget=int(station["budget"]),
-        not_before=datetime.fromisoformat(station["not_before"]),
-        not_after=datetime.fromisoformat(station["not_after"]),
-        signing_key_pem=bundle["secrets"]["signing_key_pem"],
-    )
-
-
-def build_ledger(ctx: ServiceContext, delegation: Delegation, entries: int) -> int:
+def build_ledger(
+    ctx: ServiceContext, post: station_line.StationPost, delegation: Delegation, entries: int
+) -> int:
     """Units through the station's line until the ledger holds ``entries`` entries; the units."""
-    post = station_post(delegation.bundle)
     fixtures = authenticate_api_key(ctx, delegation.fixture_key)
     written, units = 0, 0
     while written < entries:
@@ -274,9 +251,9 @@ def sync_backend(args: argparse.Namespace, backend: str) -> SyncMeasurement:
                 url = f"sqlite:///{workdir / 'lineside.db'}"
             delegation = delegate(url, workdir / "data", budget=args.entries)
             started = time.perf_counter()
-            with station_services(url, workdir, delegation) as station:
-                units = build_ledger(station, delegation, args.entries)
-                ledger = ledger_of(station)
+            station, bundle = stack.enter_context(station_home(workdir, delegation))
+            units = build_ledger(station, bundle.post, delegation, args.entries)
+            ledger = ledger_of(station)
             build_seconds = time.perf_counter() - started
             print(
                 f"... {backend}: a ledger of {len(ledger):,} entries ({units:,} units)"
@@ -284,15 +261,18 @@ def sync_backend(args: argparse.Namespace, backend: str) -> SyncMeasurement:
             )
             port = args.port or free_port()
             base_url = f"http://{HOST}:{port}"
+            link = StationLink(base_url, delegation.station_id, delegation.fixture_key)
             with running_server(url, workdir, args.workers, port) as server_pid:
                 cpu, start = process_tree_cpu(server_pid), time.perf_counter()
-                applied = upload(base_url, delegation, ledger, args.chunk)
+                # The station's own sync (``lineside station sync``): chunks of 500, each marked
+                # synced on the station as the server acknowledges it.
+                outcome = sync_ledger(station, link)
                 sync_seconds = time.perf_counter() - start
                 server_cpu = process_tree_cpu(server_pid) - cpu
-                if applied != len(ledger):
-                    raise SystemExit(f"{backend}: the server applied {applied} of {len(ledger)} entries")
+                if outcome.uploaded != len(ledger) or outcome.head_sequence != ledger[-1].sequence:
+                    raise SystemExit(f"{backend}: the sync delivered {outcome} of {len(ledger)} entries")
                 # Idempotence, as the issue asks: the same entries again change nothing.
-                if again := upload(base_url, delegation, ledger[: args.chunk], args.chunk):
+                if again := upload(base_url, delegation, ledger[:CHUNK], CHUNK):
                     raise SystemExit(f"{backend}: a repeated upload applied {again} entries (must be 0)")
             floor_seconds = raw_floor(url, len(ledger))
         return SyncMeasurement(
@@ -302,7 +282,7 @@ def sync_backend(args: argparse.Namespace, backend: str) -> SyncMeasurement:
             build_seconds,
             sync_seconds,
             server_cpu,
-            applied,
+            outcome.uploaded,
             len(ledger),
             floor_seconds,
         )
@@ -477,9 +457,6 @@ def parse_args() -> argparse.Namespace:
     parser = bench_parser(__doc__)
     parser.add_argument("--part", choices=["line", "sync", "both"], default="both")
     parser.add_argument("--entries", type=int, default=20_000, help="ledger entries to sync")
-    parser.add_argument(
-        "--chunk", type=int, default=500, help=f"entries per upload (at most {MAX_ENTRIES_PER_UPLOAD})"
-    )
     parser.add_argument("--fixtures", type=int, default=32, help="concurrent fixtures (threads)")
     parser.add_argument("--count", type=int, default=3000, help="measured DUT cycles, at each")
     parser.add_argument("--warmup", type=int, default=320, help="unmeasured DUT cycles before them")
@@ -488,8 +465,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="server (and station) worker processes")
     parser.add_argument("--port", type=int, default=0, help="server port on 127.0.0.1 (0: a free one)")
     args = parser.parse_args()
-    if args.entries < 1 or not 1 <= args.chunk <= MAX_ENTRIES_PER_UPLOAD:
-        parser.error(f"--entries must be positive and --chunk between 1 and {MAX_ENTRIES_PER_UPLOAD}")
+    if args.entries < 1:
+        parser.error("--entries must be positive")
     return args
 
 
@@ -506,7 +483,7 @@ def main() -> None:
         print_line(args, line)
         print()
     if args.part in ("sync", "both"):
-        print(f"Sync:   {args.entries:,} entries, chunks of {args.chunk}, {args.workers} server workers")
+        print(f"Sync:   {args.entries:,} entries, chunks of {CHUNK}, {args.workers} server workers")
         print_sync(each_backend(args, lambda backend: sync_backend(args, backend)))
 
 
