@@ -48,6 +48,7 @@ from lineside.domain.models import (
     User,
 )
 from lineside.domain.secret_tokens import SecretHasher
+from lineside.domain.stations import PoolEntry
 from lineside.domain.transfers import DeviceTransfer
 from lineside.services.context import ServiceConfig, ServiceContext
 from lineside.services.ports import (
@@ -696,6 +697,16 @@ class FakeAuthorities:
         return [a.certificate_pem for a in self.list_all() if a.status is not AuthorityStatus.PENDING]
 
 
+class FakeStations(NotFaked):
+    """No offline stations here (tests/integration covers them): no token is of a pool."""
+
+    def __init__(self) -> None:
+        super().__init__("FakeUnitOfWork.stations")
+
+    def pool_by_token_hashes(self, token_hashes: Sequence[str]) -> builtins.list[PoolEntry]:
+        return []
+
+
 class FakeCertificates:
     def __init__(self, tables: Tables) -> None:
         self._t = tables
@@ -1117,6 +1128,7 @@ class FakeUnitOfWork:
         self.production_tokens = FakeProductionTokens(t)
         self.firmware = FakeFirmware(t)
         self.transfers = FakeTransfers(t)
+        self.stations = FakeStations()
         return self
 
     def __getattr__(self, attribute: str) -> Any:

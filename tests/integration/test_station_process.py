@@ -156,16 +156,45 @@ def test_production_tokens_are_forwarded_to_the_server_and_refused_while_it_is_u
     with station_running(delegation, tmp_path / "offline.log") as station:
         offline = httpx.post(f"{station.url}/api/v1/enrollment-tokens", headers=key, json={}, timeout=10)
         assert "reconnect the station's link" in assert_problem(offline, 503)["detail"]
-        token_only = httpx.post(
-            f"{station.url}/api/v1/devices/x/credentials", headers=key, json={"type": "token"}
+        password = httpx.post(
+            f"{station.url}/api/v1/devices/x/credentials", headers=key, json={"type": "mqtt_password"}
         )
-        assert "certificates only" in assert_problem(token_only, 409)["detail"]
+        assert "MQTT passwords need the server" in assert_problem(password, 409)["detail"]
     with station_running(delegation, tmp_path / "online.log", server=str(client.base_url)) as station:
         issued = httpx.post(f"{station.url}/api/v1/enrollment-tokens", headers=key, json={}, timeout=10)
         assert issued.status_code == 201, issued.text
         claim = httpx.get(f"{station.url}/api/v1/enrollment-tokens/{issued.json()['token_id']}", headers=key)
         assert claim.status_code == 200, claim.text
         assert claim.json()["status"] == "pending"
+
+
+def test_a_pool_station_hands_a_unit_its_token_offline_and_the_server_knows_it_before_the_sync(
+    tenant: Tenant, client: httpx.Client, tmp_path: Path
+) -> None:
+    delegation = delegate(tenant, tmp_path, budget=3, token_pool=True)
+    (first_id, first_token), *_ = delegation.bundle["secrets"]["pool"]
+    key = {"Authorization": f"Bearer {delegation.fixture_api_key}"}
+    with station_running(delegation, tmp_path / "station.log") as station:
+        enrolled = _enroll(station.url, delegation.enrollment_token)
+        assert enrolled.status_code == 201, enrolled.text
+        device_id = enrolled.json()["device"]["id"]
+        assert device_id == first_id
+        asked = [
+            httpx.post(
+                f"{station.url}/api/v1/devices/{device_id}/credentials",
+                headers=key,
+                json={"type": "token"},
+                timeout=10,
+            )
+            for _ in range(2)
+        ]
+        for issued in asked:
+            assert issued.status_code == 201, issued.text
+            assert (issued.json()["type"], issued.json()["secret"]) == ("token", first_token)
+        assert station.status()["entries_waiting"] == 3  # enroll, token, token
+    me = client.get("/device/v1/me", headers={"Authorization": f"Bearer {first_token}"})
+    assert me.status_code == 200, me.text
+    assert (me.json()["id"], me.json()["serial_number"]) == (device_id, device_id)
 
 
 def test_the_status_page_metrics_and_status_command_say_the_same(tenant: Tenant, tmp_path: Path) -> None:

@@ -11,10 +11,14 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from lineside.domain.errors import BatchRejected, InvalidInput, RowError
+from lineside.domain.identifiers import new_id
+from lineside.domain.lifecycle import DeviceState
 from lineside.domain.metadata import MetadataField, metadata_problems, parse_text_value
+from lineside.domain.models import Device, Product
 
 SERIAL_NUMBER = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?\Z")
 MAC_HEX = re.compile(r"^[0-9a-f]{12}$")
@@ -178,3 +182,22 @@ def check_batch_size(count: int) -> None:
         raise InvalidInput("The batch holds no devices.")
     if count > MAX_BATCH_SIZE:
         raise InvalidInput(f"A batch holds at most {MAX_BATCH_SIZE:,} devices; this one has {count:,}.")
+
+
+def new_device(
+    product: Product, spec: DeviceSpec, now: datetime, batch_id: str | None, device_id: str | None = None
+) -> Device:
+    """A device defined now from ``spec`` (its id given, or a new one)."""
+    return Device(
+        id=device_id or new_id(),
+        organization_id=product.organization_id,
+        product_id=product.id,
+        serial_number=spec.serial_number,
+        mac=normalize_mac(spec.mac) if spec.mac else None,
+        # An explicit null and an empty CSV cell both mean "not given".
+        metadata={name: value for name, value in spec.metadata.items() if value is not None},
+        state=DeviceState.DEFINED,
+        created_at=now,
+        batch_id=batch_id,
+        timeline={"defined_at": now},
+    )

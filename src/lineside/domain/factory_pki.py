@@ -31,12 +31,15 @@ def registration_name(
     return name
 
 
-def station_unit_name(product_id: str, common_name: str | None, serial_number: str | None) -> str:
+def station_unit_name(
+    product_id: str, common_name: str | None, serial_number: str | None, *, check_id: bool = True
+) -> str:
     """The serial number of a unit an offline station made: its certificate's subject
-    serialNumber, with CN = the id the station gave it (the same id registration gives)."""
+    serialNumber, with CN = the id the station gave it (the id registration gives that serial,
+    unless ``check_id`` is off: the caller found the CN in the station's token pool)."""
     if not serial_number or serial_number_problem(serial_number):
         raise CertificateRefused("A station's device certificate names its unit in the subject serialNumber.")
-    if common_name != registered_device_id(product_id, serial_number):
+    if check_id and common_name != registered_device_id(product_id, serial_number):
         raise CertificateRefused(
             "The device certificate's CN is not the id the station gives that serial number."
         )

@@ -34,6 +34,7 @@ WARNING_SHARE = 0.8  # warn when this much of the budget or the window is spent
 # A station's clock may run a little ahead of the server's; further ahead is forged.
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_ENTRIES_PER_UPLOAD = 1000
+MAX_POOL = 100_000  # device ids with tokens a station may be given (each is in its bundle)
 
 
 class LedgerKind(StrEnum):
@@ -43,6 +44,7 @@ class LedgerKind(StrEnum):
     TEST_RUN = "test_run"
     BLESS = "bless"  # blessed or failed, as the last test run says
     CERTIFICATE = "certificate"  # a device certificate the station's CA issued
+    TOKEN = "token"  # a unit given its device token from the station's pool
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,19 @@ class Station:
     head_hash: str = ""
     devices_made: int = 0  # as the replayed ledger says (the budget counts these)
     last_sync_at: datetime | None = None
+    pool_size: int = 0  # device ids with tokens it was given (token devices)
     warned: str = ""  # the limits a station.limit_near event named already ("budget,window")
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    """A device id a station was given for a token device, and its token's keyed hash."""
+
+    device_id: str
+    station_id: str
+    position: int
+    token_hash: str
+    opened_at: datetime | None = None  # first used: a unit enrolled with it, or it connected
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from lineside.domain.secret_tokens import SecretKind, generate_secret
 from lineside.services.context import ServiceContext, require
 from lineside.services.lookups import load_device, load_product
 from lineside.services.ports import DeviceIdentity, RevokedSerial, UnitOfWork
+from lineside.services.station_pool import devices_from_pools
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,14 +196,21 @@ def product_crl_pem(ctx: ServiceContext, principal: Principal, product_id: str) 
 
 def authenticate_device(ctx: ServiceContext, token: str) -> Device:
     """The one way a device proves who it is over HTTP."""
-    device = ctx.device_tokens.find_by_token_hash(_token_hash(ctx, token))
+    token_hash = _token_hash(ctx, token)
+    device = ctx.device_tokens.find_by_token_hash(token_hash)
+    if device is None:  # perhaps a unit an offline station made, not synced yet
+        device = devices_from_pools(ctx, [token_hash]).get(token_hash)
     return _usable(device)
 
 
 def identify_device(ctx: ServiceContext, token: str) -> DeviceIdentity:
     """``authenticate_device`` for a device asking who it is: the same refusals, and only
     the few columns the answer holds (it is the most frequent request there is)."""
-    return _usable(ctx.device_tokens.identity_by_token_hash(_token_hash(ctx, token)))
+    token_hash = _token_hash(ctx, token)
+    identity = ctx.device_tokens.identity_by_token_hash(token_hash)
+    if identity is None and devices_from_pools(ctx, [token_hash]):
+        identity = ctx.device_tokens.identity_by_token_hash(token_hash)
+    return _usable(identity)
 
 
 def _token_hash(ctx: ServiceContext, token: str) -> str:

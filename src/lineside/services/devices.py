@@ -11,6 +11,7 @@ from lineside.domain.device_specs import (
     batch_problems,
     check_batch_size,
     first_problem_per_cell,
+    new_device,
     normalize_mac,
     parse_csv,
     spec_problems,
@@ -19,7 +20,7 @@ from lineside.domain.errors import AlreadyExists, BatchRejected, Conflict, Inval
 from lineside.domain.events import EventType, SubjectRef, new_event
 from lineside.domain.factory import normalize_hardware_id
 from lineside.domain.identifiers import new_id, new_ids
-from lineside.domain.lifecycle import DeviceState, Transition, apply_transition
+from lineside.domain.lifecycle import Transition, apply_transition
 from lineside.domain.models import (
     CredentialType,
     Device,
@@ -64,24 +65,6 @@ class DefinedBatch:
                 credential.certificate_pem or "",
                 credential.private_key_pem or "",
             ]
-
-
-def new_device(
-    product: Product, spec: DeviceSpec, now: datetime, batch_id: str | None, device_id: str | None = None
-) -> Device:
-    return Device(
-        id=device_id or new_id(),
-        organization_id=product.organization_id,
-        product_id=product.id,
-        serial_number=spec.serial_number,
-        mac=normalize_mac(spec.mac) if spec.mac else None,
-        # An explicit null and an empty CSV cell both mean "not given".
-        metadata={name: value for name, value in spec.metadata.items() if value is not None},
-        state=DeviceState.DEFINED,
-        created_at=now,
-        batch_id=batch_id,
-        timeline={"defined_at": now},
-    )
 
 
 def define_device(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from lineside.domain.device_specs import DeviceSpec, serial_number_problem, spec_problems
+from lineside.domain.device_specs import DeviceSpec, new_device, serial_number_problem, spec_problems
 from lineside.domain.errors import Conflict, InvalidInput, PermissionDenied
 from lineside.domain.events import EventType, new_event
 from lineside.domain.factory import (
@@ -45,7 +45,6 @@ from lineside.domain.models import (
 )
 from lineside.domain.text import has_control_characters
 from lineside.services.context import ServiceContext, require
-from lineside.services.devices import new_device
 from lineside.services.factory_tokens import authenticate_factory_token
 from lineside.services.firmware import assigned_release
 from lineside.services.lookups import load_device

@@ -22,6 +22,7 @@ from lineside.domain.mqtt import PROVISION_USERNAME, TopicAccess, device_may, pr
 from lineside.domain.secret_tokens import SecretKind
 from lineside.services.context import ServiceContext
 from lineside.services.registration import Presented, register_devices
+from lineside.services.station_pool import devices_from_pools
 
 
 class MqttCredential(StrEnum):
@@ -102,6 +103,9 @@ def authenticate_connections(
     with ctx.unit_of_work(write=False, snapshot=False) as uow:
         by_token, by_password = uow.devices.find_by_secret_hashes(tokens, passwords)
         by_certificate: dict[str, Device | None] = {**uow.devices.find_by_active_certificates(certificates)}
+    unknown_tokens = [proof for proof in tokens if proof not in by_token]
+    if unknown_tokens:  # perhaps units an offline station made, not synced yet
+        by_token = {**by_token, **devices_from_pools(ctx, unknown_tokens)}
     by_certificate |= _registered(ctx, attempts, proofs, by_certificate)
     found: dict[MqttCredential, Mapping[str, Device | None]] = {
         MqttCredential.TOKEN: by_token,

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from lineside.domain.device_specs import DeviceSpec, spec_problems
+from lineside.domain.device_specs import DeviceSpec, new_device, spec_problems
 from lineside.domain.errors import DomainError, InvalidInput, QuotaExceeded
 from lineside.domain.events import EventType, new_event
 from lineside.domain.factory import normalize_hardware_id
@@ -42,7 +42,6 @@ from lineside.domain.models import Device, EnrollmentPolicy, Product
 from lineside.domain.secret_tokens import SecretKind, generate_secret
 from lineside.services.context import ServiceContext
 from lineside.services.credentials import issue_certificate_in
-from lineside.services.devices import new_device
 from lineside.services.ports import NewDevice, UnitOfWork
 from lineside.services.quotas import check_device_quota
 

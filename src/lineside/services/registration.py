@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from lineside.domain.device_specs import DeviceSpec
+from lineside.domain.device_specs import DeviceSpec, new_device
 from lineside.domain.errors import CertificateRefused, Conflict, DomainError
 from lineside.domain.events import EventType, new_event
 from lineside.domain.factory_pki import registered_device_id, registration_name, station_unit_name
@@ -39,7 +39,6 @@ from lineside.domain.models import (
 )
 from lineside.services.authorities import refuse_all
 from lineside.services.context import ServiceContext, require
-from lineside.services.devices import new_device
 from lineside.services.lookups import load_device
 from lineside.services.ports import DeviceCertificateFacts, UnitOfWork
 from lineside.services.quotas import check_device_quota
@@ -193,10 +192,13 @@ def _register_in(
     if product is None:
         raise CertificateRefused("The CA's product no longer exists.")
     if authority.station_id is not None:
-        name = station_unit_name(product.id, facts.common_name, facts.subject_serial_number)
+        name, device_id = _station_unit(uow, product, authority.station_id, facts)
     else:
         name = registration_name(product.registration_identity, facts.common_name, facts.san_uris)
-    device, created = _device_for(ctx, uow, product, name, vouched=authority.station_id is not None)
+        device_id = registered_device_id(product.id, name)
+    device, created = _device_for(
+        ctx, uow, product, name, device_id, vouched=authority.station_id is not None
+    )
     if not created:
         _replace_certificate(uow, product, device, now)
     uow.certificates.add(_certificate(device, authority, facts, now))
@@ -217,12 +219,28 @@ def _register_in(
     return Registration(device, created)
 
 
+def _station_unit(
+    uow: UnitOfWork, product: Product, station_id: str, facts: DeviceCertificateFacts
+) -> tuple[str, str]:
+    """The serial number and id of a unit an offline station made: named by the subject
+    serialNumber, its id (the CN) from the station's token pool or the one its serial gives."""
+    pool = uow.stations.pool_entry(facts.common_name or "")
+    if pool is not None and pool.station_id == station_id:
+        name = station_unit_name(product.id, None, facts.subject_serial_number, check_id=False)
+        return name, pool.device_id
+    name = station_unit_name(product.id, facts.common_name, facts.subject_serial_number)
+    return name, registered_device_id(product.id, name)
+
+
 def _device_for(
-    ctx: ServiceContext, uow: UnitOfWork, product: Product, name: str, *, vouched: bool
+    ctx: ServiceContext, uow: UnitOfWork, product: Product, name: str, device_id: str, *, vouched: bool
 ) -> tuple[Device, bool]:
-    """The device named ``name``, defined now if new; ``vouched``: a station made the unit,
-    so the product's allow-list or approval does not apply (its ledger will say more)."""
+    """The device named ``name`` (or, from a station's pool, by its id), defined now if new
+    under ``device_id``; ``vouched``: a station made the unit, so the product's allow-list or
+    approval does not apply (its ledger will say more)."""
     existing = uow.devices.find_by_serial_number(product.id, name)
+    if existing is None and vouched:
+        existing = uow.devices.get(device_id, within="/")
     if existing is not None:
         if existing.state is DeviceState.REVOKED:
             raise CertificateRefused(f"The device {name} is revoked.")
@@ -232,9 +250,7 @@ def _device_for(
         raise CertificateRefused(f"{name} is not on the product's allow-list (define it first).")
     check_device_quota(ctx, uow, product.organization_id, 1)
     now = ctx.clock()
-    device = new_device(
-        product, DeviceSpec(serial_number=name), now, None, registered_device_id(product.id, name)
-    )
+    device = new_device(product, DeviceSpec(serial_number=name), now, None, device_id)
     if policy is RegistrationPolicy.APPROVAL:  # held, not defined yet
         device.state = DeviceState.PENDING_APPROVAL
         device.timeline = {STATE_TIMESTAMP_FIELD[device.state]: now}

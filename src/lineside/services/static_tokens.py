@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from lineside.domain.device_specs import DeviceSpec
+from lineside.domain.device_specs import DeviceSpec, new_device
 from lineside.domain.errors import Conflict, Gone, InvalidInput
 from lineside.domain.events import DomainEvent, EventType, new_event
 from lineside.domain.identifiers import new_id, new_ids
@@ -25,7 +25,7 @@ from lineside.domain.models import Principal, Product, Scope, StaticTokenBatch
 from lineside.domain.secret_tokens import SecretKind, generate_secrets
 from lineside.services.claims import claim_code_hash, claim_url
 from lineside.services.context import ServiceContext, not_found, page_size, require
-from lineside.services.devices import new_device, validated_specs
+from lineside.services.devices import validated_specs
 from lineside.services.lookups import check_selection, load_device, load_product
 from lineside.services.ports import BatchUnit, NewDevice, UnitOfWork
 from lineside.services.quotas import check_device_quota

@@ -10,12 +10,13 @@ signed can register itself at the server before the ledger arrives, under the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from lineside.domain.device_specs import serial_number_problem
-from lineside.domain.errors import InvalidInput, StationLimitReached
+from lineside.domain.errors import Conflict, InvalidInput, StationLimitReached
 from lineside.domain.events import EventType, new_event
 from lineside.domain.factory import check_measurements, normalize_hardware_id
 from lineside.domain.factory_pki import registered_device_id
@@ -47,6 +48,9 @@ class StationPost:
     not_before: datetime
     not_after: datetime
     signing_key_pem: str
+    # Its token pool, device id -> device token (the server holds the tokens' hashes); empty
+    # when it was given none. A new unit takes the next id of the pool when there is one.
+    pool_tokens: Mapping[str, str] = field(default_factory=dict)
 
 
 def enroll(
@@ -65,10 +69,24 @@ def enroll(
         token, product = authenticate_factory_token(ctx, uow, enrollment_token)
         made = uow.device_counts.of_product(product.organization_id, product.id)
         serial = serial_number if serial_number is not None else hardware_id
-        device_id = registered_device_id(product.id, serial)
-        enrolled = enroll_unit(ctx, uow, token, product, hardware_id, serial_number, new_device_id=device_id)
+        device_id = _new_unit_id(uow, post, product.id, serial)
+        enrolled = enroll_unit(
+            ctx,
+            uow,
+            token,
+            product,
+            hardware_id,
+            serial_number,
+            new_device_id=device_id or registered_device_id(product.id, serial),
+        )
         if not enrolled.created:
             return enrolled
+        if enrolled.new_device and post.pool_tokens:
+            if device_id is None:  # a unit the line made already goes on; a new one needs an id
+                raise StationLimitReached(
+                    "The station's token pool is spent: sync, and ask for a new station."
+                )
+            uow.stations.open_pool_entry(device_id, ctx.clock())
         if enrolled.new_device and (problem := budget_problem(post.budget, made)):
             raise StationLimitReached(
                 f"The station cannot enroll a new unit: {problem}. Sync, and ask for a new station."
@@ -173,6 +191,43 @@ def issue_certificate(
         append_entry(ctx, uow, post, LedgerKind.CERTIFICATE, data)
         uow.commit()
     return issued
+
+
+def _new_unit_id(uow: UnitOfWork, post: StationPost, product_id: str, serial: str) -> str | None:
+    """The id a new unit will have here and at the server: the next id of the station's pool,
+    or (without a pool) the id registration gives the serial number. None: the pool is spent
+    (a unit the line made already may still go on)."""
+    if not post.pool_tokens:
+        return registered_device_id(product_id, serial)
+    entry = uow.stations.next_free_pool_entry(post.station_id)
+    return entry.device_id if entry is not None else None
+
+
+def issue_pool_token(
+    ctx: ServiceContext, post: StationPost, principal: Principal, device_id: str
+) -> IssuedCredential:
+    """The unit's device token from the station's pool (the server knows its hash, so it works
+    before the station syncs). A pool token is the unit's for good: asking again gives the same
+    one; rotate it at the server once the unit is in the field."""
+    require(principal, Scope.FACTORY)
+    _check_window(ctx, post)
+    with ctx.unit_of_work() as uow:
+        device = load_device(uow, principal, device_id)
+        token = post.pool_tokens.get(device.id)
+        if token is None:
+            raise Conflict(
+                "This unit's id is not from the station's token pool: its token must come from the server."
+            )
+        if device.state is DeviceState.REVOKED:
+            raise InvalidInput("The device is revoked; it can get no new credentials.")
+        now = ctx.clock()
+        uow.devices.set_token(device.id, ctx.hasher.hash(token), now)
+        uow.events.add(
+            new_event(EventType.CREDENTIALS_ISSUED, device, actor=principal.actor, at=now, type="token")
+        )
+        append_entry(ctx, uow, post, LedgerKind.TOKEN, {"device_id": device.id})
+        uow.commit()
+    return IssuedCredential(CredentialType.TOKEN, secret=token)
 
 
 def append_entry(

@@ -8,13 +8,13 @@ The line itself is ``services.station_line``; the server's side is ``services.st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from lineside.domain.events import EventType, SubjectRef, new_event
 from lineside.domain.factory import FactoryToken
 from lineside.domain.models import ApiKey, DeviceGroup, Organization, Product
-from lineside.domain.stations import LedgerEntry, StationWarning
+from lineside.domain.stations import LedgerEntry, PoolEntry, StationWarning
 from lineside.services.context import ServiceContext
 
 STATION_ACTOR = "station"
@@ -31,6 +31,7 @@ class StationSeed:
     enrollment_token: str
     fixture_key: ApiKey
     fixture_api_key: str
+    pool: list[tuple[str, str]] = field(default_factory=list)  # (device id, token), in order
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class StationFigures:
     last_synced_at: datetime | None
 
 
-def seed_station(ctx: ServiceContext, seed: StationSeed) -> bool:
+def seed_station(ctx: ServiceContext, seed: StationSeed, station_id: str) -> bool:
     """Write the seed unless it is there already (a restart); whether it was written now."""
     with ctx.unit_of_work() as uow:
         if uow.products.get(seed.product.id, within="/") is not None:
@@ -53,6 +54,12 @@ def seed_station(ctx: ServiceContext, seed: StationSeed) -> bool:
             uow.groups.add(group)
         uow.factory_tokens.add(seed.factory_token, ctx.hasher.hash(seed.enrollment_token))
         uow.api_keys.add(seed.fixture_key, ctx.hasher.hash(seed.fixture_api_key))
+        uow.stations.add_pool(
+            [
+                PoolEntry(device_id, station_id, position, ctx.hasher.hash(token))
+                for position, (device_id, token) in enumerate(seed.pool)
+            ]
+        )
         uow.commit()
     return True
 

@@ -30,6 +30,7 @@ from lineside.domain.stations import (
     MAX_ENTRIES_PER_UPLOAD,
     LedgerEntry,
     LedgerKind,
+    PoolEntry,
     Station,
     budget_problem,
     chain_problem,
@@ -236,11 +237,17 @@ class _Replay:
             self._bless(ctx, data)
         elif entry.kind is LedgerKind.CERTIFICATE:
             self._certificate(ctx, data)
+        elif entry.kind is LedgerKind.TOKEN:
+            self._token(ctx, data)
 
     def _enroll(self, ctx: ServiceContext, data: dict[str, Any]) -> None:
         serial, device_id = str(data["serial_number"]), str(data["device_id"])
-        if device_id != registered_device_id(self.product.id, serial):
-            raise Conflict("the device id is not the one a station gives that serial number")
+        hardware_id = str(data["hardware_id"])
+        from_pool = self._pool_entry(device_id) is not None
+        if not from_pool and device_id != registered_device_id(self.product.id, serial):
+            raise Conflict(
+                "the device id is neither from the station's pool nor the one its serial number gives"
+            )
         existing = self.uow.devices.get(device_id, within="/")
         if bool(data.get("new_device")):  # counted even if it registered itself before this sync
             if existing is not None and existing.hardware_id is not None:
@@ -251,20 +258,57 @@ class _Replay:
             if problem is not None:
                 raise Conflict(problem)
             self.devices_made += 1
-        if existing is not None and existing.state not in _ON_THE_LINE:
-            return  # it registered itself already and went on: the line's entries are its history
+        if from_pool:
+            self.uow.stations.open_pool_entry(device_id, ctx.clock())
+        if existing is not None:
+            self._name(existing, serial, hardware_id)
+            if existing.state not in _ON_THE_LINE:
+                return  # it registered itself already and went on: the line's entries are its history
         enrolled = enroll_unit(
             ctx,
             self.uow,
             self.token,
             self.product,
-            str(data["hardware_id"]),
+            hardware_id,
             serial,
             actor=self.actor,
             new_device_id=device_id,
         )
         if enrolled.device.id != device_id:
             raise Conflict(f"the server holds that unit as device {enrolled.device.id}, not {device_id}")
+
+    def _pool_entry(self, device_id: str) -> PoolEntry | None:
+        entry = self.uow.stations.pool_entry(device_id)
+        return entry if entry is not None and entry.station_id == self.station.id else None
+
+    def _name(self, device: Device, serial: str, hardware_id: str) -> None:
+        """A unit that connected before its ledger arrived: by its certificate (named by its
+        serial already) or its pool token (named by its id until now). The ledger names it."""
+        if device.serial_number != serial:
+            if device.serial_number != device.id:
+                raise Conflict(f"device {device.id} is {device.serial_number} here, not {serial}")
+            if self.uow.devices.find_by_serial_number(self.product.id, serial) is not None:
+                raise Conflict(f"another device of the product is serial number {serial} already")
+            self.uow.devices.set_serial_number(device.id, serial)
+            device.serial_number = serial
+        if device.hardware_id is None:
+            self.uow.devices.set_hardware_id(device.id, hardware_id)
+            device.hardware_id = hardware_id
+
+    def _token(self, ctx: ServiceContext, data: dict[str, Any]) -> None:
+        """The unit was handed its pool token on the line: the device holds it from now on."""
+        device = self._device(data)
+        entry = self._pool_entry(device.id)
+        if entry is None:
+            raise Conflict(f"device {device.id} is not from the station's token pool")
+        now = ctx.clock()
+        self.uow.stations.open_pool_entry(device.id, now)
+        if device.token_issued_at is not None:
+            return  # it connected with it already, or the server rotated or revoked it since
+        self.uow.devices.set_token(device.id, entry.token_hash, now)
+        self.uow.events.add(
+            new_event(EventType.CREDENTIALS_ISSUED, device, actor=self.actor, at=now, type="token")
+        )
 
     def _device(self, data: dict[str, Any]) -> Device:
         device = self.uow.devices.get(str(data["device_id"]), within="/")

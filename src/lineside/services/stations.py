@@ -27,7 +27,8 @@ from lineside.domain.models import (
     Product,
     Scope,
 )
-from lineside.domain.stations import MAX_BUDGET, MAX_WINDOW_DAYS, Station, genesis_hash
+from lineside.domain.secret_tokens import SecretKind, generate_secret
+from lineside.domain.stations import MAX_BUDGET, MAX_POOL, MAX_WINDOW_DAYS, PoolEntry, Station, genesis_hash
 from lineside.domain.text import has_control_characters
 from lineside.services.authentication import authenticate_caller
 from lineside.services.context import ServiceContext, not_found, require
@@ -47,6 +48,7 @@ class StationRequest:
     valid_days: float
     enrollment_token: str  # the secret the line's fixtures send: names the factory token
     fixture_api_key: str  # the factory-scoped key the fixtures send (and the station syncs with)
+    token_pool: bool = False  # also a pool of device ids with tokens, one per unit of the budget
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,11 @@ def create_station(
             created_at=now,
             created_by=principal.actor,
             head_hash=genesis_hash(station_id),
+            pool_size=request.budget if request.token_pool else 0,
         )
         uow.stations.add(station)
+        pool = _token_pool(ctx, station) if request.token_pool else []
+        uow.stations.add_pool([entry for entry, _token in pool])
         uow.events.add(
             _event(EventType.STATION_CREATED, station, principal.actor, now, budget=station.budget)
         )
@@ -111,7 +116,19 @@ def create_station(
             "ca_key_pem": keys.ca_key_pem,
         },
     }
+    if pool:  # the tokens of its pool (the server kept their hashes)
+        bundle["secrets"]["pool"] = [[entry.device_id, token] for entry, token in pool]
     return CreatedStation(station, bundle)
+
+
+def _token_pool(ctx: ServiceContext, station: Station) -> list[tuple[PoolEntry, str]]:
+    """One device id and token per unit of the budget: the server keeps each token's keyed
+    hash (so the device authenticates before its station syncs), the bundle the token."""
+    pool = []
+    for position in range(station.budget):
+        token = generate_secret(SecretKind.DEVICE_TOKEN)
+        pool.append((PoolEntry(new_id(), station.id, position, ctx.hasher.hash(token)), token))
+    return pool
 
 
 def _check_request(request: StationRequest) -> None:
@@ -122,6 +139,11 @@ def _check_request(request: StationRequest) -> None:
         raise InvalidInput(f"budget must be between 1 and {MAX_BUDGET:,} devices.")
     if not MIN_WINDOW <= timedelta(days=request.valid_days) <= timedelta(days=MAX_WINDOW_DAYS):
         raise InvalidInput(f"valid_days must be between one minute and {MAX_WINDOW_DAYS} days.")
+    if request.token_pool and request.budget > MAX_POOL:
+        raise InvalidInput(
+            f"A station with a token pool may make at most {MAX_POOL:,} devices "
+            "(its bundle holds each token)."
+        )
 
 
 def _fixture_principal(ctx: ServiceContext, principal: Principal, api_key: str) -> Principal:

@@ -511,6 +511,11 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
             update(t.devices).where(t.devices.c.id == device_id).values(hardware_id=hardware_id)
         )
 
+    def set_serial_number(self, device_id: str, serial_number: str) -> None:
+        self.connection.execute(
+            update(t.devices).where(t.devices.c.id == device_id).values(serial_number=serial_number)
+        )
+
     def set_group(self, device_ids: Sequence[str], group_id: str) -> None:
         self.connection.execute(
             update(t.devices).where(t.devices.c.id.in_(device_ids)).values(group_id=group_id)

@@ -11,6 +11,7 @@ from sqlalchemy import Row, func, insert, select, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository, owned_within
+from lineside.adapters.db.station_pool import SqlStationPool
 from lineside.domain.stations import LedgerEntry, LedgerKind, Station
 
 _FIELDS = tuple(Station.__dataclass_fields__)
@@ -21,7 +22,7 @@ def _station(row: Row[Any]) -> Station:
     return Station(**{name: m[name] for name in _FIELDS})
 
 
-class SqlStationRepository(SqlRepository):
+class SqlStationRepository(SqlStationPool):
     def add(self, station: Station) -> None:
         self.connection.execute(
             insert(t.stations).values(**{name: getattr(station, name) for name in _FIELDS})

@@ -622,6 +622,7 @@ stations = Table(
     Column("factory_token_id", Uuid, nullable=False),
     Column("name", String(200), nullable=False),
     Column("budget", Integer, nullable=False),
+    Column("pool_size", Integer, nullable=False, server_default="0"),  # device ids with tokens given
     Column("not_before", UtcDateTime, nullable=False),
     Column("not_after", UtcDateTime, nullable=False),
     Column("verify_key_pem", Text, nullable=False),
@@ -635,6 +636,20 @@ stations = Table(
     Column("devices_made", Integer, nullable=False, server_default="0"),
     Column("last_sync_at", UtcDateTime, nullable=True),
     Column("warned", String(32), nullable=False, server_default=""),  # "budget,window" once said
+)
+
+# The device ids (and their tokens' keyed hashes) a station was given for token devices: a
+# device from the pool authenticates before the station syncs. A station keeps the same rows
+# (hashed under its own key) to hand out the next id; the tokens themselves are in its bundle.
+station_pool = Table(
+    "station_pool",
+    metadata,
+    Column("device_id", Uuid, primary_key=True),
+    Column("station_id", Uuid, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("opened_at", UtcDateTime, nullable=True),  # first used (a unit enrolled, or it connected)
+    Index("ix_station_pool_station_id_position", "station_id", "position"),
 )
 
 # A station's own ledger, on the station's database (the server never writes it): every

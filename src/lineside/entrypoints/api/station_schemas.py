@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from lineside.domain.stations import (
     MAX_BUDGET,
     MAX_ENTRIES_PER_UPLOAD,
+    MAX_POOL,
     MAX_WINDOW_DAYS,
     LedgerEntry,
     LedgerKind,
@@ -29,9 +30,15 @@ class StationIn(Request):
         max_length=200,
         description="The API key (lsk_..., factory scope) the fixtures send; the station syncs with it.",
     )
+    token_pool: StrictBool = Field(
+        default=False,
+        description=f"Give it a device id and token per unit of the budget (at most {MAX_POOL:,}) so "
+        "its line can hand token devices their token offline.",
+    )
 
 
 class StationOut(BaseModel):
+    pool_size: int = Field(description="Device ids with tokens it was given, for token devices (0: none).")
     id: str
     organization_id: str
     product_id: str

@@ -102,6 +102,7 @@ def _bundle(path: Path, document: dict[str, Any]) -> StationBundle:
         not_before=_time(station["not_before"]),
         not_after=_time(station["not_after"]),
         signing_key_pem=secrets["signing_key_pem"],
+        pool_tokens=dict(_pool(secrets)),
     )
     return StationBundle(
         path=path,
@@ -156,7 +157,12 @@ def _seed(document: dict[str, Any], product: Product, post: StationPost) -> Stat
         enrollment_token=secrets["enrollment_token"],
         fixture_key=fixture_key,
         fixture_api_key=secrets["fixture_api_key"],
+        pool=_pool(secrets),
     )
+
+
+def _pool(secrets: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(str(device_id), str(token)) for device_id, token in secrets.get("pool", [])]
 
 
 def _product(fields: dict[str, Any]) -> Product:

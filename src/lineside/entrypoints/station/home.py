@@ -41,7 +41,7 @@ def open_station(bundle: StationBundle, data_dir: Path, *, seed: bool = True) ->
     )
     application = bootstrap(settings, migrate=True)
     if seed:
-        seed_station(application.services, bundle.seed)
+        seed_station(application.services, bundle.seed, bundle.station_id)
     return application
 
 

@@ -34,7 +34,9 @@ from lineside.services.firmware import release_view
 from lineside.services.station_line import StationPost
 
 router = APIRouter(prefix="/api/v1", tags=["factory (station)"], route_class=CredentialsFirst)
-ONLY_CERTIFICATES = "A station issues certificates only; tokens and MQTT passwords need the server."
+ONLY_CERTIFICATES = (
+    "A station issues certificates, and tokens from its token pool; MQTT passwords need the server."
+)
 
 
 def station_post(request: Request) -> StationPost:
@@ -120,7 +122,10 @@ def get_device(device_id: str, ctx: Services, caller: Caller) -> DeviceOut:
 def issue_credential(
     device_id: str, body: CredentialIn, request: Request, ctx: Services, caller: Caller
 ) -> CredentialOut:
-    """A certificate from the station's CA (a key made here, or the CSR's)."""
+    """A certificate from the station's CA (a key made here, or the CSR's), or the unit's token
+    from the station's pool."""
+    if body.type is CredentialType.TOKEN:
+        return credential_out(station_line.issue_pool_token(ctx, station_post(request), caller, device_id))
     if body.type is not CredentialType.X509:
         raise Conflict(ONLY_CERTIFICATES)
     issued = station_line.issue_certificate(ctx, station_post(request), caller, device_id, body.csr)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from lineside.domain.stations import LedgerEntry, Station
+from lineside.domain.stations import LedgerEntry, PoolEntry, Station
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class StationRepository(Protocol):
     ) -> None: ...
     def mark_warned(self, station_id: str, warned: str) -> None: ...
     def revoke(self, station_id: str, at: datetime) -> None: ...
+    # The token pool (the keyed hashes of its tokens; the station's bundle holds the tokens).
+    def add_pool(self, entries: Sequence[PoolEntry]) -> None: ...
+    def pool_by_token_hashes(self, token_hashes: Sequence[str]) -> builtins.list[PoolEntry]: ...
+    def pool_entry(self, device_id: str) -> PoolEntry | None: ...
+    def open_pool_entry(self, device_id: str, at: datetime) -> None: ...
+    # On a station: the next unused id of its pool.
+    def next_free_pool_entry(self, station_id: str) -> PoolEntry | None: ...
 
 
 class StationLedger(Protocol):

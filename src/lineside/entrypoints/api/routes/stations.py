@@ -30,6 +30,7 @@ def create_station(product_id: str, body: StationIn, ctx: Services, caller: Call
         valid_days=body.valid_days,
         enrollment_token=body.enrollment_token,
         fixture_api_key=body.fixture_api_key,
+        token_pool=body.token_pool,
     )
     made = stations.create_station(ctx, caller, product_id, request)
     return CreatedStationOut(station=StationOut.of(made.station), bundle=made.bundle)

@@ -6,7 +6,8 @@ Create Date: 2026-12-05 02:30:00
 
 New tables and one nullable column only. ``stations`` is the server's record of each
 station it delegated a line to (its budget, window, verify key, and how far its ledger has
-been replayed); ``station_ledger`` is the station's own ledger (a station runs the same
+been replayed), ``station_pool`` the device ids and token hashes it was given for token
+devices (a station keeps the same rows, hashed under its own key); ``station_ledger`` is the station's own ledger (a station runs the same
 schema on its own SQLite database; the server never writes that table). A CA registered
 for a station closes to new registrations when the station is revoked.
 """
@@ -31,6 +32,7 @@ def upgrade() -> None:
         sa.Column("factory_token_id", sa.String(length=36), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("budget", sa.Integer(), nullable=False),
+        sa.Column("pool_size", sa.Integer(), server_default="0", nullable=False),
         sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
         sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
         sa.Column("verify_key_pem", sa.Text(), nullable=False),
@@ -48,6 +50,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_stations_organization_id", "stations", ["organization_id"])
+    op.create_table(
+        "station_pool",
+        sa.Column("device_id", sa.String(length=36), nullable=False),
+        sa.Column("station_id", sa.String(length=36), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("device_id"),
+        sa.UniqueConstraint("token_hash"),
+    )
+    op.create_index("ix_station_pool_station_id_position", "station_pool", ["station_id", "position"])
     op.create_table(
         "station_ledger",
         sa.Column("sequence", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -72,5 +85,7 @@ def downgrade() -> None:
         batch.drop_column("station_id")
         batch.drop_column("registration_closed_at")
     op.drop_table("station_ledger")
+    op.drop_index("ix_station_pool_station_id_position", table_name="station_pool")
+    op.drop_table("station_pool")
     op.drop_index("ix_stations_organization_id", table_name="stations")
     op.drop_table("stations")
