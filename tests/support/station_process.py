@@ -50,7 +50,9 @@ class Delegation:
         return self.path.with_name(self.path.name + ".station")
 
 
-def delegate(tenant: Tenant, directory: Path, *, budget: int = 10_000, valid_days: float = 14) -> Delegation:
+def delegate(
+    tenant: Tenant, directory: Path, *, budget: int = 10_000, valid_days: float = 14, token_pool: bool = False
+) -> Delegation:
     product = tenant.product()
     token = factory_token(tenant, product["id"])
     fixtures = keyed(tenant, "factory")
@@ -60,6 +62,7 @@ def delegate(tenant: Tenant, directory: Path, *, budget: int = 10_000, valid_day
         "valid_days": valid_days,
         "enrollment_token": token,
         "fixture_api_key": fixtures.api_key,
+        "token_pool": token_pool,
     }
     bundle: dict[str, Any] = tenant.created(f"/api/v1/products/{product['id']}/stations", body)["bundle"]
     path = directory / f"{unique('bundle')}.json"

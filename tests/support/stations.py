@@ -37,7 +37,7 @@ from lineside.domain.models import (
     Scope,
 )
 from lineside.domain.secret_tokens import display_prefix
-from lineside.domain.stations import LedgerEntry, LedgerKind
+from lineside.domain.stations import LedgerEntry, LedgerKind, PoolEntry
 from lineside.services import station_line
 from lineside.services.authentication import authenticate_caller
 from lineside.services.context import ServiceContext
@@ -73,6 +73,23 @@ class StationSite:
         )
         station_line.bless(self.ctx, self.post, self.fixtures, device_id)
         return device_id
+
+    def enroll(self, serial: str | None = None, hardware: str | None = None) -> str:
+        """A unit enrolled on the line (not tested yet): its device id."""
+        enrolled = station_line.enroll(
+            self.ctx,
+            self.post,
+            self.enrollment_token,
+            hardware_id=hardware or hardware_id(),
+            serial_number=serial,
+        )
+        return enrolled.device.id
+
+    def pool_token(self, device_id: str) -> str:
+        """The unit's token from the station's pool, as the line's credentials request hands it out."""
+        issued = station_line.issue_pool_token(self.ctx, self.post, self.fixtures, device_id)
+        assert issued.secret is not None
+        return issued.secret
 
     def record_certificate(self, device_id: str, certificate: x509.Certificate) -> None:
         """The ledger entry of a device certificate the station's CA issued on the line."""
@@ -115,6 +132,7 @@ def station_site(bundle: dict[str, Any], directory: Path) -> Iterator[StationSit
             not_before=datetime.fromisoformat(station["not_before"]),
             not_after=datetime.fromisoformat(station["not_after"]),
             signing_key_pem=secrets_["signing_key_pem"],
+            pool_tokens=dict(pool_of(bundle)),
         )
         fixtures = authenticate_caller(application.services, secrets_["fixture_api_key"])
         yield StationSite(application, post, fixtures, secrets_["enrollment_token"], bundle)
@@ -149,7 +167,19 @@ def seed_station_database(ctx: ServiceContext, bundle: dict[str, Any]) -> None:
             created_at=now,
         )
         uow.api_keys.add(key, ctx.hasher.hash(fixture_key))
+        station_id = bundle["station"]["id"]
+        uow.stations.add_pool(
+            [
+                PoolEntry(device_id, station_id, position, ctx.hasher.hash(token))
+                for position, (device_id, token) in enumerate(pool_of(bundle))
+            ]
+        )
         uow.commit()
+
+
+def pool_of(bundle: dict[str, Any]) -> list[tuple[str, str]]:
+    """The bundle's token pool: (device id, device token), in the order the line hands them out."""
+    return [(str(device_id), str(token)) for device_id, token in bundle["secrets"].get("pool", [])]
 
 
 def _when(value: str) -> datetime:
@@ -195,13 +225,14 @@ def wire(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
-def unit_certificate(bundle: dict[str, Any], serial: str) -> x509.Certificate:
-    """A device certificate the station's CA signs on the line: CN = the id the station gives
-    ``serial``, subject serialNumber = the serial."""
+def unit_certificate(bundle: dict[str, Any], serial: str, device_id: str | None = None) -> x509.Certificate:
+    """A device certificate the station's CA signs on the line: CN = the unit's id (by default
+    the id the station gives ``serial``; a pool station's id from its pool), subject
+    serialNumber = the serial."""
     ca_key = serialization.load_pem_private_key(bundle["secrets"]["ca_key_pem"].encode(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     ca = x509.load_pem_x509_certificate(bundle["certificate_authority_pem"].encode())
-    device_id = registered_device_id(bundle["product"]["id"], serial)
+    device_id = device_id or registered_device_id(bundle["product"]["id"], serial)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     subject = x509.Name(
