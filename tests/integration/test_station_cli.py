@@ -70,10 +70,22 @@ def test_create_writes_the_bundle_0600_and_prints_no_secret(admin: Admin) -> Non
     assert bundle["secrets"]["enrollment_token"] == admin.token
     assert bundle["secrets"]["fixture_api_key"] == fixtures.api_key
     assert f"station {station_id} created" in result.stdout and str(out) in result.stdout
-    for secret in bundle["secrets"].values():
+    assert "pool" not in bundle["secrets"]  # no token pool unless asked
+    for secret in (v for v in bundle["secrets"].values() if isinstance(v, str)):
         assert secret.strip().splitlines()[1 if "PRIVATE" in secret else 0] not in result.output
     shown = ok(admin.tenant.get(f"/api/v1/stations/{station_id}"))
     assert (shown["budget"], shown["name"]) == (500, "line 1")
+
+
+def test_token_pool_gives_the_station_an_id_and_token_per_unit_and_prints_none(admin: Admin) -> None:
+    result = admin.create("pool.json", "--token-pool")
+    assert result.exit_code == 0, result.stderr
+    assert "a token pool of 500" in result.stdout
+    bundle: dict[str, Any] = json.loads((admin.files / "pool.json").read_text())
+    pool = bundle["secrets"]["pool"]
+    assert len(pool) == 500 and len({device_id for device_id, _ in pool}) == 500
+    assert all(token.startswith("lsd_") and token not in result.output for _, token in pool)
+    assert ok(admin.tenant.get(f"/api/v1/stations/{bundle['station']['id']}"))["pool_size"] == 500
 
 
 def test_the_fixture_key_defaults_to_the_admin_s_own(admin: Admin) -> None:

@@ -83,6 +83,12 @@ def _call(server: str, api_key: str | None, action: Callable[[StationClient], T]
     help="The fixtures' API key (factory scope), which the station also syncs with [default: --api-key].",
 )
 @click.option(
+    "--token-pool",
+    is_flag=True,
+    help="Also give it a device id and token per unit of the budget (at most 100,000), so its "
+    "line can hand token devices their token offline; the bundle holds every token.",
+)
+@click.option(
     "--out",
     "out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -98,6 +104,7 @@ def create(
     enrollment_token_file: Path | None,
     enrollment_token: str | None,
     fixture_api_key: str | None,
+    token_pool: bool,
     out: Path,
     server: str,
     api_key: str | None,
@@ -110,6 +117,7 @@ def create(
         "valid_days": valid_days,
         "enrollment_token": token,
         "fixture_api_key": fixture_api_key or api_key or "",
+        "token_pool": token_pool,
     }
     # The file is claimed before the station exists: a bundle that cannot be written would
     # leave a station nobody holds the keys of.
@@ -123,8 +131,9 @@ def create(
     station = made.get("station")
     station_id = station.get("id") if isinstance(station, dict) else None
     _write_bundle(descriptor, out, made.get("bundle"), station_id)
+    pool = f", a token pool of {budget}" if token_pool else ""
     click.echo(
-        f"station {station_id} created for product {product_id} (budget {budget}, {valid_days:g} days)"
+        f"station {station_id} created for product {product_id} (budget {budget}, {valid_days:g} days{pool})"
     )
     click.echo(f"bundle written to {out} (mode 0600; it holds the station's keys: keep it as a secret)")
     click.echo(f"start it at the factory with: lineside station run {shlex.quote(str(out))}")
