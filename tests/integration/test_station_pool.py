@@ -278,6 +278,9 @@ def test_a_pool_device_connects_over_mqtt_before_the_sync_and_activates(
             assert connected.connack_rc == 0
         with mqtt_client(host, port, device_id, username=device_id, password=other_token) as wrong:
             assert wrong.connack_rc == NOT_AUTHORIZED  # another unit's pool token
+        # ...which the refused connect did not open: that unit is still unknown here.
+        assert [row.opened_at for row in _pool_rows(application, made["station"]["id"])][1] is None
+        assert line.device(_other).status_code == 404
         wait_for(
             lambda: line.device(device_id).json().get("state") == "activated",
             what="the pool device activated",

@@ -249,3 +249,24 @@ def test_a_running_station_syncs_by_itself_once_the_server_answers(
         assert status["last_sync_at"] is not None
     assert server_view(application, delegation.product_id).devices == 10
     assert server_head(tenant, delegation.station_id) == 30
+
+
+def test_a_manual_sync_beside_the_running_stations_own_sync_doubles_nothing(
+    tenant: Tenant, application: Application, client: httpx.Client, tmp_path: Path
+) -> None:
+    delegation = delegate(tenant, tmp_path)
+    log = tmp_path / "station.log"
+    with station_running(delegation, log, server=str(client.base_url), sync_every=0.05) as station:
+        simulate(station, delegation, 40)
+        # Both take the station's database and upload from the server's head at once: the
+        # server skips what it replayed already, so overlapping uploads change nothing twice.
+        manual = [station_sync(delegation, str(client.base_url)) for _ in range(3)]
+        assert all(done.returncode == 0 for done in manual), [done.stderr for done in manual]
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while station.status()["entries_waiting"]:
+            assert time.monotonic() < deadline, "the station did not finish syncing"
+            time.sleep(0.05)  # polling for a condition, with a deadline
+    view = server_view(application, delegation.product_id)
+    assert (view.devices, view.distinct_serials, view.test_runs, view.distinct_runs) == (40, 40, 40, 40)
+    assert view.enrolled_events == 40 and view.blessing_events == 40
+    assert server_head(tenant, delegation.station_id) == 120

@@ -105,7 +105,8 @@ def authenticate_connections(
         by_certificate: dict[str, Device | None] = {**uow.devices.find_by_active_certificates(certificates)}
     unknown_tokens = [proof for proof in tokens if proof not in by_token]
     if unknown_tokens:  # perhaps units an offline station made, not synced yet
-        by_token = {**by_token, **devices_from_pools(ctx, unknown_tokens)}
+        claimed = {proof: a.client_id for a, (kind, proof) in zip(attempts, proofs, strict=True) if kind}
+        by_token = {**by_token, **devices_from_pools(ctx, unknown_tokens, claimed)}
     by_certificate |= _registered(ctx, attempts, proofs, by_certificate)
     found: dict[MqttCredential, Mapping[str, Device | None]] = {
         MqttCredential.TOKEN: by_token,

@@ -13,10 +13,10 @@ connected before it, keep working.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from lineside.domain.device_specs import DeviceSpec, new_device
-from lineside.domain.errors import Conflict
+from lineside.domain.errors import Conflict, DomainError
 from lineside.domain.events import EventType, new_event
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import Device
@@ -28,14 +28,19 @@ from lineside.services.quotas import check_device_quota
 log = logging.getLogger("lineside.stations")
 
 
-def devices_from_pools(ctx: ServiceContext, token_hashes: Sequence[str]) -> dict[str, Device]:
+def devices_from_pools(
+    ctx: ServiceContext, token_hashes: Sequence[str], claimed_ids: Mapping[str, str | None] | None = None
+) -> dict[str, Device]:
     """By token hash: the devices of the stations' pools these tokens belong to, defined now
     where the server did not hold them yet. Hashes of no pool (or of a revoked station's
-    unused pool) are absent."""
+    unused pool) are absent, and so is a token whose connection claims another device id
+    (``claimed_ids``, by hash: an MQTT client id), which must not open its pool entry."""
     if not token_hashes:
         return {}
     with ctx.unit_of_work(write=False, snapshot=False) as uow:
         entries = uow.stations.pool_by_token_hashes(token_hashes)
+    if claimed_ids is not None:
+        entries = [e for e in entries if claimed_ids.get(e.token_hash) == e.device_id]
     if not entries:
         return {}
     try:
@@ -44,6 +49,9 @@ def devices_from_pools(ctx: ServiceContext, token_hashes: Sequence[str]) -> dict
         with ctx.unit_of_work(write=False, snapshot=False) as uow:
             found, _ = uow.devices.find_by_secret_hashes([e.token_hash for e in entries], [])
         return found
+    except DomainError as refused:  # the organization's quota is full: not a credential problem
+        log.warning("station pool devices could not be defined: %s", refused.detail)
+        return {}
 
 
 def _open(ctx: ServiceContext, entries: Sequence[PoolEntry]) -> dict[str, Device]:
