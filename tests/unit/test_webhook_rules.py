@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -81,6 +82,12 @@ def test_an_endpoint_receives_its_types_of_its_organization_from_its_creation_on
     assert not endpoint(organization_id="org-2").receives(EVENT)
     assert not endpoint(created_at=AT + timedelta(microseconds=1)).receives(EVENT)
     assert not endpoint(disabled_at=AT).receives(EVENT)
+
+
+def test_an_event_a_station_replays_is_news_when_recorded_not_when_it_happened_at_the_factory() -> None:
+    replayed = replace(EVENT, recorded_at=AT + timedelta(hours=3))
+    assert endpoint(created_at=AT + timedelta(hours=1)).receives(replayed)
+    assert not endpoint(created_at=AT + timedelta(hours=4)).receives(replayed)
 
 
 def test_the_payload_names_the_event_and_carries_its_data() -> None:

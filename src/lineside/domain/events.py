@@ -104,6 +104,14 @@ class DomainEvent:
     subject_id: str
     data: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
+    # When the server wrote it, where that is not when it occurred: an offline station's
+    # action, replayed at its sync, occurred at the factory earlier.
+    recorded_at: datetime | None = None
+
+    @property
+    def news_since(self) -> datetime:
+        """From when the event is news here (which webhook endpoints existed to hear it)."""
+        return self.recorded_at or self.occurred_at
 
 
 class Subject(Protocol):

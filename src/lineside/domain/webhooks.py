@@ -128,7 +128,7 @@ class WebhookEndpoint:
         return (
             self.enabled
             and event.organization_id == self.organization_id
-            and event.occurred_at >= self.created_at
+            and event.news_since >= self.created_at
             and (WILDCARD in self.event_types or event.type in self.event_types)
         )
 

@@ -17,10 +17,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from lineside.domain.errors import Conflict, DomainError, InvalidInput
-from lineside.domain.events import EventType, new_event
+from lineside.domain.events import DomainEvent, EventType, new_event
 from lineside.domain.factory import check_measurements
 from lineside.domain.factory_pki import registered_device_id
 from lineside.domain.identifiers import new_id
@@ -39,7 +39,8 @@ from lineside.domain.stations import (
 )
 from lineside.services.context import ServiceContext, require
 from lineside.services.factory_line import bless_unit, enroll_unit, record_run
-from lineside.services.ports import UnitOfWork
+from lineside.services.ports import EventOutbox, UnitOfWork
+from lineside.services.station_chunk import ChunkUnit
 from lineside.services.stations import load_station
 
 log = logging.getLogger("lineside.stations")
@@ -58,40 +59,20 @@ class SyncReport:
     reason: str | None = None
 
 
-class _Stop(Exception):
-    def __init__(self, index: int, reason: str) -> None:
-        super().__init__(reason)
-        self.index, self.reason = index, reason
-
-
 def sync_ledger(
     ctx: ServiceContext, principal: Principal, station_id: str, entries: Sequence[LedgerEntry]
 ) -> SyncReport:
     require(principal, Scope.FACTORY)
     if len(entries) > MAX_ENTRIES_PER_UPLOAD:
         raise InvalidInput(f"Upload at most {MAX_ENTRIES_PER_UPLOAD} entries at a time.")
-    attempt, stop = list(entries), None
-    while True:
-        try:
-            report = _apply(ctx, principal, station_id, attempt, stop)
-        except _Stop as stopped:
-            # Roll back what the refused entry started and replay the believed prefix again.
-            stop = (attempt[stopped.index].sequence, stopped.reason)
-            attempt = attempt[: stopped.index]
-            continue
-        if report.stopped_at is not None:
-            log.warning(
-                "station %s: sync stopped at entry %d: %s", station_id, report.stopped_at, report.reason
-            )
-        return report
+    report = _apply(ctx, principal, station_id, list(entries))
+    if report.stopped_at is not None:
+        log.warning("station %s: sync stopped at entry %d: %s", station_id, report.stopped_at, report.reason)
+    return report
 
 
 def _apply(
-    ctx: ServiceContext,
-    principal: Principal,
-    station_id: str,
-    entries: list[LedgerEntry],
-    stop: tuple[int, str] | None,
+    ctx: ServiceContext, principal: Principal, station_id: str, entries: list[LedgerEntry]
 ) -> SyncReport:
     now = ctx.clock()
     with ctx.unit_of_work() as uow:
@@ -99,15 +80,12 @@ def _apply(
             uow, principal, station_id
         )
         fresh = [entry for entry in entries if entry.sequence > station.head_sequence]
-        believed, refused = _believed(ctx, station, fresh, now)
-        if refused is not None and (stop is None or refused[0] < stop[0]):
-            stop = refused
-        replay = _Replay(ctx, uow, station)
-        for entry in believed:
-            try:
-                replay.entry(entry)
-            except DomainError as error:
-                raise _Stop(entries.index(entry), f"its replay was refused: {error.detail}") from None
+        believed, stop = _believed(ctx, station, fresh, now)
+        replay = _Replay(ctx, uow, station, believed)
+        replayed, refused = replay.entries(believed)
+        if refused is not None:  # it comes before any entry _believed refused
+            stop, believed = refused, believed[:replayed]
+        replay.chunk.write()
         head = believed[-1] if believed else None
         head_sequence = head.sequence if head else station.head_sequence
         head_hash = head.hash if head else station.head_hash
@@ -207,21 +185,67 @@ def _warn_near_limits(
         uow.stations.mark_warned(station.id, ",".join(sorted(due | said)))
 
 
-class _Replay:
-    """The actions of believed entries, in order, inside one unit of work."""
+class _RecordedNow:
+    """The replay's events: dated when they happened at the factory, recorded now (so the
+    webhook endpoints that exist now hear of them: services.webhook_delivery)."""
 
-    def __init__(self, ctx: ServiceContext, uow: UnitOfWork, station: Station) -> None:
-        self.ctx, self.uow, self.station = ctx, uow, station
+    def __init__(self, outbox: EventOutbox, now: datetime) -> None:
+        self._outbox, self._now = outbox, now
+
+    def add(self, event: DomainEvent) -> None:
+        self._outbox.add(replace(event, recorded_at=self._now))
+
+    def add_many(self, events: Sequence[DomainEvent]) -> None:
+        self._outbox.add_many([replace(event, recorded_at=self._now) for event in events])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._outbox, name)
+
+
+class _ReplayUnit:
+    """The upload's unit of work, its events recorded now."""
+
+    def __init__(self, uow: UnitOfWork, now: datetime) -> None:
+        self._uow = uow
+        self.events = _RecordedNow(uow.events, now)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._uow, name)
+
+
+class _Replay:
+    """The actions of believed entries, in order, replayed on the chunk's rows in memory
+    (services.station_chunk) and written together at the end."""
+
+    def __init__(
+        self, ctx: ServiceContext, uow: UnitOfWork, station: Station, entries: Sequence[LedgerEntry]
+    ) -> None:
+        self.ctx, self.station = ctx, station
         self.actor = f"station:{station.id}"
         self.devices_made = station.devices_made
-        self.product = self._product()
+        self.product = self._product(uow)
         token = uow.factory_tokens.get(station.factory_token_id, within="/")
         if token is None:
             raise Conflict("The station's factory token no longer exists.")
         self.token = token
+        self.chunk = ChunkUnit(cast(UnitOfWork, _ReplayUnit(uow, ctx.clock())), self.product, entries)
+        self.uow = cast(UnitOfWork, self.chunk)
 
-    def _product(self) -> Product:
-        product = self.uow.products.get(self.station.product_id, within="/")
+    def entries(self, entries: Sequence[LedgerEntry]) -> tuple[int, tuple[int, str] | None]:
+        """How many were replayed, and (its sequence, why) of the first refused, if any."""
+        for replayed, entry in enumerate(entries):
+            self.chunk.begin_entry()
+            devices_made = self.devices_made
+            try:
+                self.entry(entry)
+            except DomainError as error:
+                self.chunk.drop_entry()
+                self.devices_made = devices_made
+                return replayed, (entry.sequence, f"its replay was refused: {error.detail}")
+        return len(entries), None
+
+    def _product(self, uow: UnitOfWork) -> Product:
+        product = uow.products.get(self.station.product_id, within="/")
         if product is None:
             raise Conflict("The station's product no longer exists.")
         return product
@@ -273,6 +297,7 @@ class _Replay:
             serial,
             actor=self.actor,
             new_device_id=device_id,
+            firmware=False,
         )
         if enrolled.device.id != device_id:
             raise Conflict(f"the server holds that unit as device {enrolled.device.id}, not {device_id}")
@@ -323,7 +348,7 @@ class _Replay:
         if device.state not in _ON_THE_LINE:
             return
         run_id = str(data.get("run_id") or new_id())
-        if any(run.id == run_id for run in self.uow.test_runs.list_for_device(device.id)):
+        if self.chunk.test_runs.recorded(run_id):
             # Not left to the primary key: that would fail the whole upload, not stop it here.
             raise Conflict(f"its test run {run_id} was recorded already (a replayed entry)")
         record_run(
@@ -342,7 +367,7 @@ class _Replay:
         device = self._device(data)
         if device.state not in _ON_THE_LINE:
             return
-        blessing = bless_unit(ctx, self.uow, device, self.actor)
+        blessing = bless_unit(ctx, self.uow, device, self.actor, firmware=False)
         if blessing.result.value != data.get("result"):
             raise Conflict(
                 f"the station said {data.get('result')}, the replayed test runs say {blessing.result.value}"
@@ -351,7 +376,7 @@ class _Replay:
     def _certificate(self, ctx: ServiceContext, data: dict[str, Any]) -> None:
         device = self._device(data)
         fingerprint = str(data["fingerprint_sha256"])
-        if self.uow.devices.find_by_active_certificates([fingerprint]):
+        if self.chunk.certificate_known(fingerprint):
             return  # it registered itself with this certificate already
         self.uow.certificates.add(
             Certificate(

@@ -331,6 +331,7 @@ def _event(row: Row[Any]) -> DomainEvent:
         subject_type=m["subject_type"],
         subject_id=m["subject_id"],
         data=m["data"],
+        recorded_at=m["recorded_at"],
     )
 
 
@@ -344,6 +345,7 @@ def event_row(event: DomainEvent) -> dict[str, Any]:
         "subject_id": event.subject_id,
         "data": event.data,
         "occurred_at": event.occurred_at,
+        "recorded_at": event.recorded_at,
     }
 
 

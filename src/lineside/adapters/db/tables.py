@@ -363,6 +363,8 @@ events = Table(
     Column("subject_id", Uuid, nullable=False),
     Column("data", JsonDocument, nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
+    # Set where it differs from occurred_at: a station's action, replayed at its sync.
+    Column("recorded_at", UtcDateTime, nullable=True),
     # Set once the webhook dispatcher has made this event's deliveries.
     Column("dispatched_at", UtcDateTime, nullable=True),
     Index("ix_events_undispatched", "sequence", **_only_set_null("dispatched_at")),

@@ -44,6 +44,7 @@ def _event(m: Any, prefix: str = "") -> DomainEvent:
         subject_type=m[f"{prefix}subject_type"],
         subject_id=m[f"{prefix}subject_id"],
         data=m[f"{prefix}data"],
+        recorded_at=m[f"{prefix}recorded_at"],
     )
 
 

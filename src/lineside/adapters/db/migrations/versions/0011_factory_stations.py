@@ -78,9 +78,12 @@ def upgrade() -> None:
         sa.Column("registration_closed_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.add_column("certificate_authorities", sa.Column("station_id", sa.String(length=36), nullable=True))
+    op.add_column("events", sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("events") as batch:
+        batch.drop_column("recorded_at")
     with op.batch_alter_table("certificate_authorities") as batch:
         batch.drop_column("station_id")
         batch.drop_column("registration_closed_at")
