@@ -69,7 +69,7 @@ from lineside.entrypoints.cli.factory_client import FactoryClient
 from lineside.entrypoints.cli.factory_simulation import STEPS, LinePlan, LineReport, run_line
 from lineside.entrypoints.station.bundle import StationBundle, read_bundle
 from lineside.entrypoints.station.home import open_station
-from lineside.entrypoints.station.sync import CHUNK, StationLink, sync_ledger
+from lineside.entrypoints.station.sync import CHUNK, StationLink, entry_document, sync_ledger
 from lineside.services import station_line
 from lineside.services.context import ServiceContext
 from lineside.services.factory_tokens import create_factory_token
@@ -196,19 +196,6 @@ def ledger_of(ctx: ServiceContext) -> list[LedgerEntry]:
         return list(uow.station_ledger.entries(0, 10**9))
 
 
-def wire(entry: LedgerEntry) -> dict[str, Any]:
-    """An entry as LedgerEntryIn reads it (what ``lineside station sync`` sends)."""
-    return {
-        "sequence": entry.sequence,
-        "at": entry.at.isoformat(),
-        "kind": entry.kind.value,
-        "data": entry.data,
-        "previous_hash": entry.previous_hash,
-        "hash": entry.hash,
-        "signature": entry.signature,
-    }
-
-
 def upload(base_url: str, delegation: Delegation, ledger: list[LedgerEntry], chunk: int) -> int:
     """The ledger to the server in order, ``chunk`` entries a request; the entries applied."""
     applied = 0
@@ -216,7 +203,7 @@ def upload(base_url: str, delegation: Delegation, ledger: list[LedgerEntry], chu
     headers = {"authorization": f"Bearer {delegation.fixture_key}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=600, trust_env=False) as http:
         for start in range(0, len(ledger), chunk):
-            body = {"entries": [wire(entry) for entry in ledger[start : start + chunk]]}
+            body = {"entries": [entry_document(entry) for entry in ledger[start : start + chunk]]}
             response = http.post(path, json=body)
             if response.status_code != 200:
                 raise SystemExit(f"sync refused at chunk {start}: {response.status_code} {response.text}")

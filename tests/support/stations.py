@@ -22,25 +22,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from lineside.bootstrap import Application, bootstrap
-from lineside.domain.factory import FactoryToken
 from lineside.domain.factory_pki import registered_device_id
-from lineside.domain.metadata import FieldType, MetadataField
 from lineside.domain.models import (
-    ApiKey,
-    ApplicationFirmwareAfter,
-    DeviceGroup,
-    EnrollmentPolicy,
-    GroupKind,
-    Organization,
     Principal,
-    Product,
-    Scope,
 )
-from lineside.domain.secret_tokens import display_prefix
-from lineside.domain.stations import LedgerEntry, LedgerKind, PoolEntry
+from lineside.domain.stations import LedgerEntry, LedgerKind
+from lineside.entrypoints.station.bundle import bundle_of
+from lineside.entrypoints.station.sync import entry_document
 from lineside.services import station_line
 from lineside.services.authentication import authenticate_caller
 from lineside.services.context import ServiceContext
+from lineside.services.station_local import seed_station
 from lineside.settings import Settings
 from tests.support.factory import hardware_id
 
@@ -123,58 +115,14 @@ def station_site(bundle: dict[str, Any], directory: Path) -> Iterator[StationSit
     application = bootstrap(settings, migrate=True)
     try:
         secrets_ = bundle["secrets"]
-        seed_station_database(application.services, bundle)
-        station = bundle["station"]
-        post = station_line.StationPost(
-            station_id=station["id"],
-            product_id=station["product_id"],
-            budget=station["budget"],
-            not_before=datetime.fromisoformat(station["not_before"]),
-            not_after=datetime.fromisoformat(station["not_after"]),
-            signing_key_pem=secrets_["signing_key_pem"],
-            pool_tokens=dict(pool_of(bundle)),
-        )
+        # What `lineside station run` makes of the bundle (entrypoints.station), seeded alike.
+        delegated = bundle_of(directory / "bundle.json", bundle)
+        seed_station(application.services, delegated.seed, delegated.station_id)
+        post = delegated.post
         fixtures = authenticate_caller(application.services, secrets_["fixture_api_key"])
         yield StationSite(application, post, fixtures, secrets_["enrollment_token"], bundle)
     finally:
         application.close()
-
-
-def seed_station_database(ctx: ServiceContext, bundle: dict[str, Any]) -> None:
-    """The rows the line needs, with the server's ids; the secrets stored hashed under the
-    station's own key, as the server stores them under its own."""
-    now = datetime.now(UTC)
-    organization_id = bundle["organization"]["id"]
-    with ctx.unit_of_work() as uow:
-        uow.organizations.add(
-            Organization(organization_id, bundle["organization"]["name"], None, f"/{organization_id}/", now)
-        )
-        uow.products.add(_product(bundle["product"]))
-        for group in bundle["groups"]:
-            uow.groups.add(_group(group))
-        token = bundle["factory_token"]
-        uow.factory_tokens.add(
-            FactoryToken(**{**token, "created_at": _when(token["created_at"]), "revoked_at": None}),
-            ctx.hasher.hash(bundle["secrets"]["enrollment_token"]),
-        )
-        fixture_key = bundle["secrets"]["fixture_api_key"]
-        key = ApiKey(
-            id=bundle["fixtures"]["api_key_id"],
-            organization_id=organization_id,
-            name="fixtures",
-            scopes=frozenset({Scope.FACTORY}),
-            prefix=display_prefix(fixture_key),
-            created_at=now,
-        )
-        uow.api_keys.add(key, ctx.hasher.hash(fixture_key))
-        station_id = bundle["station"]["id"]
-        uow.stations.add_pool(
-            [
-                PoolEntry(device_id, station_id, position, ctx.hasher.hash(token))
-                for position, (device_id, token) in enumerate(pool_of(bundle))
-            ]
-        )
-        uow.commit()
 
 
 def pool_of(bundle: dict[str, Any]) -> list[tuple[str, str]]:
@@ -182,47 +130,9 @@ def pool_of(bundle: dict[str, Any]) -> list[tuple[str, str]]:
     return [(str(device_id), str(token)) for device_id, token in bundle["secrets"].get("pool", [])]
 
 
-def _when(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def _product(plain: dict[str, Any]) -> Product:
-    return Product(
-        id=plain["id"],
-        organization_id=plain["organization_id"],
-        name=plain["name"],
-        metadata_fields=[
-            MetadataField(f["name"], FieldType(f["type"]), f["required"]) for f in plain["metadata_fields"]
-        ],
-        created_at=_when(plain["created_at"]),
-        enrollment_policy=EnrollmentPolicy(plain["enrollment_policy"]),
-        requires_blessing=plain["requires_blessing"],
-    )
-
-
-def _group(plain: dict[str, Any]) -> DeviceGroup:
-    return DeviceGroup(
-        id=plain["id"],
-        organization_id=plain["organization_id"],
-        product_id=plain["product_id"],
-        name=plain["name"],
-        kind=GroupKind(plain["kind"]),
-        created_at=_when(plain["created_at"]),
-        application_firmware_after=ApplicationFirmwareAfter(plain["application_firmware_after"]),
-    )
-
-
 def wire(entry: LedgerEntry) -> dict[str, Any]:
     """An entry as the station uploads it."""
-    return {
-        "sequence": entry.sequence,
-        "at": entry.at.isoformat(),
-        "kind": entry.kind.value,
-        "data": entry.data,
-        "previous_hash": entry.previous_hash,
-        "hash": entry.hash,
-        "signature": entry.signature,
-    }
+    return entry_document(entry)
 
 
 def unit_certificate(bundle: dict[str, Any], serial: str, device_id: str | None = None) -> x509.Certificate:

@@ -59,7 +59,11 @@ class StationBundle:
 
 
 def read_bundle(path: Path) -> StationBundle:
-    document = _document(path)
+    return bundle_of(path, _document(path))
+
+
+def bundle_of(path: Path, document: dict[str, Any]) -> StationBundle:
+    """The bundle ``document`` (as ``POST .../stations`` answered it), kept at ``path``."""
     try:
         return _bundle(path, document)
     except (KeyError, TypeError, ValueError, AttributeError) as error:

@@ -101,7 +101,7 @@ def _server_head(http: httpx.Client, link: StationLink) -> int:
 
 
 def _upload(ctx: ServiceContext, http: httpx.Client, link: StationLink, entries: list[LedgerEntry]) -> int:
-    body = {"entries": [_entry_json(entry) for entry in entries]}
+    body = {"entries": [entry_document(entry) for entry in entries]}
     response = _send(http, "POST", f"/api/v1/stations/{link.station_id}/ledger", body)
     if response.status_code == 422 and "stopped_at" in _json(response):
         report = _json(response)
@@ -114,7 +114,8 @@ def _upload(ctx: ServiceContext, http: httpx.Client, link: StationLink, entries:
     return head
 
 
-def _entry_json(entry: LedgerEntry) -> dict[str, Any]:
+def entry_document(entry: LedgerEntry) -> dict[str, Any]:
+    """An entry as the server's ledger upload reads it (station_schemas.LedgerEntryIn)."""
     return {
         "sequence": entry.sequence,
         "at": entry.at.isoformat(),
