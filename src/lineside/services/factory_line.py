@@ -108,14 +108,16 @@ def enroll_unit(
     *,
     actor: str | None = None,
     new_device_id: str | None = None,
+    firmware: bool = True,
 ) -> EnrolledDut:
     """Enrollment inside ``uow`` (not committed), for a caller that authenticated the token:
     the server's line, a station's, and the replay of a station's ledger (which names the
-    actor and the id the station gave a new device)."""
+    actor and the id the station gave a new device, and needs no firmware: nobody reads it)."""
+    release = assigned_release if firmware else _no_release
     actor = actor or f"factory_token:{token.id}"
     device = _find_unit(uow, product, hardware_id, serial_number)
     if device is not None and device.state is DeviceState.UNDER_TEST:
-        return EnrolledDut(device, assigned_release(uow, device), created=False)
+        return EnrolledDut(device, release(uow, device), created=False)
     new = device is None
     if device is None:
         device = _define_unit(ctx, uow, product, hardware_id, serial_number, actor, new_device_id)
@@ -126,7 +128,11 @@ def enroll_unit(
         _put_under_test(ctx, uow, device, product, token, actor)
         if not uow.devices.save_state_if(device, previous):
             raise _moved_concurrently()
-    return EnrolledDut(device, assigned_release(uow, device), created=True, new_device=new)
+    return EnrolledDut(device, release(uow, device), created=True, new_device=new)
+
+
+def _no_release(uow: UnitOfWork, device: Device) -> FirmwareRelease | None:
+    return None
 
 
 def _find_unit(uow: UnitOfWork, product: Product, hardware_id: str, serial: str | None) -> Device | None:
@@ -349,8 +355,11 @@ def bless_device(ctx: ServiceContext, principal: Principal, device_id: str) -> B
     return blessing
 
 
-def bless_unit(ctx: ServiceContext, uow: UnitOfWork, device: Device, actor: str) -> Blessing:
-    """The blessing (or failure) of ``device`` inside ``uow``, not committed."""
+def bless_unit(
+    ctx: ServiceContext, uow: UnitOfWork, device: Device, actor: str, *, firmware: bool = True
+) -> Blessing:
+    """The blessing (or failure) of ``device`` inside ``uow``, not committed (without the
+    firmware it is to run when the caller does not need it)."""
     if not is_allowed(Transition.BLESS, device.state):
         raise Conflict(_not_blessable(device))
     last_run = uow.test_runs.latest_for_device(device.id, since=device.timeline.get("under_test_at"))
@@ -370,8 +379,8 @@ def bless_unit(ctx: ServiceContext, uow: UnitOfWork, device: Device, actor: str)
     if not uow.devices.save_state_if(device, DeviceState.UNDER_TEST):
         raise _moved_concurrently()
     uow.events.add(event)
-    firmware = assigned_release(uow, device) if result is BlessingResult.BLESSED else None
-    return Blessing(result, device, firmware)
+    blessed = result is BlessingResult.BLESSED
+    return Blessing(result, device, assigned_release(uow, device) if blessed and firmware else None)
 
 
 def _not_blessable(device: Device) -> str:

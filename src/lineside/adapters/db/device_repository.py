@@ -6,6 +6,7 @@ processing and hands plain tuples to the driver (executemany on SQLite, COPY on 
 
 from __future__ import annotations
 
+import builtins
 import functools
 import json
 import threading
@@ -475,24 +476,7 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         concurrent insert of the same unit surfaces as IntegrityError (a Conflict)."""
         claimed = device.owner_organization_id is not None
         self.counts.arrived(device.organization_id, device.product_id, device.state.value, claimed)
-        self.connection.execute(
-            _INSERT_ONE,
-            {
-                "id": device.id,
-                "organization_id": device.organization_id,
-                "product_id": device.product_id,
-                "group_id": device.group_id,
-                "batch_id": device.batch_id,
-                "serial_number": device.serial_number,
-                "mac": device.mac,
-                "metadata": device.metadata,
-                "state": device.state.value,
-                "created_at": device.created_at,
-                "hardware_id": device.hardware_id,
-                "factory_token_id": device.factory_token_id,
-                **{name: device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS},
-            },
-        )
+        self.connection.execute(_INSERT_ONE, _unit_row(device))
 
     def find_by_hardware_id(self, product_id: str, hardware_id: str) -> Device | None:
         row = self.connection.execute(_BY_HARDWARE_ID, {"product_id": product_id, "hardware_id": hardware_id})
@@ -525,23 +509,87 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         """Write the device's lifecycle (state, group, timeline) only while the row is still
         in ``previous``: of concurrent transitions of one device, exactly one matches (the
         others get False)."""
-        values = {f"new_{name}": device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS}
-        changed = self.connection.execute(
-            _SAVE_STATE_IF,
-            {
-                "device_id": device.id,
-                "previous": previous.value,
-                "new_state": device.state.value,
-                "new_group_id": device.group_id,
-                "new_factory_token_id": device.factory_token_id,
-                **values,
-            },
-        ).first()
+        changed = self.connection.execute(_SAVE_STATE_IF, _state_row(device, previous)).first()
         if changed is None:
             return False
         organization_id, product_id, owner = changed
         self.counts.moved(organization_id, product_id, owner is not None, previous.value, device.state.value)
         return True
+
+    # -- a chunk of a station's ledger (services.station_chunk) -----------------------------
+
+    def find_by_ids(self, device_ids: Sequence[str]) -> builtins.list[Device]:
+        return self._find_where(t.devices.c.id, device_ids)
+
+    def find_by_hardware_ids(self, product_id: str, hardware_ids: Sequence[str]) -> builtins.list[Device]:
+        return self._find_where(t.devices.c.hardware_id, hardware_ids, product_id)
+
+    def find_by_serial_numbers(self, product_id: str, serials: Sequence[str]) -> builtins.list[Device]:
+        return self._find_where(t.devices.c.serial_number, serials, product_id)
+
+    def _find_where(
+        self, column: Any, values: Sequence[str], product_id: str | None = None
+    ) -> builtins.list[Device]:
+        if not values:
+            return []
+        query = select(t.devices).where(column.in_(sorted(set(values))))
+        if product_id is not None:
+            query = query.where(t.devices.c.product_id == product_id)
+        return [_device(row) for row in self.connection.execute(query)]
+
+    def add_units(self, devices: Sequence[Device]) -> None:
+        """``add`` of each device, as one executemany (a multi-row insert on PostgreSQL)."""
+        if not devices:
+            return
+        for device in devices:
+            claimed = device.owner_organization_id is not None
+            self.counts.arrived(device.organization_id, device.product_id, device.state.value, claimed)
+        self.connection.execute(_INSERT_ONE, [_unit_row(device) for device in devices])
+
+    def save_states_if(self, changes: Sequence[tuple[Device, DeviceState]]) -> bool:
+        """``save_state_if`` of each (device, previous), in order, as one executemany: one
+        device may move more than once. False (and nothing counted) when any row was not in
+        its ``previous`` state, so the caller must roll back."""
+        if not changes:
+            return True
+        rows = [_state_row(device, previous) for device, previous in changes]
+        if self.connection.execute(_SAVE_STATE_IF_MANY, rows).rowcount != len(rows):
+            return False
+        for device, previous in changes:
+            claimed = device.owner_organization_id is not None
+            self.counts.moved(
+                device.organization_id, device.product_id, claimed, previous.value, device.state.value
+            )
+        return True
+
+
+def _unit_row(device: Device) -> dict[str, Any]:
+    return {
+        "id": device.id,
+        "organization_id": device.organization_id,
+        "product_id": device.product_id,
+        "group_id": device.group_id,
+        "batch_id": device.batch_id,
+        "serial_number": device.serial_number,
+        "mac": device.mac,
+        "metadata": device.metadata,
+        "state": device.state.value,
+        "created_at": device.created_at,
+        "hardware_id": device.hardware_id,
+        "factory_token_id": device.factory_token_id,
+        **{name: device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS},
+    }
+
+
+def _state_row(device: Device, previous: DeviceState) -> dict[str, Any]:
+    return {
+        "device_id": device.id,
+        "previous": previous.value,
+        "new_state": device.state.value,
+        "new_group_id": device.group_id,
+        "new_factory_token_id": device.factory_token_id,
+        **{f"new_{name}": device.timeline.get(name) for name in t.LIFECYCLE_COLUMNS},
+    }
 
 
 # The factory line's statements, built once (see _BY_TOKEN_HASH).
@@ -552,7 +600,7 @@ _VISIBLE_BY_ID = _BY_ID.where(_visible(bindparam("within")))
 _BY_HARDWARE_ID = select(t.devices).where(
     t.devices.c.product_id == bindparam("product_id"), t.devices.c.hardware_id == bindparam("hardware_id")
 )
-_SAVE_STATE_IF = (
+_SAVE_STATE_IF_MANY = (
     update(t.devices)
     .where(t.devices.c.id == bindparam("device_id"), t.devices.c.state == bindparam("previous"))
     .values(
@@ -561,7 +609,9 @@ _SAVE_STATE_IF = (
         factory_token_id=bindparam("new_factory_token_id"),
         **{name: bindparam(f"new_{name}") for name in t.LIFECYCLE_COLUMNS},
     )
-    .returning(t.devices.c.organization_id, t.devices.c.product_id, t.devices.c.owner_organization_id)
+)
+_SAVE_STATE_IF = _SAVE_STATE_IF_MANY.returning(
+    t.devices.c.organization_id, t.devices.c.product_id, t.devices.c.owner_organization_id
 )
 # What a device's counter is keyed by, as UPDATE/DELETE ... RETURNING gives it back.
 _COUNT_KEY = (t.devices.c.organization_id, t.devices.c.product_id, t.devices.c.state)

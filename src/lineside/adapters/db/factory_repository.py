@@ -7,6 +7,7 @@ statement construction, which costs as much as the query itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -92,6 +93,32 @@ class SqlTestRunRepository(SqlRepository):
 
     def list_for_device(self, device_id: str) -> list[TestRun]:
         return [_test_run(row) for row in self.connection.execute(_RUNS_OF_DEVICE, {"device_id": device_id})]
+
+    # -- a chunk of a station's ledger (services.station_chunk) -----------------------------
+
+    def add_many(self, runs: Sequence[TestRun]) -> None:
+        if runs:
+            rows = [{name: getattr(run, name) for name in _TEST_RUN_FIELDS} for run in runs]
+            self.connection.execute(_INSERT_TEST_RUN, rows)
+
+    def ids_existing(self, run_ids: Sequence[str]) -> set[str]:
+        if not run_ids:
+            return set()
+        query = select(_runs.c.id).where(_runs.c.id.in_(sorted(set(run_ids))))
+        return {str(run_id) for run_id in self.connection.execute(query).scalars()}
+
+    def latest_for_devices(self, device_ids: Sequence[str]) -> dict[str, TestRun]:
+        """Each device's newest run (as ``latest_for_device`` orders them). A unit on the line
+        has a few runs, so reading them all is one cheap query."""
+        if not device_ids:
+            return {}
+        query = select(_runs).where(_runs.c.device_id.in_(sorted(set(device_ids))))
+        latest: dict[str, TestRun] = {}
+        for run in map(_test_run, self.connection.execute(query)):
+            known = latest.get(run.device_id)
+            if known is None or (run.created_at, run.id) > (known.created_at, known.id):
+                latest[run.device_id] = run
+        return latest
 
 
 _production = t.production_tokens

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -29,6 +30,10 @@ class TestRunRepository(Protocol):
     # The newest run recorded at or after ``since`` (any run when None).
     def latest_for_device(self, device_id: str, *, since: datetime | None) -> TestRun | None: ...
     def list_for_device(self, device_id: str) -> list[TestRun]: ...  # newest first
+    # A chunk of a station's ledger at once (services.station_chunk): one statement each.
+    def add_many(self, runs: Sequence[TestRun]) -> None: ...
+    def ids_existing(self, run_ids: Sequence[str]) -> set[str]: ...
+    def latest_for_devices(self, device_ids: Sequence[str]) -> dict[str, TestRun]: ...  # any run
 
 
 class ProductionTokenRepository(Protocol):
