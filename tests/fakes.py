@@ -678,6 +678,9 @@ class FakeAuthorities:
     def is_revoked(self, authority_id: str, serial_hex: str) -> bool:
         return serial_hex in self._t.authority_extras[authority_id].get("revoked", set())
 
+    def revoked_among(self, authority_id: str, serials: Sequence[str]) -> set[str]:
+        return {serial for serial in serials if self.is_revoked(authority_id, serial)}
+
     def expiring_unwarned(self, before: datetime) -> builtins.list[CertificateAuthorityRecord]:
         return [
             a
@@ -723,6 +726,10 @@ class FakeCertificates:
 
     def add(self, certificate: Certificate) -> None:
         self._t.certificates[certificate.id] = certificate
+
+    def add_many(self, certificates: Sequence[Certificate]) -> None:
+        for certificate in certificates:
+            self.add(certificate)
 
     def list_for_device(self, device_id: str) -> list[Certificate]:
         return sorted(

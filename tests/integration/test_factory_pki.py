@@ -7,6 +7,7 @@ is refused with a reason, an event, no device and never a 500. Tenants never cro
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -15,8 +16,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 from cryptography import x509
+from sqlalchemy import event
 
 from lineside.bootstrap import Application, bootstrap
+from lineside.services.registration import Presented, Registration, register_devices
 from lineside.settings import Settings
 from tests.support.api import Tenant, assert_problem, unique
 from tests.support.factory import keyed
@@ -358,3 +361,58 @@ def test_the_proxy_header_takes_escaped_pem_or_base64_der(
     assert as_der.status_code == 201, as_der.text
     assert_problem(proxy.post("/device/v1/register", headers={HEADER: "%%%not a certificate"}), 401)
     assert_problem(proxy.post("/device/v1/register"), 401)
+
+
+def statements_of(application: Application, work: Callable[[], object]) -> int:
+    """How many statements ``work`` sends through SQLAlchemy from this thread (the COPY or
+    executemany of ``add_many``'s driver fast path counts as none)."""
+    sent: list[str] = []
+    me = threading.get_ident()
+
+    def counted(*_: object) -> None:
+        if threading.get_ident() == me:
+            sent.append("")
+
+    event.listen(application.engine, "before_cursor_execute", counted)
+    try:
+        work()
+    finally:
+        event.remove(application.engine, "before_cursor_execute", counted)
+    return len(sent)
+
+
+def test_a_batch_of_first_connections_registers_together(
+    application: Application, tenant: Tenant, maker: Maker
+) -> None:
+    """What the MQTT listener hands over at once: new devices in statements that do not grow
+    with the batch; a CRL'd serial, a serial defined before and a name twice each decided as if
+    it came alone."""
+    product = tenant.product()
+    authority = verified(tenant, product["id"], maker)
+    known = tenant.device(product["id"])
+    listed = maker.device(unique("SN"))[0]
+    loaded = tenant.put(
+        f"{API}/certificate-authorities/{authority['id']}/crl", json={"crl": maker.crl(listed)}
+    )
+    assert loaded.status_code == 200, loaded.text
+    twice = unique("SN")
+    odd = [maker.device(name)[0] for name in (twice, known["serial_number"], twice)]
+    batch = [Presented(der(c)) for c in [*odd, listed]]
+    outcomes: list[Registration | Exception] = []
+
+    def register(names: int) -> None:
+        new = [Presented(der(maker.device(unique("SN"))[0])) for _ in range(names)]
+        outcomes[:] = register_devices(application.services, new, via="test")
+
+    few, many = (
+        statements_of(application, lambda: register(3)),
+        statements_of(application, lambda: register(40)),
+    )
+    assert few == many and all(isinstance(o, Registration) and o.created for o in outcomes)
+    made, defined, again, revoked = register_devices(application.services, batch, via="test")
+    assert isinstance(made, Registration) and made.created
+    assert isinstance(defined, Registration) and defined.device.id == known["id"] and not defined.created
+    assert isinstance(again, Exception) and "another certificate" in str(again)
+    assert isinstance(revoked, Exception) and "revocation list" in str(revoked)
+    devices = tenant.get(f"{API}/devices", params={"product_id": product["id"], "limit": 100}).json()["items"]
+    assert len(devices) == 1 + 3 + 40 + 1

@@ -6,6 +6,7 @@ replace the first; a disabled CA or a CRL'd serial admits nothing; only admins m
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from hashlib import sha256
 
 import pytest
 from cryptography import x509
@@ -174,3 +175,71 @@ def test_a_storm_of_first_connections_registers_together_and_a_bad_one_alone_is_
     }
     refused = [e for e in world.database.tables.events if e.type == EventType.DEVICE_REGISTRATION_REFUSED]
     assert len(refused) == 1  # the CRL'd one: a stranger's CA names no organization to tell
+
+
+def batch_of(pki: Pki, *names: str) -> list[Presented]:
+    return [Presented(device_of(pki, name)) for name in names]
+
+
+def test_a_batch_decides_each_certificate_as_if_it_came_alone(world: World, maker: Maker, pki: Pki) -> None:
+    """New names register together; a name the batch makes twice, a serial defined before and
+    a CRL'd serial are each decided one at a time, after them."""
+    product_id = proven_product(maker, pki)
+    known = devices.define_device(
+        maker.services, maker.admin, product_id=product_id, serial_number="SN-KNOWN"
+    )
+    listed, _key = pki.device("SN-CRL")
+    (authority,) = authorities.list_authorities(maker.services, maker.admin, product_id)
+    authorities.load_revocation_list(maker.services, maker.admin, authority.id, pki.crl(listed))
+    batch = [
+        *batch_of(pki, "SN-TWICE", "SN-NEW", "SN-KNOWN"),
+        Presented(der(listed)),
+        *batch_of(pki, "SN-TWICE"),
+    ]
+
+    twice, new, defined, revoked, again = register_devices(maker.services, batch, via="test")
+
+    assert isinstance(twice, Registration) and twice.created
+    assert isinstance(new, Registration) and new.created
+    assert isinstance(defined, Registration) and not defined.created and defined.device.id == known.id
+    assert isinstance(revoked, CertificateRefused) and "revocation list" in revoked.detail
+    assert isinstance(again, CertificateRefused) and "another certificate" in again.detail
+    events = [(e.type, e.subject_id) for e in world.database.tables.events if e.actor == "factory_pki"]
+    assert [subject for kind, subject in events if kind == EventType.DEVICE_DEFINED] == [
+        twice.device.id,
+        new.device.id,
+    ]
+    for device in (twice.device, new.device):  # each defined, then registered
+        assert events.index((EventType.DEVICE_DEFINED, device.id)) < events.index(
+            (EventType.DEVICE_REGISTERED, device.id)
+        )
+    assert sum(1 for d in world.database.tables.devices.values() if d.device.product_id == product_id) == 3
+    assert not any(d.device.serial_number == "SN-CRL" for d in world.database.tables.devices.values())
+
+
+def test_a_name_twice_in_a_batch_is_made_once_and_may_then_re_register(maker: Maker, pki: Pki) -> None:
+    product_id = proven_product(maker, pki)
+    authorities.set_registration(
+        maker.services,
+        maker.admin,
+        product_id,
+        policy=RegistrationPolicy.APPROVAL,
+        identity=RegistrationIdentity.COMMON_NAME,
+        reregistration=True,
+    )
+
+    batch = batch_of(pki, "SN-1", "SN-1")
+
+    first, second = register_devices(maker.services, batch, via="test")
+
+    assert isinstance(first, Registration) and first.created
+    assert isinstance(second, Registration) and not second.created
+    assert first.device.id == second.device.id
+    assert first.device.state is DeviceState.PENDING_APPROVAL  # the product's policy, in a batch too
+    with maker.services.unit_of_work(write=False) as uow:
+        held = uow.certificates.list_for_device(first.device.id)
+    active = {c.fingerprint_sha256: c.revoked_at is None for c in held}
+    assert active == {
+        sha256(batch[0].certificate).hexdigest(): False,
+        sha256(batch[1].certificate).hexdigest(): True,
+    }

@@ -6,13 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository, owned_within
 from lineside.domain.models import AuthorityStatus, CertificateAuthorityRecord
 
 _FIELDS = tuple(CertificateAuthorityRecord.__dataclass_fields__)
+_REVOKED_AMONG = select(t.authority_revocations.c.serial_hex).where(
+    t.authority_revocations.c.authority_id == bindparam("authority_id"),
+    t.authority_revocations.c.serial_hex.in_(bindparam("serials", expanding=True)),
+)
+_SERIALS_PER_QUERY = 1000  # bound parameters per IN list: well under every driver's limit
 
 
 def _authority(row: Row[Any]) -> CertificateAuthorityRecord:
@@ -105,6 +110,14 @@ class SqlAuthorityRepository(SqlRepository):
         r = t.authority_revocations.c
         query = select(r.serial_hex).where(r.authority_id == authority_id, r.serial_hex == serial_hex)
         return self._first(query) is not None
+
+    def revoked_among(self, authority_id: str, serials: Sequence[str]) -> set[str]:
+        revoked: set[str] = set()
+        for start in range(0, len(serials), _SERIALS_PER_QUERY):
+            chunk = list(serials[start : start + _SERIALS_PER_QUERY])
+            found = self.connection.execute(_REVOKED_AMONG, {"authority_id": authority_id, "serials": chunk})
+            revoked.update(found.scalars())
+        return revoked
 
     def expiring_unwarned(self, before: datetime) -> list[CertificateAuthorityRecord]:
         c = t.certificate_authorities.c

@@ -736,10 +736,21 @@ def _certificate(row: Row[Any]) -> Certificate:
     return Certificate(**{name: m[name] for name in Certificate.__dataclass_fields__})
 
 
+_INSERT_CERTIFICATE = insert(t.certificates)
+
+
+def _certificate_row(certificate: Certificate) -> dict[str, Any]:
+    return {name: getattr(certificate, name) for name in Certificate.__dataclass_fields__}
+
+
 class SqlCertificateRepository(SqlRepository):
     def add(self, certificate: Certificate) -> None:
-        values = {name: getattr(certificate, name) for name in Certificate.__dataclass_fields__}
-        self.connection.execute(t.certificates.insert().values(**values))
+        self.connection.execute(_INSERT_CERTIFICATE, _certificate_row(certificate))
+
+    def add_many(self, certificates: Sequence[Certificate]) -> None:
+        """One executemany: a fleet's first connections register a batch at a time."""
+        if certificates:
+            self.connection.execute(_INSERT_CERTIFICATE, [_certificate_row(c) for c in certificates])
 
     def list_for_device(self, device_id: str) -> list[Certificate]:
         query = select(t.certificates).where(t.certificates.c.device_id == device_id)
