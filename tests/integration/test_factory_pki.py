@@ -19,6 +19,8 @@ from cryptography import x509
 from sqlalchemy import event
 
 from lineside.bootstrap import Application, bootstrap
+from lineside.domain.errors import QuotaExceeded
+from lineside.services.quotas import set_device_quota
 from lineside.services.registration import Presented, Registration, register_devices
 from lineside.settings import Settings
 from tests.support.api import Tenant, assert_problem, unique
@@ -416,3 +418,18 @@ def test_a_batch_of_first_connections_registers_together(
     assert isinstance(revoked, Exception) and "revocation list" in str(revoked)
     devices = tenant.get(f"{API}/devices", params={"product_id": product["id"], "limit": 100}).json()["items"]
     assert len(devices) == 1 + 3 + 40 + 1
+
+
+def test_a_batch_past_the_quota_registers_what_fits_and_refuses_only_the_rest(
+    application: Application, tenant: Tenant, maker: Maker
+) -> None:
+    product = tenant.product()
+    verified(tenant, product["id"], maker)
+    set_device_quota(application.services, tenant.organization_id, 2)
+    batch = [Presented(der(maker.device(unique("SN"))[0])) for _ in range(3)]
+
+    outcomes = register_devices(application.services, batch, via="test")
+
+    assert [type(outcome) for outcome in outcomes] == [Registration, Registration, QuotaExceeded]
+    devices = tenant.get(f"{API}/devices", params={"product_id": product["id"]}).json()["items"]
+    assert len(devices) == 2

@@ -11,12 +11,20 @@ from hashlib import sha256
 import pytest
 from cryptography import x509
 
-from lineside.domain.errors import AlreadyExists, CertificateRefused, Conflict, NotFound, PermissionDenied
+from lineside.domain.errors import (
+    AlreadyExists,
+    CertificateRefused,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+)
 from lineside.domain.events import EventType
 from lineside.domain.factory_pki import registered_device_id
 from lineside.domain.lifecycle import DeviceState
 from lineside.domain.models import RegistrationIdentity, RegistrationPolicy, Scope
 from lineside.services import authorities, devices, products
+from lineside.services.quotas import set_device_quota
 from lineside.services.registration import (
     Presented,
     Registration,
@@ -243,3 +251,14 @@ def test_a_name_twice_in_a_batch_is_made_once_and_may_then_re_register(maker: Ma
         sha256(batch[0].certificate).hexdigest(): False,
         sha256(batch[1].certificate).hexdigest(): True,
     }
+
+
+def test_a_batch_past_the_quota_refuses_only_what_does_not_fit(maker: Maker, pki: Pki) -> None:
+    proven_product(maker, pki)
+    set_device_quota(maker.services, maker.admin.organization.id, 2)
+
+    outcomes = register_devices(maker.services, batch_of(pki, "SN-1", "SN-2", "SN-3"), via="test")
+
+    assert [type(outcome) for outcome in outcomes] == [Registration, Registration, QuotaExceeded]
+    with pytest.raises(QuotaExceeded):
+        register_device(maker.services, device_of(pki, "SN-4"), via="test")

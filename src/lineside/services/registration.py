@@ -49,6 +49,8 @@ ACTOR = "factory_pki"
 # A certificate of a batch that passed the chain checks: its place in the batch, what it says,
 # and the CA it chains to.
 Admitted = tuple[int, DeviceCertificateFacts, CertificateAuthorityRecord]
+# Why a certificate made no device: a refusal of it, or its organization's device quota.
+NotRegistered = CertificateRefused | QuotaExceeded
 
 
 @dataclass(frozen=True)
@@ -69,19 +71,19 @@ def register_device(
     ctx: ServiceContext, certificate: bytes, chain: Sequence[bytes] = (), *, via: str
 ) -> Registration:
     """The device the certificate names, registered now if it was not; CertificateRefused
-    (with why) otherwise."""
+    (with why) otherwise, or QuotaExceeded."""
     (outcome,) = register_devices(ctx, [Presented(certificate, tuple(chain))], via=via)
-    if isinstance(outcome, CertificateRefused):
+    if not isinstance(outcome, Registration):
         raise outcome
     return outcome
 
 
 def register_devices(
     ctx: ServiceContext, presented: Sequence[Presented], *, via: str
-) -> list[Registration | CertificateRefused]:
+) -> list[Registration | NotRegistered]:
     """Each certificate's device, registered now where it was not, or why it was refused: a
     reconnect storm of new devices costs one read and one write transaction, not two each."""
-    outcomes: list[Registration | CertificateRefused | None] = [None] * len(presented)
+    outcomes: list[Registration | NotRegistered | None] = [None] * len(presented)
     read: list[tuple[int, DeviceCertificateFacts]] = []
     for index, item in enumerate(presented):
         try:
@@ -123,7 +125,7 @@ def register_devices(
 def _register_all(
     ctx: ServiceContext,
     admitted: list[Admitted],
-    outcomes: list[Registration | CertificateRefused | None],
+    outcomes: list[Registration | NotRegistered | None],
     via: str,
 ) -> list[tuple[CertificateAuthorityRecord, str]]:
     """One write transaction for every admitted certificate (each refused alone is left out):
@@ -138,6 +140,8 @@ def _register_all(
                 except CertificateRefused as refused:
                     outcomes[index] = refused
                     refusals.append((authority, _why(facts, refused)))
+                except QuotaExceeded as over:  # that device alone, the rest of the batch goes on
+                    outcomes[index] = over
             uow.commit()
     except Conflict:
         refusals = []
@@ -149,6 +153,8 @@ def _register_all(
             except (CertificateRefused, Conflict) as refused:
                 outcomes[index] = CertificateRefused(refused.detail)
                 refusals.append((authority, _why(facts, refused)))
+            except QuotaExceeded as over:
+                outcomes[index] = over
     return refusals
 
 
@@ -156,7 +162,7 @@ def _register_new_in(
     ctx: ServiceContext,
     uow: UnitOfWork,
     admitted: list[Admitted],
-    outcomes: list[Registration | CertificateRefused | None],
+    outcomes: list[Registration | NotRegistered | None],
     via: str,
 ) -> list[Admitted]:
     """Register in ``uow`` together the certificates that each make a new device (a fleet's

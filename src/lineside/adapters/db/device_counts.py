@@ -52,6 +52,10 @@ class DeviceCountChanges:
     def add_all(self, keys: Iterable[CountKey]) -> None:
         self._deltas.update(keys)
 
+    def made_by(self, organization_id: str) -> int:
+        """How many devices the organization gains (or loses) by these changes."""
+        return sum(delta for key, delta in self._deltas.items() if key.organization_id == organization_id)
+
     def moved(self, organization_id: str, product_id: str, claimed: bool, before: str, after: str) -> None:
         """One device changed state."""
         self.add(organization_id, product_id, before, claimed, -1)
@@ -89,11 +93,17 @@ def _upsert(dialect: str) -> Insert:
 
 
 class SqlDeviceCountRepository(SqlRepository):
+    def __init__(self, connection: Connection, pending: DeviceCountChanges | None = None) -> None:
+        super().__init__(connection)
+        self._pending = pending  # this transaction's changes, written only at its commit
+
     def made_by(self, organization_id: str) -> int:
-        """How many devices the organization defined (its quota counts these)."""
+        """How many devices the organization defined (its quota counts these), with those this
+        transaction made already: a batch that checks the quota device by device sees its own."""
         c = t.device_counts.c
         query = select(func.coalesce(func.sum(c.devices), 0)).where(c.organization_id == organization_id)
-        return int(self.connection.execute(query).scalar_one())
+        stored = int(self.connection.execute(query).scalar_one())
+        return stored + (self._pending.made_by(organization_id) if self._pending is not None else 0)
 
     def of_product(self, organization_id: str, product_id: str) -> int:
         """How many devices of the product there are: a product's devices are its organization's,

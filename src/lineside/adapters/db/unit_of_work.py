@@ -190,7 +190,7 @@ class SqlUnitOfWork:
 
     @cached_property
     def device_counts(self) -> SqlDeviceCountRepository:
-        return SqlDeviceCountRepository(self._live)
+        return SqlDeviceCountRepository(self._live, self._counts)
 
     @cached_property
     def activity(self) -> SqlActivityRepository:
