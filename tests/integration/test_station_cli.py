@@ -50,6 +50,8 @@ class Admin:
     def create(self, out: str = "station.json", *extra: str, api_key: str | None = None) -> Result:
         args = ["create", "--product", self.product_id, "--name", "line 1", "--budget", "500"]
         args += ["--valid-days", "7", "--enrollment-token-file", self.token_file()]
+        if "--fixture-api-key" not in extra:
+            args += ["--fixture-api-key", keyed(self.tenant, "factory").api_key]
         return self.run(*args, "--out", str(self.files / out), *extra, api_key=api_key)
 
 
@@ -88,10 +90,12 @@ def test_token_pool_gives_the_station_an_id_and_token_per_unit_and_prints_none(a
     assert ok(admin.tenant.get(f"/api/v1/stations/{bundle['station']['id']}"))["pool_size"] == 500
 
 
-def test_the_fixture_key_defaults_to_the_admin_s_own(admin: Admin) -> None:
-    assert admin.create().exit_code == 0
-    bundle = json.loads((admin.files / "station.json").read_text())
-    assert bundle["secrets"]["fixture_api_key"] == admin.tenant.api_key
+def test_the_fixture_key_must_be_given_and_must_not_be_an_admin_key(admin: Admin) -> None:
+    missing = admin.run("create", "--product", admin.product_id, "--name", "l", "--budget", "5", "--out", "x")
+    assert missing.exit_code == 2 and "--fixture-api-key" in missing.output
+    refused = one_line_error(admin.create("admin.json", "--fixture-api-key", admin.tenant.api_key), 1)
+    assert "admin key" in refused
+    assert not (admin.files / "admin.json").exists()
 
 
 def test_an_existing_file_is_never_written_over_and_no_station_is_made(admin: Admin) -> None:
@@ -106,6 +110,7 @@ def test_a_refused_station_leaves_no_file(admin: Admin) -> None:
     result = admin.run(
         "create", "--product", admin.product_id, "--name", "x", "--budget", "5",
         "--enrollment-token", "lsf_not-a-token", "--out", str(admin.files / "station.json"),
+        "--fixture-api-key", keyed(admin.tenant, "factory").api_key,
     )  # fmt: skip
     assert "enrollment_token" in one_line_error(result, EXIT_REFUSED)
     assert not (admin.files / "station.json").exists()
@@ -114,6 +119,7 @@ def test_a_refused_station_leaves_no_file(admin: Admin) -> None:
 def test_create_needs_one_enrollment_token_and_a_readable_file(admin: Admin) -> None:
     out = str(admin.files / "station.json")
     base = ["create", "--product", admin.product_id, "--name", "x", "--budget", "5", "--out", out]
+    base += ["--fixture-api-key", keyed(admin.tenant, "factory").api_key]
     assert admin.run(*base).exit_code == EXIT_USAGE
     missing = admin.run(*base, "--enrollment-token-file", str(admin.files / "nothing"))
     assert "cannot be read" in one_line_error(missing, EXIT_CANNOT_READ)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import event
 
 from lineside.bootstrap import Application
 from lineside.domain.errors import CertificateRefused
@@ -159,6 +160,8 @@ def test_a_station_serves_only_a_live_token_of_its_product_and_a_factory_key_of_
     stranger = make_tenant()
     assert_problem(line.create(fixture_api_key=keyed(stranger, "factory").api_key), 422)
     assert_problem(line.create(fixture_api_key=keyed(line.tenant, "read").api_key), 422)
+    admin_key = assert_problem(line.create(fixture_api_key=line.tenant.api_key), 422)
+    assert "admin key" in admin_key["detail"]  # the bundle goes to the factory: no admin key in it
     assert ok(line.tenant.get(f"{API}/stations")) == []
 
 
@@ -445,3 +448,31 @@ def test_a_unit_synced_before_it_connects_registers_as_the_same_device(
     registered = register_device(application.services, der(certificate), via="test")
     assert (registered.device.id, registered.created) == (device_id, False)
     assert [d["id"] for d in line.devices()] == [device_id]
+
+
+def test_a_sync_reads_test_runs_in_statements_that_do_not_grow_with_its_units(
+    line: Line, tmp_path: Path, application: Application
+) -> None:
+    """The chunk reads the test runs it needs at once: a unit it enrolls has none stored, so
+    its test run and blessing ask the database nothing more (they did, once per unit)."""
+    reads: list[str] = []
+
+    def counted(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "test_runs" in statement:
+            reads.append(statement)
+
+    per_upload = []
+    for units in (1, 6):
+        made = line.station()
+        with station_site(made["bundle"], tmp_path / f"station-{units}") as site:
+            for _ in range(units):
+                site.unit()
+            entries = site.entries()
+        reads.clear()
+        event.listen(application.engine, "before_cursor_execute", counted)
+        try:
+            assert line.synced(made["station"]["id"], entries)["applied"] == 3 * units
+        finally:
+            event.remove(application.engine, "before_cursor_execute", counted)
+        per_upload.append(len(reads))
+    assert per_upload[0] == per_upload[1], per_upload

@@ -139,6 +139,55 @@ def window_problem(station: Station, at: datetime, now: datetime) -> str | None:
     return None
 
 
+# What each kind of entry's data holds, as the station's line writes it: (key, types, required).
+_TEXT, _FLAG, _DOCUMENT, _NOTHING = (str,), (bool,), (dict,), (type(None),)
+_DATA_SHAPES: dict[LedgerKind, tuple[tuple[str, tuple[type, ...], bool], ...]] = {
+    LedgerKind.ENROLL: (
+        ("device_id", _TEXT, True),
+        ("hardware_id", _TEXT, True),
+        ("serial_number", _TEXT, True),
+        ("new_device", _FLAG, True),
+    ),
+    LedgerKind.TEST_RUN: (
+        ("device_id", _TEXT, True),
+        ("run_id", _TEXT, True),
+        ("passed", _FLAG, True),
+        ("measurements", _DOCUMENT, True),
+        ("fixture", _TEXT + _NOTHING, False),
+        ("operator", _TEXT + _NOTHING, False),
+    ),
+    LedgerKind.BLESS: (("device_id", _TEXT, True), ("result", _TEXT, True)),
+    LedgerKind.CERTIFICATE: (
+        ("device_id", _TEXT, True),
+        ("fingerprint_sha256", _TEXT, True),
+        ("serial_hex", _TEXT, True),
+        ("subject", _TEXT, True),
+        ("not_before", _TEXT, True),
+        ("not_after", _TEXT, True),
+    ),
+    LedgerKind.TOKEN: (("device_id", _TEXT, True),),
+}
+_TIMES = ("not_before", "not_after")
+
+
+def data_problem(kind: LedgerKind, data: dict[str, Any]) -> str | None:
+    """Why ``data`` is not what the station's line writes for ``kind`` (a signed entry can
+    still be malformed: a station's key in the wrong hands), or None."""
+    for key, types, required in _DATA_SHAPES[kind]:
+        if key not in data:
+            if required:
+                return f"its data lacks {key}"
+            continue
+        if not isinstance(data[key], types) or (types == _TEXT and len(data[key]) > 500):
+            return f"its data's {key} is not what a station writes"
+    for key in _TIMES if kind is LedgerKind.CERTIFICATE else ():
+        try:
+            datetime.fromisoformat(data[key])
+        except ValueError:
+            return f"its data's {key} is not a time"
+    return None
+
+
 def budget_problem(budget: int, devices_made: int) -> str | None:
     """Why one more new device is past the budget, or None."""
     if devices_made >= budget:

@@ -307,9 +307,7 @@ def _register_in(
     else:
         name = registration_name(product.registration_identity, facts.common_name, facts.san_uris)
         device_id = registered_device_id(product.id, name)
-    device, created = _device_for(
-        ctx, uow, product, name, device_id, vouched=authority.station_id is not None
-    )
+    device, created = _device_for(ctx, uow, product, name, device_id, station_id=authority.station_id)
     if not created:
         _replace_certificate(uow, product, device, now)
     uow.certificates.add(_certificate(device, authority, facts, now))
@@ -332,27 +330,48 @@ def _station_unit(
 
 
 def _device_for(
-    ctx: ServiceContext, uow: UnitOfWork, product: Product, name: str, device_id: str, *, vouched: bool
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    product: Product,
+    name: str,
+    device_id: str,
+    *,
+    station_id: str | None,
 ) -> tuple[Device, bool]:
     """The device named ``name`` (or, from a station's pool, by its id), defined now if new
-    under ``device_id``; ``vouched``: a station made the unit, so the product's allow-list or
-    approval does not apply (its ledger will say more)."""
+    under ``device_id``. A station's CA (``station_id``) vouches for units that station made
+    only: the product's allow-list or approval does not apply to them, the station's budget
+    does, and any other device of the product is out of its reach."""
     existing = uow.devices.find_by_serial_number(product.id, name)
-    if existing is None and vouched:
+    if existing is None and station_id is not None:
         existing = uow.devices.get(device_id, within="/")
     if existing is not None:
         if existing.state is DeviceState.REVOKED:
             raise CertificateRefused(f"The device {name} is revoked.")
+        if station_id is not None and not _made_by(uow, station_id, existing.id):
+            raise CertificateRefused(f"The device {name} was not made by the station whose CA signed it.")
         return existing, False
-    policy = RegistrationPolicy.OPEN if vouched else product.registration_policy
+    policy = RegistrationPolicy.OPEN if station_id is not None else product.registration_policy
     if policy is RegistrationPolicy.ALLOW_LIST:
         raise CertificateRefused(f"{name} is not on the product's allow-list (define it first).")
     check_device_quota(ctx, uow, product.organization_id, 1)
+    if station_id is not None and not uow.stations.take_budget(station_id, 1):
+        raise CertificateRefused("The budget of the station whose CA signed it is spent.")
     now = ctx.clock()
     device = _new_device(product, name, device_id, policy, now)
     uow.devices.add(device)
+    if station_id is not None:
+        uow.stations.add_made(station_id, [device.id])
     uow.events.add(_defined(device, product, now))
     return device, True
+
+
+def _made_by(uow: UnitOfWork, station_id: str, device_id: str) -> bool:
+    """Whether the station made the device: by its ledger, its CA or its pool."""
+    if uow.stations.made_by(station_id, [device_id]):
+        return True
+    pool = uow.stations.pool_entry(device_id)
+    return pool is not None and pool.station_id == station_id
 
 
 def _new_device(

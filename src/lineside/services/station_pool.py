@@ -85,6 +85,9 @@ def _pool_device(ctx: ServiceContext, uow: UnitOfWork, entry: PoolEntry) -> Devi
         if product is None:
             return None
         check_device_quota(ctx, uow, product.organization_id, 1)
+        if not uow.stations.take_budget(station.id, 1):  # the pool is the budget: a safeguard
+            return None
+        uow.stations.add_made(station.id, [entry.device_id])
         device = new_device(product, DeviceSpec(serial_number=entry.device_id), now, None, entry.device_id)
         uow.devices.add(device)
         uow.events.add(

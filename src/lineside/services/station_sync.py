@@ -34,6 +34,7 @@ from lineside.domain.stations import (
     Station,
     budget_problem,
     chain_problem,
+    data_problem,
     warnings_due,
     window_problem,
 )
@@ -86,6 +87,7 @@ def _apply(
         if refused is not None:  # it comes before any entry _believed refused
             stop, believed = refused, believed[:replayed]
         replay.chunk.write()
+        uow.stations.add_made(station.id, replay.made_now)
         head = believed[-1] if believed else None
         head_sequence = head.sequence if head else station.head_sequence
         head_hash = head.hash if head else station.head_hash
@@ -136,6 +138,8 @@ def _believed(
             problem = "its signature is not the station's (a forged entry)"
         if problem is None:
             problem = window_problem(station, entry.at, now)
+        if problem is None:
+            problem = data_problem(entry.kind, entry.data)
         if problem is not None:
             return believed, (entry.sequence, f"entry {entry.sequence}: {problem}")
         believed.append(entry)
@@ -213,6 +217,14 @@ class _ReplayUnit:
         return getattr(self._uow, name)
 
 
+def _refusal(error: Exception) -> str:
+    if isinstance(error, DomainError):
+        return f"its replay was refused: {error.detail}"
+    # A signed entry whose data the station's line could not have written (a missing or
+    # mistyped field): refused as any other entry the replay cannot believe.
+    return f"its data is malformed ({type(error).__name__}: {str(error)[:200]})"
+
+
 class _Replay:
     """The actions of believed entries, in order, replayed on the chunk's rows in memory
     (services.station_chunk) and written together at the end."""
@@ -230,18 +242,24 @@ class _Replay:
         self.token = token
         self.chunk = ChunkUnit(cast(UnitOfWork, _ReplayUnit(uow, ctx.clock())), self.product, entries)
         self.uow = cast(UnitOfWork, self.chunk)
+        # The devices this station made (its ledger, its CA, its pool): the only ones its
+        # entries may touch. Those this chunk makes join them, and are written with it.
+        named = [str(entry.data.get("device_id")) for entry in entries]
+        self.mine = uow.stations.made_by(station.id, named)
+        self.made_now: list[str] = []
 
     def entries(self, entries: Sequence[LedgerEntry]) -> tuple[int, tuple[int, str] | None]:
         """How many were replayed, and (its sequence, why) of the first refused, if any."""
         for replayed, entry in enumerate(entries):
             self.chunk.begin_entry()
-            devices_made = self.devices_made
+            devices_made, made_now = self.devices_made, len(self.made_now)
             try:
                 self.entry(entry)
-            except DomainError as error:
+            except (DomainError, KeyError, TypeError, ValueError) as error:
                 self.chunk.drop_entry()
                 self.devices_made = devices_made
-                return replayed, (entry.sequence, f"its replay was refused: {error.detail}")
+                del self.made_now[made_now:]
+                return replayed, (entry.sequence, _refusal(error))
         return len(entries), None
 
     def _product(self, uow: UnitOfWork) -> Product:
@@ -273,15 +291,10 @@ class _Replay:
                 "the device id is neither from the station's pool nor the one its serial number gives"
             )
         existing = self.uow.devices.get(device_id, within="/")
-        if bool(data.get("new_device")):  # counted even if it registered itself before this sync
-            if existing is not None and existing.hardware_id is not None:
-                # Registration knows a unit by its serial only: a hardware id means a line
-                # enrolled it already, so this "new" unit is an earlier entry played again.
-                raise Conflict(f"it makes device {device_id} again (a replayed entry)")
-            problem = budget_problem(self.station.budget, self.devices_made)
-            if problem is not None:
-                raise Conflict(problem)
-            self.devices_made += 1
+        if existing is not None and not from_pool and existing.id not in self.mine:
+            raise Conflict(f"device {device_id} is not one this station made")
+        if bool(data.get("new_device")):
+            self._count_new(existing, device_id)
         if from_pool:
             self.uow.stations.open_pool_entry(device_id, ctx.clock())
         if existing is not None:
@@ -301,6 +314,21 @@ class _Replay:
         )
         if enrolled.device.id != device_id:
             raise Conflict(f"the server holds that unit as device {enrolled.device.id}, not {device_id}")
+
+    def _count_new(self, existing: Device | None, device_id: str) -> None:
+        """A unit the station made: within its budget, once (one that registered itself
+        before this sync was counted then)."""
+        if existing is not None and existing.hardware_id is not None:
+            # Registration knows a unit by its serial only: a hardware id means a line
+            # enrolled it already, so this "new" unit is an earlier entry played again.
+            raise Conflict(f"it makes device {device_id} again (a replayed entry)")
+        if existing is None:
+            problem = budget_problem(self.station.budget, self.devices_made)
+            if problem is not None:
+                raise Conflict(problem)
+            self.devices_made += 1
+            self.made_now.append(device_id)
+            self.mine.add(device_id)
 
     def _pool_entry(self, device_id: str) -> PoolEntry | None:
         entry = self.uow.stations.pool_entry(device_id)
@@ -339,6 +367,8 @@ class _Replay:
         device = self.uow.devices.get(str(data["device_id"]), within="/")
         if device is None or device.product_id != self.product.id:
             raise Conflict(f"no device {data['device_id']} of the station's product was enrolled")
+        if device.id not in self.mine and self._pool_entry(device.id) is None:
+            raise Conflict(f"device {device.id} is not one this station made")
         return device
 
     def _test_run(self, ctx: ServiceContext, data: dict[str, Any]) -> None:

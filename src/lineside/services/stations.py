@@ -157,6 +157,11 @@ def _fixture_principal(ctx: ServiceContext, principal: Principal, api_key: str) 
         raise InvalidInput("fixture_api_key must be an API key (lsk_...), not a sign-in token.")
     if fixtures.organization.id != principal.organization.id or not fixtures.can(Scope.FACTORY):
         raise InvalidInput("fixture_api_key must be a key of this organization with the factory scope.")
+    if fixtures.can(Scope.ADMIN):  # the bundle lives on a factory PC: it must not run the org
+        raise InvalidInput(
+            "fixture_api_key is an admin key, and the bundle goes to the factory: give the fixtures a key "
+            "with the factory scope only (POST /api/v1/api-keys)."
+        )
     return fixtures
 
 

@@ -65,6 +65,33 @@ class SqlStationRepository(SqlStationPool):
         row = self._first(select(t.stations.c.warned).where(t.stations.c.id == station_id))
         return row.warned if row else ""
 
+    def made_by(self, station_id: str, device_ids: Sequence[str]) -> set[str]:
+        c = t.station_devices.c
+        found: set[str] = set()
+        unique = sorted(set(device_ids))
+        for start in range(0, len(unique), 1000):
+            query = select(c.device_id).where(
+                c.station_id == station_id, c.device_id.in_(unique[start : start + 1000])
+            )
+            found.update(str(row.device_id) for row in self._all(query))
+        return found
+
+    def add_made(self, station_id: str, device_ids: Sequence[str]) -> None:
+        if device_ids:
+            rows = [{"device_id": device_id, "station_id": station_id} for device_id in device_ids]
+            self.connection.execute(insert(t.station_devices), rows)
+
+    def take_budget(self, station_id: str, count: int) -> bool:
+        """One atomic step: the station's count of devices made grows by ``count`` only while
+        it stays within the budget (a device registering by itself between syncs counts)."""
+        c = t.stations.c
+        result = self.connection.execute(
+            update(t.stations)
+            .where(c.id == station_id, c.devices_made + count <= c.budget)
+            .values(devices_made=c.devices_made + count)
+        )
+        return bool(result.rowcount)
+
     def revoke(self, station_id: str, at: datetime) -> None:
         c = t.stations.c
         self.connection.execute(

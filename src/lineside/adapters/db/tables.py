@@ -654,6 +654,15 @@ station_pool = Table(
     Index("ix_station_pool_station_id_position", "station_id", "position"),
 )
 
+# The devices each station made (by its ledger, its CA's registrations or its pool's tokens):
+# a station's ledger and CA may touch these and no other device of the product.
+station_devices = Table(
+    "station_devices",
+    metadata,
+    Column("device_id", Uuid, primary_key=True),
+    Column("station_id", Uuid, nullable=False, index=True),
+)
+
 # A station's own ledger, on the station's database (the server never writes it): every
 # action, hash-chained and signed, until the server has replayed it.
 station_ledger = Table(

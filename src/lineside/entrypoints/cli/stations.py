@@ -80,7 +80,9 @@ def _call(server: str, api_key: str | None, action: Callable[[StationClient], T]
 @click.option("--enrollment-token", help="The factory enrollment token (better in a file: see above).")
 @click.option(
     "--fixture-api-key",
-    help="The fixtures' API key (factory scope), which the station also syncs with [default: --api-key].",
+    required=True,
+    help="The fixtures' API key (the factory scope, not admin: the bundle goes to the factory), "
+    "which the station also syncs with.",
 )
 @click.option(
     "--token-pool",
@@ -103,7 +105,7 @@ def create(
     valid_days: float,
     enrollment_token_file: Path | None,
     enrollment_token: str | None,
-    fixture_api_key: str | None,
+    fixture_api_key: str,
     token_pool: bool,
     out: Path,
     server: str,
@@ -116,7 +118,7 @@ def create(
         "budget": budget,
         "valid_days": valid_days,
         "enrollment_token": token,
-        "fixture_api_key": fixture_api_key or api_key or "",
+        "fixture_api_key": fixture_api_key,
         "token_pool": token_pool,
     }
     # The file is claimed before the station exists: a bundle that cannot be written would

@@ -62,6 +62,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_station_pool_station_id_position", "station_pool", ["station_id", "position"])
     op.create_table(
+        "station_devices",
+        sa.Column("device_id", sa.String(length=36), nullable=False),
+        sa.Column("station_id", sa.String(length=36), nullable=False),
+        sa.PrimaryKeyConstraint("device_id"),
+    )
+    op.create_index("ix_station_devices_station_id", "station_devices", ["station_id"])
+    op.create_table(
         "station_ledger",
         sa.Column("sequence", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -88,6 +95,8 @@ def downgrade() -> None:
         batch.drop_column("station_id")
         batch.drop_column("registration_closed_at")
     op.drop_table("station_ledger")
+    op.drop_index("ix_station_devices_station_id", table_name="station_devices")
+    op.drop_table("station_devices")
     op.drop_index("ix_station_pool_station_id_position", table_name="station_pool")
     op.drop_table("station_pool")
     op.drop_index("ix_stations_organization_id", table_name="stations")
