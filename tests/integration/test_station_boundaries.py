@@ -17,7 +17,7 @@ from lineside.services.registration import register_device
 from tests.integration.test_stations import Line
 from tests.support.api import Tenant, assert_problem, unique
 from tests.support.pki import der
-from tests.support.stations import StationSite, station_site, unit_certificate
+from tests.support.stations import StationSite, station_site, unit_certificate, wire
 
 
 @pytest.fixture
@@ -123,3 +123,23 @@ def test_a_signed_entry_with_data_the_line_never_writes_stops_the_sync_there(
         refused = assert_problem(line.upload(station_id, [signed(site, station_id, kind, filled)]), 422)
     assert refused["stopped_at"] == head + 1
     assert line.shown(station_id)["head_sequence"] == head
+
+
+def test_a_revocation_as_of_an_earlier_time_refuses_what_the_key_dated_after_it(
+    line: Line, tmp_path: Any
+) -> None:
+    made = line.station()
+    station_id = made["station"]["id"]
+    with station_site(made["bundle"], tmp_path / "station") as site:
+        site.unit()
+        trusted = line.synced(station_id, site.entries())["head_sequence"]
+        as_of = datetime.now(UTC)
+        site.unit()  # made after the last trusted moment: as a thief of the key would
+        revoked = line.tenant.post(f"/api/v1/stations/{station_id}/revoke", json={"as_of": as_of.isoformat()})
+        assert revoked.status_code == 200, revoked.text
+        refused = assert_problem(line.upload(station_id, [wire(e) for e in site.entries()]), 422)
+    assert refused["stopped_at"] == trusted + 1 and "revoked" in refused["reason"]
+    later = line.tenant.post(f"/api/v1/stations/{station_id}/revoke", json={"as_of": "2999-01-01T00:00:00Z"})
+    assert_problem(later, 422)
+    naive = line.tenant.post(f"/api/v1/stations/{station_id}/revoke", json={"as_of": "2026-01-01T00:00:00"})
+    assert_problem(naive, 422)

@@ -240,22 +240,32 @@ def load_station(uow: UnitOfWork, principal: Principal, station_id: str) -> Stat
     return station
 
 
-def revoke_station(ctx: ServiceContext, principal: Principal, station_id: str) -> Station:
-    """From now on: no entry dated after now is replayed, and its CA registers no new device
-    (the devices its synced ledger named before now keep working)."""
+def revoke_station(
+    ctx: ServiceContext, principal: Principal, station_id: str, as_of: datetime | None = None
+) -> Station:
+    """From ``as_of`` (now by default): no entry dated after it is replayed, and its CA
+    registers no new device (the devices its synced ledger named before it keep working).
+
+    A station's key can date an entry as it likes within its window, so when the key may have
+    leaked earlier, revoke as of the last moment the station was trusted (its last good sync):
+    entries dated after that are refused too. Revoking again can move the time earlier only.
+    """
     require(principal, Scope.ADMIN)
     now = ctx.clock()
+    at = now if as_of is None else as_of
     with ctx.unit_of_work() as uow:
         station = load_station(uow, principal, station_id)
-        if station.revoked_at is not None:
+        if not station.not_before <= at <= now:
+            raise InvalidInput("as_of must lie between the station's creation and now.")
+        if station.revoked_at is not None and station.revoked_at <= at:
             return station
-        uow.stations.revoke(station.id, now)
+        uow.stations.revoke(station.id, at)
         if station.authority_id is not None:
-            uow.authorities.close_registration(station.authority_id, now)
-        uow.events.add(_event(EventType.STATION_REVOKED, station, principal.actor, now))
+            uow.authorities.close_registration(station.authority_id, at)
+        uow.events.add(_event(EventType.STATION_REVOKED, station, principal.actor, now, as_of=at.isoformat()))
         uow.commit()
-    log.warning("station %s revoked by %s", station.id, principal.actor)
-    return load_revoked(station, now)
+    log.warning("station %s revoked by %s as of %s", station.id, principal.actor, at.isoformat())
+    return load_revoked(station, at)
 
 
 def load_revoked(station: Station, at: datetime) -> Station:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, func, insert, or_, select, update
 
 from lineside.adapters.db import tables as t
 from lineside.adapters.db.repositories import SqlRepository, owned_within
@@ -95,7 +95,9 @@ class SqlStationRepository(SqlStationPool):
     def revoke(self, station_id: str, at: datetime) -> None:
         c = t.stations.c
         self.connection.execute(
-            update(t.stations).where(c.id == station_id, c.revoked_at.is_(None)).values(revoked_at=at)
+            update(t.stations)
+            .where(c.id == station_id, or_(c.revoked_at.is_(None), c.revoked_at > at))
+            .values(revoked_at=at)
         )
 
 

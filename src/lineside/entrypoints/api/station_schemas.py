@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt
+from pydantic import AwareDatetime, BaseModel, Field, StrictBool, StrictInt
 
 from lineside.domain.stations import (
     MAX_BUDGET,
@@ -68,9 +68,17 @@ class CreatedStationOut(BaseModel):
     )
 
 
+class StationRevokeIn(Request):
+    as_of: AwareDatetime | None = Field(
+        default=None,
+        description="Revoke as of this time (default now): entries dated after it are refused too. "
+        "Use the last moment the station was trusted if its key may have leaked earlier.",
+    )
+
+
 class LedgerEntryIn(Request):
     sequence: StrictInt = Field(ge=1)
-    at: datetime
+    at: AwareDatetime
     kind: LedgerKind
     data: dict[str, Any]
     previous_hash: str = Field(max_length=64)

@@ -233,10 +233,16 @@ def show(station_id: str, as_json: bool, server: str, api_key: str | None) -> No
 
 @station.command("revoke")
 @click.argument("station_id")
+@click.option(
+    "--as-of",
+    help="Revoke as of this time (ISO 8601 with a zone; default now): entries dated after it are "
+    "refused too. Use the station's last trusted moment if its key may have leaked earlier.",
+)
 @admin_options
-def revoke(station_id: str, server: str, api_key: str | None) -> None:
-    """Stop a station: nothing it does from now on syncs, and its CA registers no new device."""
-    revoked = _call(server, api_key, lambda api: api.revoke(station_id))
+def revoke(station_id: str, as_of: str | None, server: str, api_key: str | None) -> None:
+    """Stop a station: nothing it does from now (or --as-of) on syncs, and its CA registers no
+    new device."""
+    revoked = _call(server, api_key, lambda api: api.revoke(station_id, as_of))
     click.echo(
         f"station {revoked.get('id')} revoked at {revoked.get('revoked_at')}: what its ledger shows it "
         "made before then still syncs and keeps working"

@@ -35,5 +35,6 @@ class StationClient(ApiClient):
     def get(self, station_id: str) -> dict[str, Any]:
         return as_object(self._call("GET", f"{API}/stations/{segment(station_id)}"))
 
-    def revoke(self, station_id: str) -> dict[str, Any]:
-        return as_object(self._call("POST", f"{API}/stations/{segment(station_id)}/revoke", {}))
+    def revoke(self, station_id: str, as_of: str | None = None) -> dict[str, Any]:
+        body = {} if as_of is None else {"as_of": as_of}
+        return as_object(self._call("POST", f"{API}/stations/{segment(station_id)}/revoke", body))

@@ -13,6 +13,7 @@ from lineside.entrypoints.api.station_schemas import (
     LedgerUploadIn,
     StationIn,
     StationOut,
+    StationRevokeIn,
     SyncOut,
 )
 from lineside.services import station_sync, stations
@@ -49,10 +50,13 @@ def get_station(station_id: str, ctx: Services, caller: Caller) -> StationOut:
 
 
 @router.post("/stations/{station_id}/revoke")
-def revoke_station(station_id: str, ctx: Services, caller: Caller) -> StationOut:
-    """Nothing it does from now on is replayed, and its CA registers no new device; what its
-    ledger shows it made before now still syncs and keeps working."""
-    return StationOut.of(stations.revoke_station(ctx, caller, station_id))
+def revoke_station(
+    station_id: str, ctx: Services, caller: Caller, body: StationRevokeIn | None = None
+) -> StationOut:
+    """Nothing it does from now (or ``as_of``) on is replayed, and its CA registers no new
+    device; what its ledger shows it made before then still syncs and keeps working."""
+    as_of = body.as_of if body is not None else None
+    return StationOut.of(stations.revoke_station(ctx, caller, station_id, as_of))
 
 
 @router.post(
