@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from lineside.services.ports import StationCredentials
@@ -52,7 +54,7 @@ class Ed25519StationKeys:
 
     def signature_holds(self, verify_key_pem: str, digest_hex: str, signature: str) -> bool:
         try:
-            key = serialization.load_pem_public_key(verify_key_pem.encode("ascii"))
+            key = _public_key(verify_key_pem)
             raw = base64.b64decode(signature, validate=True)
             if not isinstance(key, ed25519.Ed25519PublicKey):
                 return False
@@ -60,6 +62,13 @@ class Ed25519StationKeys:
         except (InvalidSignature, ValueError, binascii.Error, UnsupportedAlgorithm):
             return False
         return True
+
+
+# A sync checks every entry of an upload against one station's key: parsed once, not per
+# entry. Keys are immutable; a bad PEM raises and is not cached.
+@functools.lru_cache(maxsize=64)
+def _public_key(verify_key_pem: str) -> PublicKeyTypes:
+    return serialization.load_pem_public_key(verify_key_pem.encode("ascii"))
 
 
 def _private_pem(key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> str:

@@ -65,7 +65,7 @@ class ChunkUnit:
         self._uow, self.writes = uow, _Writes()
         self._mark = self.writes.mark()
         self.devices = _ChunkDevices(self, uow, product, entries)
-        self.test_runs = _ChunkRuns(self, uow, entries, self.devices.known_ids())
+        self.test_runs = _ChunkRuns(self, uow, entries, self.devices.known_ids(), self.devices.absent_ids())
         self.groups = _ChunkGroups(self, uow)
         self.events = _Staged(self.writes.events)
         self.activity = _ActivityCalls(self.writes.activity)
@@ -88,6 +88,7 @@ class ChunkUnit:
     def drop_entry(self) -> None:
         """Forget what the refused entry started (the replay stops there)."""
         self.writes.drop_since(self._mark)
+        self.test_runs.forget_staged()
 
     # -- the chunk's writes ----------------------------------------------------------------
 
@@ -183,6 +184,10 @@ class _ChunkDevices:
     def known_ids(self) -> list[str]:
         return [device_id for device_id, device in self._by_id.items() if device is not None]
 
+    def absent_ids(self) -> list[str]:
+        """The entries' device ids no device had when the chunk was read (called then)."""
+        return [device_id for device_id, device in self._by_id.items() if device is None]
+
     def _know(self, device: Device) -> None:
         self._by_id[device.id] = device
         if device.hardware_id is not None:
@@ -252,24 +257,45 @@ class _ChunkRuns:
     """The test runs the chunk needs: each device's newest, and which run ids exist."""
 
     def __init__(
-        self, chunk: ChunkUnit, uow: UnitOfWork, entries: Sequence[LedgerEntry], device_ids: list[str]
+        self,
+        chunk: ChunkUnit,
+        uow: UnitOfWork,
+        entries: Sequence[LedgerEntry],
+        device_ids: list[str],
+        absent_ids: list[str],
     ) -> None:
         self._chunk, self._live = chunk, uow.test_runs
-        self._latest: dict[str, TestRun | None] = dict.fromkeys(device_ids)
+        # A device that did not exist when the chunk was read has no stored runs: without
+        # this, every unit the chunk enrolls cost a live latest_for_device query at its test
+        # run (a third of the entries, one round trip each: the sync's largest query cost).
+        self._latest: dict[str, TestRun | None] = dict.fromkeys([*device_ids, *absent_ids])
         self._latest.update(self._live.latest_for_devices(device_ids))
         run_ids = [str(e.data["run_id"]) for e in entries if e.data.get("run_id")]
         self._existing = self._live.ids_existing(run_ids)
+        # The staged runs (writes.runs) by device and id: scanning the list at every test run
+        # and blessing made a chunk quadratic. Rebuilt when a refused entry's runs are dropped.
+        self._staged_of: dict[str, list[TestRun]] = {}
+        self._staged_ids: set[str] = set()
 
     def recorded(self, run_id: str) -> bool:
-        return run_id in self._existing or any(run.id == run_id for run in self._chunk.writes.runs)
+        return run_id in self._existing or run_id in self._staged_ids
 
     def add(self, run: TestRun) -> None:
         self._chunk.writes.runs.append(run)
+        self._staged_of.setdefault(run.device_id, []).append(run)
+        self._staged_ids.add(run.id)
+
+    def forget_staged(self) -> None:
+        """writes.runs was cut back: index what is left of it again."""
+        self._staged_of, self._staged_ids = {}, set()
+        for run in self._chunk.writes.runs:
+            self._staged_of.setdefault(run.device_id, []).append(run)
+            self._staged_ids.add(run.id)
 
     def latest_for_device(self, device_id: str, *, since: datetime | None) -> TestRun | None:
         if device_id not in self._latest:
             self._latest[device_id] = self._live.latest_for_device(device_id, since=None)
-        runs = [run for run in self._chunk.writes.runs if run.device_id == device_id]
+        runs = self._staged_of.get(device_id, [])
         stored = self._latest[device_id]
         candidates = [
             r for r in [stored, *runs] if r is not None and (since is None or r.created_at >= since)
