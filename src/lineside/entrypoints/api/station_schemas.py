@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field, StrictBool, StrictInt
+from pydantic import AwareDatetime, BaseModel, Field, StrictBool
 
 from lineside.domain.stations import (
     MAX_BUDGET,
@@ -18,11 +18,18 @@ from lineside.domain.stations import (
 )
 from lineside.entrypoints.api.schemas import Request
 
+MIN_WINDOW_DAYS = 1 / 1440  # one minute
+MAX_SEQUENCE = 2**63 - 1  # a BIGINT
+
 
 class StationIn(Request):
     name: str = Field(min_length=1, max_length=200, description="What the line calls the station.")
-    budget: StrictInt = Field(ge=1, le=MAX_BUDGET, description="How many new devices it may make.")
-    valid_days: float = Field(gt=0, le=MAX_WINDOW_DAYS, description="How long it may work, from now.")
+    budget: int = Field(ge=1, le=MAX_BUDGET, description="How many new devices it may make.")
+    valid_days: float = Field(
+        ge=MIN_WINDOW_DAYS,
+        le=MAX_WINDOW_DAYS,
+        description="How long it may work, from now (a minute at least).",
+    )
     enrollment_token: str = Field(
         max_length=200, description="The factory enrollment token (lsf_...) the line's fixtures send."
     )
@@ -77,7 +84,7 @@ class StationRevokeIn(Request):
 
 
 class LedgerEntryIn(Request):
-    sequence: StrictInt = Field(ge=1)
+    sequence: int = Field(ge=1, le=MAX_SEQUENCE)
     at: AwareDatetime
     kind: LedgerKind
     data: dict[str, Any]
