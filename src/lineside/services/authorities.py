@@ -32,7 +32,7 @@ from lineside.domain.models import (
 from lineside.domain.secret_tokens import SecretKind, generate_secret
 from lineside.services.context import ServiceContext, require
 from lineside.services.lookups import load_authority, load_product
-from lineside.services.ports import UnitOfWork
+from lineside.services.ports import AuthorityFacts, UnitOfWork
 
 log = logging.getLogger("lineside.pki")
 
@@ -61,24 +61,38 @@ def register_authority(
         ]
         if taken:
             raise AlreadyExists(f"This CA is registered for the product already, as {taken[0].id}.")
-        authority = CertificateAuthorityRecord(
-            id=new_id(),
-            organization_id=product.organization_id,
-            product_id=product.id,
-            subject=facts.subject,
-            key_id=facts.key_id,
-            fingerprint_sha256=facts.fingerprint_sha256,
-            certificate_pem=facts.certificate_pem,
-            not_after=facts.not_after,
-            status=AuthorityStatus.PENDING,
-            created_at=now,
-        )
+        authority = authority_record(product, facts, now, AuthorityStatus.PENDING)
         challenge = generate_secret(SecretKind.CA_CHALLENGE)
         expires = now + CHALLENGE_LIFETIME
         uow.authorities.add(authority, ctx.hasher.hash(challenge), expires)
         _record(uow, EventType.CERTIFICATE_AUTHORITY_REGISTERED, authority, principal.actor, now)
         uow.commit()
     return RegisteredAuthority(authority, challenge, expires)
+
+
+def authority_record(
+    product: Product,
+    facts: AuthorityFacts,
+    now: datetime,
+    status: AuthorityStatus,
+    *,
+    station_id: str | None = None,
+) -> CertificateAuthorityRecord:
+    """A CA of ``product`` as its certificate says (verified now when ``status`` says so)."""
+    return CertificateAuthorityRecord(
+        id=new_id(),
+        organization_id=product.organization_id,
+        product_id=product.id,
+        subject=facts.subject,
+        key_id=facts.key_id,
+        fingerprint_sha256=facts.fingerprint_sha256,
+        certificate_pem=facts.certificate_pem,
+        not_after=facts.not_after,
+        status=status,
+        created_at=now,
+        verified_at=now if status is AuthorityStatus.VERIFIED else None,
+        station_id=station_id,
+    )
 
 
 def verify_authority(

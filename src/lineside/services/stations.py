@@ -31,6 +31,7 @@ from lineside.domain.secret_tokens import SecretKind, generate_secret
 from lineside.domain.stations import MAX_BUDGET, MAX_POOL, MAX_WINDOW_DAYS, PoolEntry, Station, genesis_hash
 from lineside.domain.text import has_control_characters
 from lineside.services.authentication import authenticate_caller
+from lineside.services.authorities import authority_record
 from lineside.services.context import ServiceContext, not_found, require
 from lineside.services.factory_tokens import authenticate_factory_token
 from lineside.services.lookups import load_product
@@ -184,20 +185,8 @@ def _station_authority(
     ctx: ServiceContext, product: Product, station_id: str, keys: StationCredentials, now: datetime
 ) -> CertificateAuthorityRecord:
     facts = ctx.x509.read_authority(keys.ca_certificate_pem)
-    return CertificateAuthorityRecord(
-        id=new_id(),
-        organization_id=product.organization_id,
-        product_id=product.id,
-        subject=facts.subject,
-        key_id=facts.key_id,
-        fingerprint_sha256=facts.fingerprint_sha256,
-        certificate_pem=facts.certificate_pem,
-        not_after=facts.not_after,
-        status=AuthorityStatus.VERIFIED,  # the server made its key: possession is not in doubt
-        created_at=now,
-        verified_at=now,
-        station_id=station_id,
-    )
+    # Verified at once: the server made its key, so possession is not in doubt.
+    return authority_record(product, facts, now, AuthorityStatus.VERIFIED, station_id=station_id)
 
 
 def _plain(value: Any) -> Any:
