@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from lineside.domain.errors import Conflict, InvalidInput, PermissionDenied, Unauthenticated
+from lineside.domain.errors import Conflict, InvalidInput, Unauthenticated
 from lineside.domain.events import EventType, new_event
 from lineside.domain.identifiers import new_id
 from lineside.domain.models import (
@@ -259,8 +259,3 @@ def revoke_station(
 
 def load_revoked(station: Station, at: datetime) -> Station:
     return Station(**{**station.__dict__, "revoked_at": at})
-
-
-def refuse_unless_fixture_key(principal: Principal) -> None:
-    if not principal.can(Scope.FACTORY):
-        raise PermissionDenied("Syncing a station's ledger takes a key with the factory scope.")

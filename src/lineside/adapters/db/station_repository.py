@@ -61,10 +61,6 @@ class SqlStationRepository(SqlStationPool):
     def mark_warned(self, station_id: str, warned: str) -> None:
         self.connection.execute(update(t.stations).where(t.stations.c.id == station_id).values(warned=warned))
 
-    def warned(self, station_id: str) -> str:
-        row = self._first(select(t.stations.c.warned).where(t.stations.c.id == station_id))
-        return row.warned if row else ""
-
     def made_by(self, station_id: str, device_ids: Sequence[str]) -> set[str]:
         c = t.station_devices.c
         found: set[str] = set()
@@ -160,9 +156,3 @@ class SqlStationLedger(SqlRepository):
         c = t.station_ledger.c
         value: datetime | None = self.connection.execute(select(func.max(c.synced_at))).scalar_one()
         return value
-
-    def count_of(self, kind: str, key: str, value: object) -> int:
-        """Entries of ``kind`` whose data has ``key`` = ``value`` (the budget: new devices)."""
-        c = t.station_ledger.c
-        rows = self._all(select(c.data).where(c.kind == kind))
-        return sum(1 for row in rows if row.data.get(key) == value)
