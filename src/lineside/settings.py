@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     mqtt_enabled: bool = Field(
         default=True, description="Run the embedded MQTT broker inside `lineside serve`; 0 turns it off."
     )
+    mqtt_broker: Literal["embedded", "mosquitto"] = Field(
+        default="embedded",
+        description=(
+            "The broker `lineside serve` runs: 'embedded' (in-process, MQTT 3.1.1) or 'mosquitto' "
+            "(Mosquitto 2 as a child process with Lineside's plugin: MQTT 5 and 3.1.1; docs/mqtt.md)."
+        ),
+    )
+    mosquitto_binary: str = Field(
+        default="mosquitto", description="The Mosquitto executable LINESIDE_MQTT_BROKER=mosquitto runs."
+    )
     mqtt_host: str = Field(default="127.0.0.1", description="Interface the embedded MQTT broker listens on.")
     mqtt_port: int = Field(
         default=1883, ge=1, le=65535, description="Plain MQTT port of the embedded broker."

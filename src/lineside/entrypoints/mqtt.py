@@ -24,9 +24,11 @@ from contextlib import contextmanager
 from amqtt.errors import BrokerError
 
 from lineside.adapters.mqtt.broker import AmqttBroker, Listeners
+from lineside.adapters.mqtt.mosquitto import MosquittoError
 from lineside.adapters.mqtt.tls import TlsListener, tls_listener
 from lineside.bootstrap import Application
 from lineside.entrypoints.loops import LoopThread, run_every
+from lineside.entrypoints.mosquitto import ManagedMosquitto, uses_mosquitto
 from lineside.services import authorities, firmware_notices
 from lineside.services.mqtt_access import no_longer_valid
 from lineside.services.presence import PresenceRecorder
@@ -177,13 +179,24 @@ def _check_free(host: str, port: int) -> None:
 
 
 @contextmanager
-def running_broker(application: Application) -> Iterator[EmbeddedBroker | None]:
-    """The embedded broker for the block, unless LINESIDE_MQTT_ENABLED=0 (then None)."""
-    if not application.settings.mqtt_enabled:
+def running_broker(application: Application) -> Iterator[EmbeddedBroker | ManagedMosquitto | None]:
+    """The broker for the block: the embedded one, or Mosquitto with LINESIDE_MQTT_BROKER=
+    mosquitto; None when LINESIDE_MQTT_ENABLED=0."""
+    settings = application.settings
+    if not settings.mqtt_enabled:
         yield None
         return
-    broker = EmbeddedBroker(application)
-    broker.start()
+    broker: EmbeddedBroker | ManagedMosquitto
+    if uses_mosquitto(settings):
+        _check_free(settings.mqtt_host, settings.mqtt_port)
+        try:
+            broker = ManagedMosquitto(application)
+            broker.start()
+        except MosquittoError as error:
+            raise BrokerStartError(str(error)) from None
+    else:
+        broker = EmbeddedBroker(application)
+        broker.start()
     try:
         yield broker
     finally:

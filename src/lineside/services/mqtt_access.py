@@ -49,6 +49,7 @@ class MqttIdentity:
 
 
 PROVISIONER = MqttIdentity(MqttCredential.PROVISION)
+PROOF_CHUNK = 500  # device ids per credential query of a recheck
 # A revoked device never connects; one pending approval not until it is approved.
 _MAY_NOT_CONNECT = frozenset({DeviceState.REVOKED, DeviceState.PENDING_APPROVAL})
 log = logging.getLogger("lineside.mqtt")
@@ -194,15 +195,19 @@ def may_access(identity: MqttIdentity, topic: str, access: TopicAccess) -> bool:
 def no_longer_valid(ctx: ServiceContext, identities: Sequence[MqttIdentity]) -> set[str]:
     """The device ids among ``identities`` whose credential stopped working since they
     connected: the device was revoked or deleted, or that credential was replaced."""
-    devices = [identity for identity in identities if identity.device_id is not None]
-    if not devices:
-        return set()
+    return stale_proofs(
+        ctx, [(identity.device_id, identity.proof) for identity in identities if identity.device_id]
+    )
+
+
+def stale_proofs(ctx: ServiceContext, connections: Sequence[tuple[str, str]]) -> set[str]:
+    """The device ids among ``connections`` (device id, the proof it connected with) whose
+    proof no longer holds: what a broker that keeps only the proof (the Mosquitto plugin)
+    asks every recheck."""
+    device_ids = sorted({device_id for device_id, _ in connections})
+    current: dict[str, set[str]] = {}
     with ctx.unit_of_work(write=False, snapshot=False) as uow:
-        current = uow.devices.credential_proofs(
-            [identity.device_id for identity in devices if identity.device_id]
-        )
-    return {
-        identity.device_id
-        for identity in devices
-        if identity.device_id is not None and identity.proof not in current.get(identity.device_id, ())
-    }
+        # In chunks: one IN (...) list per query stays within every database's parameter limit.
+        for start in range(0, len(device_ids), PROOF_CHUNK):
+            current |= uow.devices.credential_proofs(device_ids[start : start + PROOF_CHUNK])
+    return {device_id for device_id, proof in connections if proof not in current.get(device_id, ())}

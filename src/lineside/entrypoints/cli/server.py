@@ -28,17 +28,20 @@ from lineside.settings import Settings
 )
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
 def serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
-    """Serve the HTTP API (and /docs), and the embedded MQTT broker unless LINESIDE_MQTT_ENABLED=0.
+    """Serve the HTTP API (and /docs), and an MQTT broker unless LINESIDE_MQTT_ENABLED=0: the
+    embedded one, or Mosquitto with LINESIDE_MQTT_BROKER=mosquitto (MQTT 5; docs/mqtt.md).
 
     SIGTERM (or Ctrl-C) stops accepting, finishes in-flight requests and webhook deliveries,
     closes MQTT sessions and writes presence, within LINESIDE_SHUTDOWN_SECONDS, then exits 0.
     """
     # Imported here so every other command starts without loading the web stack.
+    from lineside.entrypoints.mosquitto import with_hook_secret  # noqa: PLC0415
     from lineside.entrypoints.serving import serve_http  # noqa: PLC0415
 
     settings = current_settings()
     overrides = {"host": host, "port": port, "workers": workers}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    settings = with_hook_secret(settings)
     _check_http_port_free(settings.host, settings.port)
     # The broker runs here, once: with several workers, in this supervising process. It
     # starts first, so a taken MQTT port is the one line printed, not a half-started server.

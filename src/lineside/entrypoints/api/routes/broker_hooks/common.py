@@ -225,6 +225,15 @@ def require_hook_secret(request: Request) -> None:
         raise Unauthenticated("Send the broker hook secret: 'Authorization: Bearer <secret>' or '?secret='.")
 
 
+def has_hook_secret(request: Request) -> bool:
+    """Whether the request carries the configured hook secret (never raises)."""
+    configured = application_of(request).settings.broker_hook_secret
+    presented = _presented_secret(request)
+    if configured is None or not configured.get_secret_value() or presented is None:
+        return False
+    return hmac.compare_digest(presented.encode(), configured.get_secret_value().encode())
+
+
 def _presented_secret(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():

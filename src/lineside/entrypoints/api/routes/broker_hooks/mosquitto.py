@@ -30,11 +30,12 @@ from lineside.entrypoints.api.routes.broker_hooks.common import (
     any_method,
     authenticated,
     connection_identity,
+    has_hook_secret,
     hook_params,
     presence_of,
     text,
 )
-from lineside.services.mqtt_access import MqttCredential
+from lineside.services.mqtt_access import MqttCredential, MqttIdentity
 
 # mosquitto-go-auth reads the status: 200 allows, 403 refuses (with a JSON or text reason).
 router = APIRouter(
@@ -58,18 +59,18 @@ _ACCESSES = {
     READ_WRITE: (TopicAccess.SUBSCRIBE, TopicAccess.PUBLISH),
     SUBSCRIBE: (TopicAccess.SUBSCRIBE,),
 }
+PROOF_HEADER = "X-Lineside-Proof"  # read by Lineside's plugin (broker_hooks.mosquitto_plugin)
 _REFUSED = {"user": "Bad MQTT credentials.", "superuser": "No superusers.", "acl": "Topic not allowed."}
 
 
-async def _user(request: Request) -> bool:
+async def _user(request: Request) -> MqttIdentity | None:
     params = await hook_params(request)
-    identity = await authenticated(
+    return await authenticated(
         request,
         client_id=text(params, "clientid"),
         username=text(params, "username"),
         password=text(params, "password"),
     )
-    return identity is not None
 
 
 async def _acl(request: Request) -> bool:
@@ -98,8 +99,15 @@ def _text_answer(ok: bool, check: str) -> PlainTextResponse:
 
 @any_method(router, "/user", OTHER_METHODS)
 async def user(request: Request) -> Response:
-    """mosquitto-go-auth: may this client connect? 200 allows, 403 refuses (JSON)."""
-    return _answer(await _user(request), "user")
+    """mosquitto-go-auth: may this client connect? 200 allows, 403 refuses (JSON).
+
+    To a caller with the hook secret (Lineside's own plugin) an allowed device's answer also
+    carries the proof it connected with, which the plugin's ticks hand back for the recheck."""
+    identity = await _user(request)
+    answer = _answer(identity is not None, "user")
+    if identity is not None and identity.proof and has_hook_secret(request):
+        answer.headers[PROOF_HEADER] = identity.proof
+    return answer
 
 
 @any_method(router, "/superuser", OTHER_METHODS)
@@ -117,7 +125,7 @@ async def acl(request: Request) -> Response:
 @any_method(router, "/text/user", OTHER_METHODS)
 async def user_text(request: Request) -> Response:
     """mosquitto-go-auth with plain-text answers: may this client connect?"""
-    return _text_answer(await _user(request), "user")
+    return _text_answer(await _user(request) is not None, "user")
 
 
 @any_method(router, "/text/superuser", OTHER_METHODS)

@@ -1,0 +1,163 @@
+"""Mosquitto 2 as Lineside's MQTT broker: building Lineside's plugin for it, writing its
+configuration and running it as a child process.
+
+Mosquitto carries the messages (MQTT 5, 3.1.1 and 3.1, about a kilobyte per connection);
+the plugin (``mosquitto_plugin.c``, compiled here on first use against the machine's own
+Mosquitto and libcurl headers) asks Lineside who may connect and to which topics, and
+tells it who left, over HTTP (``entrypoints/api/routes/broker_hooks/mosquitto_plugin``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("lineside.mosquitto")
+
+PLUGIN_SOURCE = Path(__file__).with_name("mosquitto_plugin.c")
+BUILD_PACKAGES = "mosquitto mosquitto-dev libmosquitto-dev libcurl4-openssl-dev gcc"
+START_DEADLINE_SECONDS = 15.0
+STOP_DEADLINE_SECONDS = 10.0
+_LAST_LINES = 20  # of Mosquitto's output, kept to explain a failed start
+
+
+class MosquittoError(RuntimeError):
+    """Mosquitto or its plugin is missing, does not build, or does not start."""
+
+
+def plugin_path(directory: Path, compiler: str = "cc") -> Path:
+    """The plugin compiled for this machine in ``directory``: built once per version of its
+    source (the file name carries the source's hash), reused after."""
+    source = PLUGIN_SOURCE.read_bytes()
+    target = directory / f"lineside_mosquitto-{hashlib.sha256(source).hexdigest()[:12]}.so"
+    if target.exists():
+        return target
+    if shutil.which(compiler) is None:
+        raise MosquittoError(f"no C compiler ({compiler}) for the Mosquitto plugin: install {BUILD_PACKAGES}")
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    command = [compiler, "-shared", "-fPIC", "-O2", "-o", str(partial), str(PLUGIN_SOURCE), "-lcurl"]
+    built = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 (our own argv)
+    if built.returncode != 0:
+        partial.unlink(missing_ok=True)
+        first = next((line for line in built.stderr.splitlines() if "error" in line), built.stderr.strip())
+        raise MosquittoError(f"the Mosquitto plugin does not build ({first}): install {BUILD_PACKAGES}")
+    partial.replace(target)  # atomic: a concurrent start sees the whole file or none
+    return target
+
+
+@dataclass(frozen=True)
+class MosquittoConfig:
+    """What ``lineside serve`` tells Mosquitto: where to listen, and where Lineside is."""
+
+    host: str
+    port: int
+    plugin: Path
+    lineside_url: str
+    secret: str
+    recheck_seconds: float
+
+    def render(self) -> str:
+        return "\n".join(
+            [
+                "# Written by lineside serve at each start; edits are lost.",
+                "per_listener_settings false",
+                "allow_anonymous false",
+                "persistence false",
+                "log_dest stderr",
+                "log_type error",
+                "log_type warning",
+                "connection_messages false",  # a line per connect: a storm would flood the log
+                f"listener {self.port} {self.host}",
+                f"plugin {self.plugin}",
+                f"plugin_opt_url {self.lineside_url}",
+                f"plugin_opt_secret {self.secret}",
+                f"plugin_opt_recheck_seconds {self.recheck_seconds:g}",
+                "",
+            ]
+        )
+
+    def write(self, path: Path) -> Path:
+        """Owner-only (it holds the hook secret), replaced whole."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp")
+        partial.unlink(missing_ok=True)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(self.render())
+        partial.replace(path)
+        return path
+
+
+class MosquittoProcess:
+    """``mosquitto -c CONFIG`` as a child process; its output goes to Lineside's log."""
+
+    def __init__(self, binary: str, config: Path) -> None:
+        self._binary, self._config = binary, config
+        self._process: subprocess.Popen[str] | None = None
+        self._last: deque[str] = deque(maxlen=_LAST_LINES)
+
+    def start(self, host: str, port: int, deadline: float = START_DEADLINE_SECONDS) -> None:
+        """Returns once Mosquitto accepts connections on ``host:port``; MosquittoError if it
+        exits or does not listen in time."""
+        executable = shutil.which(self._binary)
+        if executable is None:
+            raise MosquittoError(f"{self._binary} is not installed: install {BUILD_PACKAGES}")
+        self._process = subprocess.Popen(  # noqa: S603 (the configured binary, our own argv)
+            [executable, "-c", str(self._config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._forward_output, name="lineside-mosquitto-log", daemon=True).start()
+        until = time.monotonic() + deadline
+        while not _accepts(host, port):
+            if self._process.poll() is not None:
+                raise MosquittoError(f"mosquitto exited ({self._process.returncode}): {self.last_output()}")
+            if time.monotonic() > until:
+                self.stop()
+                raise MosquittoError(f"mosquitto did not listen on {host}:{port} in {deadline:g} s")
+            time.sleep(0.05)  # polling a port Mosquitto is about to open; nothing to wait on
+
+    def stop(self, timeout: float = STOP_DEADLINE_SECONDS) -> None:
+        """SIGTERM (Mosquitto closes every connection), then SIGKILL after ``timeout``."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def last_output(self) -> str:
+        return " | ".join(self._last) or "no output"
+
+    def _forward_output(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for raw in self._process.stdout:
+            line = raw.rstrip()
+            self._last.append(line)
+            log.info("%s", line)
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

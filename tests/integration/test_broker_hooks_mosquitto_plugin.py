@@ -1,0 +1,182 @@
+"""The hooks of Lineside's own Mosquitto plugin (``/broker/mosquitto/tick`` and
+``/provision``, and the proof ``/user`` hands it), spoken to over a socket as the plugin
+speaks to them: the lines it sends, the lines it reads back."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from urllib.parse import quote, unquote
+
+import httpx
+import pytest
+
+from lineside.domain.mqtt import PROVISION_RESPONSE_TOPIC, firmware_notice_topic
+from lineside.settings import Settings
+from tests.support import firmware
+from tests.support.broker_hooks import Hooks, running_hooks
+from tests.support.provisioning import provisioned_product
+
+MOSQUITTO = "/broker/mosquitto"
+
+
+@pytest.fixture(scope="module")
+def hooks(settings: Settings) -> Iterator[Hooks]:
+    with running_hooks(settings) as running:
+        yield running
+
+
+def user(
+    hooks: Hooks, device_id: str, password: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """The plugin's CONNECT question: a form, as it sends it."""
+    body = {"username": device_id, "password": password, "clientid": device_id}
+    return hooks.http.post(f"{MOSQUITTO}/user", data=body, headers=headers or {})
+
+
+def proof_of(hooks: Hooks, device_id: str, token: str) -> str:
+    answer = user(hooks, device_id, token, hooks.bearer)
+    assert answer.status_code == 200, answer.text
+    return answer.headers["x-lineside-proof"]
+
+
+def tick(hooks: Hooks, *lines: str) -> dict[str, list[str]]:
+    """One tick; the answer's lines by their first word, fields URL-decoded."""
+    response = hooks.http.post(
+        f"{MOSQUITTO}/tick", content="".join(f"{line}\n" for line in lines), headers=hooks.bearer
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    said: dict[str, list[str]] = {"cursor": [], "kick": [], "publish": []}
+    for line in response.text.splitlines():
+        word, _, rest = line.partition(" ")
+        said[word].append(rest)
+    return said
+
+
+def connected(device_id: str, proof: str) -> str:
+    return f"connected {quote(device_id, safe='')} {quote(proof, safe='')}"
+
+
+def test_the_proof_goes_only_to_a_caller_with_the_hook_secret(hooks: Hooks) -> None:
+    device_id, token = hooks.device(hooks.tenant())
+
+    plain = user(hooks, device_id, token)
+    plugin = user(hooks, device_id, token, hooks.bearer)
+    wrong = user(hooks, device_id, "lsd_" + "x" * 43, hooks.bearer)
+    guessed = user(hooks, device_id, token, {"Authorization": "Bearer not-the-secret"})
+
+    assert plain.status_code == 200 and "x-lineside-proof" not in plain.headers
+    assert plugin.status_code == 200 and len(plugin.headers["x-lineside-proof"]) >= 32
+    assert token not in plugin.headers["x-lineside-proof"]
+    assert wrong.status_code == 403 and "x-lineside-proof" not in wrong.headers
+    assert guessed.status_code == 200 and "x-lineside-proof" not in guessed.headers
+
+
+def test_the_first_tick_gets_the_cursor_and_cuts_nobody_off(hooks: Hooks) -> None:
+    device_id, token = hooks.device(hooks.tenant())
+
+    said = tick(hooks, connected(device_id, proof_of(hooks, device_id, token)))
+
+    assert said["kick"] == [] and said["publish"] == []
+    assert len(said["cursor"]) == 1 and said["cursor"][0].isdigit()
+
+
+@pytest.mark.parametrize("ending", ["revoke", "delete", "new token"])
+def test_a_connection_whose_credential_stopped_holding_is_kicked(hooks: Hooks, ending: str) -> None:
+    tenant = hooks.tenant()
+    device_id, token = hooks.device(tenant)
+    keeper_id, keeper_token = hooks.device(tenant)
+    lines = [connected(device_id, proof_of(hooks, device_id, token))]
+    lines.append(connected(keeper_id, proof_of(hooks, keeper_id, keeper_token)))
+    assert tick(hooks, *lines)["kick"] == []
+
+    if ending == "revoke":
+        assert tenant.post(f"/api/v1/devices/{device_id}/revoke").status_code == 200
+    elif ending == "delete":
+        assert tenant.delete(f"/api/v1/devices/{device_id}").status_code == 204
+    else:
+        tenant.token(device_id)  # a new token replaces the one the connection used
+
+    assert [unquote(kicked) for kicked in tick(hooks, *lines)["kick"]] == [device_id]
+
+
+def test_a_forged_proof_is_kicked(hooks: Hooks) -> None:
+    device_id, _ = hooks.device(hooks.tenant())
+
+    assert tick(hooks, connected(device_id, "0" * 64))["kick"] == [device_id]
+
+
+def test_a_disconnection_takes_the_device_offline(hooks: Hooks) -> None:
+    device_id, token = hooks.device(hooks.tenant())
+    proof_of(hooks, device_id, token)
+    hooks.flush()
+    assert (hooks.stored(device_id).state.value, hooks.stored(device_id).online) == ("activated", True)
+
+    tick(hooks, f"disconnected {quote(device_id, safe='')}")
+    hooks.flush()
+
+    assert hooks.stored(device_id).online is False
+
+
+def test_a_deployment_after_the_cursor_is_published_to_each_member(hooks: Hooks) -> None:
+    tenant = hooks.tenant()
+    product_id = tenant.product()["id"]
+    group = firmware.group(tenant, product_id, "production")
+    member_id = tenant.device(product_id)["id"]
+    firmware.place(hooks.application, member_id, group["id"])
+    (cursor,) = tick(hooks)["cursor"]
+    release = firmware.release(tenant, product_id)
+
+    firmware.deployed(tenant, group["id"], release["id"])
+    said = tick(hooks, f"cursor {cursor}")
+
+    (publish,) = said["publish"]
+    topic, qos, payload = publish.split(" ")
+    notice = json.loads(base64.b64decode(payload))
+    assert (unquote(topic), qos) == (firmware_notice_topic(member_id), "1")
+    assert (notice["release_id"], notice["version"]) == (release["id"], release["version"])
+    assert int(said["cursor"][0]) > int(cursor)
+    assert tick(hooks, f"cursor {said['cursor'][0]}")["publish"] == []  # told once
+
+
+@pytest.mark.parametrize("body", ["", "kick x\n", "connected\n", "cursor -1\ncursor x\n", "\x00\xff garbage"])
+def test_odd_ticks_are_answered_not_failed(hooks: Hooks, body: str) -> None:
+    response = hooks.http.post(f"{MOSQUITTO}/tick", content=body.encode("utf-8"), headers=hooks.bearer)
+
+    assert response.status_code == 200
+    assert response.text.startswith("cursor ")
+    assert "kick" not in response.text
+
+
+@pytest.mark.parametrize("path", ["tick", "provision"])
+def test_the_plugins_hooks_need_the_secret(hooks: Hooks, path: str) -> None:
+    missing = hooks.http.post(f"{MOSQUITTO}/{path}", content=b"cursor 1\n")
+    wrong = hooks.http.post(f"{MOSQUITTO}/{path}", content=b"", headers={"Authorization": "Bearer nope"})
+
+    assert missing.status_code == 401 and wrong.status_code == 401
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_a_provision_request_is_answered_for_its_connection(hooks: Hooks) -> None:
+    settings = provisioned_product(hooks.tenant())
+    request = {
+        "provisionDeviceKey": settings["provision_key"],
+        "provisionDeviceSecret": settings["provision_secret"],
+        "deviceName": "SN-PLUGIN-1",
+    }
+
+    answer = hooks.http.post(
+        f"{MOSQUITTO}/provision",
+        data={"clientid": "anything", "payload": json.dumps(request)},
+        headers=hooks.bearer,
+    )
+    refused = hooks.http.post(
+        f"{MOSQUITTO}/provision", data={"clientid": "x", "payload": "not json"}, headers=hooks.bearer
+    )
+
+    assert answer.status_code == 200 and answer.headers["x-lineside-topic"] == PROVISION_RESPONSE_TOPIC
+    body = answer.json()
+    assert body["status"] == "SUCCESS" and body["credentialsValue"].startswith("lsd_")
+    assert refused.status_code == 200 and refused.json()["status"] == "FAILURE"
