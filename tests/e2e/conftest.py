@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,23 +14,7 @@ from lineside.bootstrap import Application
 from lineside.settings import Settings
 from tests.conftest import SHARED_DEPLOYMENT_ENVIRONMENT
 from tests.support.api import Tenant, new_tenant
-from tests.support.server import free_port
-
-STARTUP_DEADLINE_SECONDS = 30.0
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"lineside serve exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)  # polling for a condition, with a deadline
-    pytest.fail(f"lineside serve did not become healthy:\n{log.read_text()}")
+from tests.support.server import free_port, wait_until_healthy
 
 
 @pytest.fixture(scope="session")

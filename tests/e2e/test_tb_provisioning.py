@@ -1,6 +1,8 @@
 """ThingsBoard's own device SDK (``tb-mqtt-client`` from PyPI) provisions devices against the
-embedded broker: it runs in a virtualenv of its own (it ships its own paho), as a subprocess,
-exactly as a device's firmware would call it."""
+embedded broker, and through Mosquitto (``LINESIDE_MQTT_BROKER=mosquitto``) provisions and then
+connects with the same SDK, whose ``TBDeviceMqttClient`` speaks MQTT 5 only. It runs in a
+virtualenv of its own (it ships its own paho), as a subprocess, exactly as a device's firmware
+would call it."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ import pytest
 from lineside.bootstrap import Application
 from lineside.domain.mqtt import PROVISION_REQUEST_TOPIC, PROVISION_RESPONSE_TOPIC, PROVISION_USERNAME
 from lineside.services.mqtt_access import authenticate_connection
+from lineside.settings import Settings
 from tests.support.api import Tenant, ok, unique
-from tests.support.mqtt import embedded_broker, mqtt_client
+from tests.support.mosquitto import MosquittoServer, serving_with_mosquitto
+from tests.support.mqtt import embedded_broker, mqtt_client, wait_for
 from tests.support.provisioning import API, provisioned_product
 
 TB_MQTT_CLIENT = "tb-mqtt-client==1.13.14"
@@ -49,6 +53,23 @@ logger.addHandler(answers)
 logger.setLevel(logging.INFO)
 credentials = TBDeviceMqttClient.provision(**json.loads(sys.argv[1]))
 print(json.dumps({"credentials": credentials, "answers": answers.payloads}))
+"""
+
+# Run inside the SDK's virtualenv: connect as the provisioned device, report whether the SDK
+# says it is connected (within the deadline), and leave.
+CONNECT_SCRIPT = """
+import json, sys, time
+from tb_device_mqtt import TBDeviceMqttClient
+
+a = json.loads(sys.argv[1])
+client = TBDeviceMqttClient(a["host"], port=a["port"], username=a["username"], password=a["password"],
+                            client_id=a["client_id"])
+client.connect(timeout=30)
+deadline = time.monotonic() + 30
+while not client.is_connected() and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps({"connected": client.is_connected()}))
+client.disconnect()
 """
 
 
@@ -204,3 +225,50 @@ def test_an_answer_reaches_only_the_connection_that_asked(
 
     assert result["credentials"]["status"] == "SUCCESS"
     assert json.loads(first.payload) == {"status": "FAILURE", "errorMsg": "The request is not JSON."}
+
+
+# -- through Mosquitto: the SDK's MQTT 5 device client connects -------------------------------
+
+
+@pytest.fixture(scope="module")
+def mosquitto(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    with serving_with_mosquitto(settings, tmp_path_factory.mktemp("tb-mosquitto")) as server:
+        yield server
+
+
+def tb_connects(tb_python: Path, port: int, client_id: str, username: str, password: str) -> bool:
+    arguments = {"host": "127.0.0.1", "port": port, "client_id": client_id, "username": username}
+    done = subprocess.run(
+        [str(tb_python), "-I", "-c", CONNECT_SCRIPT, json.dumps({**arguments, "password": password})],
+        capture_output=True,
+        text=True,
+        timeout=PROVISION_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    connected: bool = json.loads(done.stdout.strip().splitlines()[-1])["connected"]
+    return connected
+
+
+@pytest.mark.parametrize("credentials_type", ["ACCESS_TOKEN", "MQTT_BASIC"])
+def test_the_sdk_provisions_and_then_connects_with_mqtt_5_through_mosquitto(
+    application: Application,
+    tenant: Tenant,
+    tb_python: Path,
+    mosquitto: MosquittoServer,
+    credentials_type: str,
+) -> None:
+    settings = provisioned_product(tenant)
+    # The SDK asks for MQTT_BASIC when given some of its values; Lineside chooses them all.
+    chosen = {"password": "chosen"} if credentials_type == "MQTT_BASIC" else {}
+    address = ("127.0.0.1", mosquitto.mqtt_port)
+
+    result = tb_provision(tb_python, address, device_name=unique("SN"), **chosen, **keys(settings))
+
+    credentials = result["credentials"]
+    assert credentials["credentialsType"] == credentials_type
+    device_id, value = credentials["deviceId"], credentials["credentialsValue"]
+    password = value["password"] if credentials_type == "MQTT_BASIC" else value
+    assert tb_connects(tb_python, mosquitto.mqtt_port, device_id, device_id, password)
+    assert not tb_connects(tb_python, mosquitto.mqtt_port, device_id, device_id, "lsd_" + "z" * 43)
+    wait_for(lambda: ok(tenant.get(f"{API}/devices/{device_id}"))["state"] == "activated", what="activation")

@@ -100,6 +100,10 @@ def test_a_connection_whose_credential_stopped_holding_is_kicked(hooks: Hooks, e
         tenant.token(device_id)  # a new token replaces the one the connection used
 
     assert [unquote(kicked) for kicked in tick(hooks, *lines)["kick"]] == [device_id]
+    hooks.flush()
+    if ending != "delete":  # a kicked connection is gone: the plugin reports no departure for it
+        assert hooks.stored(device_id).online is False
+    assert hooks.stored(keeper_id).online is True
 
 
 def test_a_forged_proof_is_kicked(hooks: Hooks) -> None:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from lineside.bootstrap import Application
@@ -137,11 +137,17 @@ def connect(
     password: str | None = None,
     clean_session: bool = True,
     tls: ssl.SSLContext | None = None,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311,
 ) -> MqttClient:
     """A paho client connected as ``client_id`` (username defaults to the client id), once
-    the CONNACK arrived; check ``connack_rc``. Close it with ``close()``."""
+    the CONNACK arrived; check ``connack_rc`` (MQTT 5 reason codes are mapped to 3.1.1's:
+    "not authorized" is 5 either way). Close it with ``close()``."""
+    version_5 = protocol == MQTTProtocolVersion.MQTTv5
     client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, protocol=paho.MQTTv311
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=None if version_5 else clean_session,
+        protocol=protocol,
     )
     state = MqttClient(client)
     answered = threading.Event()
@@ -176,7 +182,10 @@ def connect(
         client.username_pw_set(username if username is not None else client_id, password)
     if tls is not None:
         client.tls_set_context(tls)
-    client.connect(host, port, keepalive=30)
+    if version_5:
+        client.connect(host, port, keepalive=30, clean_start=clean_session)
+    else:
+        client.connect(host, port, keepalive=30)
     client.loop_start()
     wait_for(answered.is_set, what=f"CONNACK for {client_id}")
     if state.connack_rc != 0:
@@ -194,10 +203,18 @@ def mqtt_client(
     password: str | None = None,
     clean_session: bool = True,
     tls: ssl.SSLContext | None = None,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311,
 ) -> Iterator[MqttClient]:
     """``connect``, closed at the end of the block."""
     client = connect(
-        host, port, client_id, username=username, password=password, clean_session=clean_session, tls=tls
+        host,
+        port,
+        client_id,
+        username=username,
+        password=password,
+        clean_session=clean_session,
+        tls=tls,
+        protocol=protocol,
     )
     try:
         yield client

@@ -1,14 +1,18 @@
-"""A real uvicorn server in a thread of the test process, on a free loopback port."""
+"""A real uvicorn server in a thread of the test process, on a free loopback port; and waiting
+for a ``lineside serve`` subprocess to answer."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
@@ -57,3 +61,17 @@ def http_client_for(application: Application) -> Iterator[httpx.Client]:
     """An HTTP client of ``application``'s API, served on a real socket for the duration."""
     with serving(create_app(application)) as url, httpx.Client(base_url=url, timeout=30.0) as http:
         yield http
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"lineside serve exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)  # polling for a condition, with a deadline
+    pytest.fail(f"lineside serve did not become healthy:\n{log.read_text()}")

@@ -43,6 +43,10 @@ class BrokerStartError(RuntimeError):
     """The broker could not listen (most often: the port is taken)."""
 
 
+class MosquittoStartError(BrokerStartError):
+    """Mosquitto or its plugin is missing, does not build, or Mosquitto does not start."""
+
+
 class EmbeddedBroker(LoopThread):
     """``start()`` returns once the broker listens (or raises BrokerStartError); ``stop()``
     closes every connection and writes presence one last time."""
@@ -193,7 +197,7 @@ def running_broker(application: Application) -> Iterator[EmbeddedBroker | Manage
             broker = ManagedMosquitto(application)
             broker.start()
         except MosquittoError as error:
-            raise BrokerStartError(str(error)) from None
+            raise MosquittoStartError(str(error)) from None
     else:
         broker = EmbeddedBroker(application)
         broker.start()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pwd
 import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger("lineside.mosquitto")
@@ -65,11 +66,16 @@ class MosquittoConfig:
     lineside_url: str
     secret: str
     recheck_seconds: float
+    user: str = field(default_factory=lambda: pwd.getpwuid(os.geteuid()).pw_name)
 
     def render(self) -> str:
         return "\n".join(
             [
                 "# Written by lineside serve at each start; edits are lost.",
+                # Started as root, Mosquitto would become the user 'mosquitto', who cannot
+                # read the plugin in Lineside's data directory: it stays who started it.
+                f"user {self.user}",
+                # The plugin's ticks (presence, revocation) never fire per listener (2.0.11).
                 "per_listener_settings false",
                 "allow_anonymous false",
                 "persistence false",

@@ -80,13 +80,19 @@ def _check_http_port_free(host: str, port: int) -> None:
 
 @contextmanager
 def _mqtt(application: Application) -> Iterator[None]:
-    from lineside.entrypoints.mqtt import BrokerStartError, running_broker  # noqa: PLC0415
+    from lineside.entrypoints.mqtt import (  # noqa: PLC0415
+        BrokerStartError,
+        MosquittoStartError,
+        running_broker,
+    )
 
     try:
         with running_broker(application) as broker:
             if broker is not None:
                 click.echo(f"MQTT on {broker.urls}")
             yield
+    except MosquittoStartError as error:
+        raise click.ClickException(f"{error} (or LINESIDE_MQTT_BROKER=embedded)") from None
     except BrokerStartError as error:
         raise click.ClickException(
             f"{error} (set LINESIDE_MQTT_PORT to a free port, or LINESIDE_MQTT_ENABLED=0 to turn MQTT off)"

@@ -92,6 +92,8 @@ async def tick(request: Request) -> Response:
         presence.disconnected(client_id)
     services = application_of(request).services
     stale = await run_in_threadpool(stale_proofs, services, said.connected)
+    for client_id in stale:  # the plugin cuts these off and reports no departure for them
+        presence.disconnected(client_id)
     notices: list[firmware_notices.FirmwareNotice] = []
     if said.cursor is None:  # the plugin just started: from now on, none replayed
         cursor = await run_in_threadpool(firmware_notices.latest_cursor, services)
