@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         default=1.0, gt=0, le=1, description="Shrinks the retry schedule (5 s ... 3 days); for tests."
     )
     mqtt_enabled: bool = Field(
-        default=True, description="Run the embedded MQTT broker inside `lineside serve`; 0 turns it off."
+        default=True, description="Run an MQTT broker inside `lineside serve`; 0 turns it off."
     )
     mqtt_broker: Literal["embedded", "mosquitto"] = Field(
         default="embedded",
@@ -92,10 +92,8 @@ class Settings(BaseSettings):
     mosquitto_binary: str = Field(
         default="mosquitto", description="The Mosquitto executable LINESIDE_MQTT_BROKER=mosquitto runs."
     )
-    mqtt_host: str = Field(default="127.0.0.1", description="Interface the embedded MQTT broker listens on.")
-    mqtt_port: int = Field(
-        default=1883, ge=1, le=65535, description="Plain MQTT port of the embedded broker."
-    )
+    mqtt_host: str = Field(default="127.0.0.1", description="Interface the MQTT broker listens on.")
+    mqtt_port: int = Field(default=1883, ge=1, le=65535, description="Plain MQTT port of the broker.")
     mqtt_tls_port: int | None = Field(
         default=None,
         ge=1,
