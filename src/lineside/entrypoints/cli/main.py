@@ -71,7 +71,7 @@ COMMANDS = {
     "serve": LazyCommand(
         f"{_CLI}.server",
         "serve",
-        "Serve the HTTP API (and /docs), and the embedded MQTT broker unless LINESIDE_MQTT_ENABLED=0.",
+        "Serve the HTTP API (and /docs), and an MQTT broker unless LINESIDE_MQTT_ENABLED=0.",
     ),
     "station": LazyCommand(
         f"{_CLI}.stations",

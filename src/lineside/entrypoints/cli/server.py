@@ -28,8 +28,10 @@ from lineside.settings import Settings
 )
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
 def serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
-    """Serve the HTTP API (and /docs), and an MQTT broker unless LINESIDE_MQTT_ENABLED=0: the
-    embedded one, or Mosquitto with LINESIDE_MQTT_BROKER=mosquitto (MQTT 5; docs/mqtt.md).
+    """Serve the HTTP API (and /docs), and an MQTT broker unless LINESIDE_MQTT_ENABLED=0.
+
+    The broker is the embedded one, or Mosquitto with LINESIDE_MQTT_BROKER=mosquitto (MQTT 5;
+    docs/mqtt.md).
 
     SIGTERM (or Ctrl-C) stops accepting, finishes in-flight requests and webhook deliveries,
     closes MQTT sessions and writes presence, within LINESIDE_SHUTDOWN_SECONDS, then exits 0.
