@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -12,9 +9,8 @@ import pytest
 
 from lineside.bootstrap import Application
 from lineside.settings import Settings
-from tests.conftest import SHARED_DEPLOYMENT_ENVIRONMENT
 from tests.support.api import Tenant, new_tenant
-from tests.support.server import free_port, wait_until_healthy
+from tests.support.server import free_port, lineside_serve
 
 
 @pytest.fixture(scope="session")
@@ -25,34 +21,12 @@ def mqtt_port() -> int:
 
 @pytest.fixture(scope="session")
 def server_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory, mqtt_port: int) -> Iterator[str]:
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    env = {
-        **os.environ,
-        "LINESIDE_DATABASE_URL": settings.database_url,
-        "LINESIDE_DATA_DIR": str(settings.data_dir),
-        **SHARED_DEPLOYMENT_ENVIRONMENT,
-        "LINESIDE_PORT": str(port),
-        "LINESIDE_MQTT_PORT": str(mqtt_port),
-        "LINESIDE_LOG_LEVEL": "warning",
-        # The tests' webhook receivers listen on the loopback, which a real deployment refuses
-        # (tests/integration/test_webhooks.py checks that refusal).
-        "LINESIDE_WEBHOOK_ALLOW_PRIVATE": "1",
-    }
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "lineside", "serve", "--no-migrate"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, server, log)
+    # The tests' webhook receivers listen on the loopback, which a real deployment refuses
+    # (tests/integration/test_webhooks.py checks that refusal).
+    environment = {"LINESIDE_MQTT_PORT": str(mqtt_port), "LINESIDE_WEBHOOK_ALLOW_PRIVATE": "1"}
+    with lineside_serve(settings, free_port(), log, **environment) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from lineside.adapters.mqtt.mosquitto import BUILD_PACKAGES
 from lineside.settings import Settings
-from tests.conftest import SHARED_DEPLOYMENT_ENVIRONMENT
-from tests.support.server import free_port, wait_until_healthy
+from tests.support.server import free_port, lineside_serve
 
 HEADERS = (Path("/usr/include/mosquitto_broker.h"), Path("/usr/include/mosquitto.h"))
 RECHECK_SECONDS = 0.5
@@ -54,36 +50,13 @@ def serving_with_mosquitto(
 ) -> Iterator[MosquittoServer]:
     """``lineside serve`` on the test database with Mosquitto as its broker, until the block ends."""
     require_mosquitto()
-    http_port, mqtt_port = free_port(), free_port()
-    data_dir, log = settings.data_dir, scratch / "serve.log"  # its keys hash the test's secrets
-    env = {
-        **os.environ,
-        "LINESIDE_DATABASE_URL": settings.database_url,
-        "LINESIDE_DATA_DIR": str(data_dir),
-        **SHARED_DEPLOYMENT_ENVIRONMENT,
-        "LINESIDE_PORT": str(http_port),
+    mqtt_port, log = free_port(), scratch / "serve.log"
+    environment = {
         "LINESIDE_MQTT_BROKER": "mosquitto",
         "LINESIDE_MQTT_PORT": str(mqtt_port),
         "LINESIDE_MQTT_RECHECK_SECONDS": str(RECHECK_SECONDS),
         "LINESIDE_PRESENCE_FLUSH_SECONDS": "0.2",
-        "LINESIDE_LOG_LEVEL": "warning",
         **environment,
     }
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "lineside", "serve", "--no-migrate"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{http_port}"
-    try:
-        wait_until_healthy(url, server, log)
-        yield MosquittoServer(url, mqtt_port, data_dir, log)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def http_client(server: MosquittoServer) -> httpx.Client:
-    return httpx.Client(base_url=server.http_url, timeout=30.0)
+    with lineside_serve(settings, free_port(), log, **environment) as url:
+        yield MosquittoServer(url, mqtt_port, settings.data_dir, log)

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from sqlalchemy import text
 from lineside.bootstrap import Application
 from tests.support.api import Tenant, unique
 from tests.support.factory import factory_token, keyed
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_healthy
 
 STARTUP_DEADLINE_SECONDS = 30.0
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing answers HTTP there
@@ -132,28 +131,12 @@ def station_running(
         )
     station = StationProcess(f"http://127.0.0.1:{port}", process, log)
     try:
-        _wait_until_healthy(station)
+        wait_until_healthy(station.url, process, log)
         yield station
     finally:
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=10)
-
-
-def _wait_until_healthy(station: StationProcess) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if station.process.poll() is not None:
-            raise AssertionError(
-                f"the station exited with {station.process.returncode}:\n{station.log.read_text()}"
-            )
-        try:
-            if httpx.get(f"{station.url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)  # polling for a condition, with a deadline
-    raise AssertionError(f"the station did not become healthy:\n{station.log.read_text()}")
 
 
 def simulate_arguments(
