@@ -25,9 +25,9 @@ from lineside.domain.mqtt import (
 )
 from lineside.settings import Settings
 from tests.support import firmware
-from tests.support.api import Tenant, new_tenant
+from tests.support.api import Tenant, new_tenant, ok
 from tests.support.mosquitto import RECHECK_SECONDS, MosquittoServer, serving_with_mosquitto
-from tests.support.mqtt import NOT_AUTHORIZED, REFUSED, mqtt_client, wait_for
+from tests.support.mqtt import NOT_AUTHORIZED, REFUSED, connect, mqtt_client, wait_for
 from tests.support.provisioning import provisioned_product
 
 HOST = "127.0.0.1"
@@ -311,3 +311,28 @@ def test_mqtt_js_connects_with_mqtt_5_and_hears_its_own_topic(site: Site, mqtt_j
     }
     assert refused["connected"] is False and refused["code"] == NOT_AUTHORIZED_V5
     wait_for(lambda: site.shown(tenant, device_id)["state"] == "activated", what="the activation")
+
+
+# -- stopping ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_stopping_the_server_takes_its_devices_offline(
+    settings: Settings, application: Application, tmp_path_factory: pytest.TempPathFactory, workers: str
+) -> None:
+    scratch = tmp_path_factory.mktemp("stopping")
+    with (
+        serving_with_mosquitto(settings, scratch, LINESIDE_WORKERS=workers) as server,
+        httpx.Client(base_url=server.http_url, timeout=30.0) as http,
+    ):
+        tenant = new_tenant(application, http)
+        device_id = tenant.device(tenant.product()["id"])["id"]
+        device = connect(HOST, server.mqtt_port, device_id, password=tenant.token(device_id))
+        wait_for(lambda: ok(tenant.get(f"/api/v1/devices/{device_id}"))["online"] is True, what="online")
+    # The server stopped (SIGTERM, and it exited): Mosquitto went first, and its plugin told
+    # Lineside, which still answered, that the connection ended with it.
+    device.wait_disconnected()
+    device.close()
+    with application.services.unit_of_work(write=False) as uow:
+        stored = uow.devices.get(device_id, within="/")
+    assert stored is not None and stored.online is False

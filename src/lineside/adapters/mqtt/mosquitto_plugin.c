@@ -1314,10 +1314,40 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* Mosquitto is stopping, and every connection it holds ends with it: one last
+ * tick reports them all as departures, so Lineside does not show them online.
+ * (`lineside serve` stops Mosquitto before its HTTP server for this.) The
+ * answer is not applied: there is nobody left to kick or publish to. */
+static void farewell_tick(struct plugin *p)
+{
+	size_t i;
+	struct record *rec;
+	long status;
+
+	for(i = 0; i < p->table.nbuckets; i++){
+		for(rec = p->table.buckets[i]; rec; rec = rec->next){
+			departure_queue(p, rec->clientid);
+		}
+	}
+	table_free(&p->table);
+	if(!table_init(&p->table)) return;
+	if(!p->departures_head) return;
+	build_tick(p);
+	status = http_post(p, p->url_tick, p->text_headers);
+	if(status != 200){
+		log_not_ok_tick(p, status);
+		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "%zu departures at shutdown not reported",
+				p->departures_len);
+	}
+}
+
 int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count)
 {
 	(void)options;
 	(void)option_count;
-	if(userdata) plugin_free(userdata);
+	if(userdata){
+		farewell_tick(userdata);
+		plugin_free(userdata);
+	}
 	return MOSQ_ERR_SUCCESS;
 }

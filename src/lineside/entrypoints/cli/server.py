@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,11 +47,15 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     _check_http_port_free(settings.host, settings.port)
     # The broker runs here, once: with several workers, in this supervising process. It
     # starts first, so a taken MQTT port is the one line printed, not a half-started server.
-    with _shared_metrics(), opened_application(settings, migrate=migrate) as application, _mqtt(application):
+    with (
+        _shared_metrics(),
+        opened_application(settings, migrate=migrate) as application,
+        _mqtt(application) as before_stop,
+    ):
         click.echo(
             f"Lineside on http://{settings.host}:{settings.port} (docs at /docs), database {_safe(settings)}"
         )
-        serve_http(settings, application)
+        serve_http(settings, application, before_stop)
 
 
 @contextmanager
@@ -81,7 +85,11 @@ def _check_http_port_free(host: str, port: int) -> None:
 
 
 @contextmanager
-def _mqtt(application: Application) -> Iterator[None]:
+def _mqtt(application: Application) -> Iterator[Callable[[], None] | None]:
+    """The broker for the block; yields what to run before HTTP stops: Mosquitto's stop, so
+    its plugin still reaches Lineside to report the connections that end with it (the
+    embedded broker stops after HTTP, on its own)."""
+    from lineside.entrypoints.mosquitto import ManagedMosquitto  # noqa: PLC0415
     from lineside.entrypoints.mqtt import (  # noqa: PLC0415
         BrokerStartError,
         MosquittoStartError,
@@ -92,7 +100,7 @@ def _mqtt(application: Application) -> Iterator[None]:
         with running_broker(application) as broker:
             if broker is not None:
                 click.echo(f"MQTT on {broker.urls}")
-            yield
+            yield broker.stop if isinstance(broker, ManagedMosquitto) else None
     except MosquittoStartError as error:
         raise click.ClickException(f"{error} (or LINESIDE_MQTT_BROKER=embedded)") from None
     except BrokerStartError as error:
