@@ -11,14 +11,25 @@ from urllib.parse import quote, unquote
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from lineside.domain.mqtt import PROVISION_RESPONSE_TOPIC, firmware_notice_topic
+from lineside.entrypoints.api.fast_paths import (
+    MOSQUITTO_ACL_PATH,
+    MOSQUITTO_USER_PATH,
+    MosquittoPluginFastPath,
+)
 from lineside.settings import Settings
 from tests.support import firmware
 from tests.support.broker_hooks import Hooks, running_hooks
 from tests.support.provisioning import provisioned_product
+from tests.support.server import serving
 
 MOSQUITTO = "/broker/mosquitto"
+HOT = (MOSQUITTO_USER_PATH, MOSQUITTO_ACL_PATH)
+ROUTE = Route("/", PlainTextResponse)  # a label for the metrics; never called
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +195,104 @@ def test_a_provision_request_is_answered_for_its_connection(hooks: Hooks) -> Non
     body = answer.json()
     assert body["status"] == "SUCCESS" and body["credentialsValue"].startswith("lsd_")
     assert refused.status_code == 200 and refused.json()["status"] == "FAILURE"
+
+
+# -- the plugin's /user and /acl, answered before the framework (api.fast_paths) ---------------
+
+
+def both_ways(hooks: Hooks, path: str, body: dict[str, str]) -> tuple[httpx.Response, httpx.Response]:
+    """The same question asked as the plugin asks it (a form with the secret: the fast path)
+    and as mosquitto-go-auth would (no secret: the framework's route)."""
+    plugin = hooks.http.post(f"{MOSQUITTO}/{path}", data=body, headers=hooks.bearer)
+    go_auth = hooks.http.post(f"{MOSQUITTO}/{path}", data=body)
+    return plugin, go_auth
+
+
+def test_the_fast_path_answers_as_the_routes_do(hooks: Hooks) -> None:
+    device_id, token = hooks.device(hooks.tenant())
+    own, foreign = f"devices/{device_id}/state", "devices/someone-else/state"
+    questions = [
+        ("user", {"username": device_id, "password": token, "clientid": device_id}),
+        ("user", {"username": device_id, "password": "lsd_" + "x" * 43, "clientid": device_id}),
+        ("user", {"username": device_id, "password": token, "clientid": "another"}),
+        ("user", {"username": "provision", "password": "", "clientid": "anything"}),
+        ("acl", {"username": device_id, "clientid": device_id, "topic": own, "acc": "2"}),
+        ("acl", {"username": device_id, "clientid": device_id, "topic": foreign, "acc": "4"}),
+        ("acl", {"username": device_id, "clientid": device_id, "topic": own, "acc": "9"}),
+        ("acl", {"username": "provision", "clientid": "p", "topic": "/provision/request", "acc": "2"}),
+        ("acl", {"username": "provision", "clientid": "p", "topic": own, "acc": "1"}),
+    ]
+
+    answers = [both_ways(hooks, path, body) for path, body in questions]
+
+    statuses = [plugin.status_code for plugin, _ in answers]
+    assert statuses == [200, 403, 403, 200, 200, 403, 403, 200, 403]
+    for plugin, go_auth in answers:
+        assert (plugin.status_code, plugin.content) == (go_auth.status_code, go_auth.content)
+        assert plugin.headers["content-type"] == go_auth.headers["content-type"] == "application/json"
+    assert len(answers[0][0].headers["x-lineside-proof"]) >= 32
+    assert "x-lineside-proof" not in answers[0][1].headers
+
+
+def test_the_fast_path_records_the_connection_and_the_publish(hooks: Hooks) -> None:
+    device_id, token = hooks.device(hooks.tenant())
+
+    proof_of(hooks, device_id, token)
+    hooks.flush()
+    first_seen = hooks.stored(device_id).last_seen_at
+    acl = {"username": device_id, "clientid": device_id, "topic": f"devices/{device_id}/t", "acc": "2"}
+    assert hooks.http.post(f"{MOSQUITTO}/acl", data=acl, headers=hooks.bearer).status_code == 200
+    hooks.flush()
+
+    stored = hooks.stored(device_id)
+    assert (stored.state.value, stored.online) == ("activated", True)
+    assert first_seen is not None and stored.last_seen_at is not None and stored.last_seen_at >= first_seen
+
+
+def test_what_the_fast_path_does_not_answer_reaches_the_routes_whole(hooks: Hooks) -> None:
+    device_id, token = hooks.device(hooks.tenant())
+    # A certificate's name as username: the route looks the certificate up (none: refused).
+    named = {"username": "CN=SN-1", "clientid": device_id, "topic": f"devices/{device_id}/t", "acc": "2"}
+    # A body past the fast path's limit: handed on as it came, and still answered.
+    padded = {"username": device_id, "password": token, "clientid": device_id, "pad": "x" * 70_000}
+    # Not a form: the route reads JSON too.
+    as_json = {"username": device_id, "password": token, "clientid": device_id}
+
+    by_name = hooks.http.post(f"{MOSQUITTO}/acl", data=named, headers=hooks.bearer)
+    big = hooks.http.post(f"{MOSQUITTO}/user", data=padded, headers=hooks.bearer)
+    json_user = hooks.http.post(f"{MOSQUITTO}/user", json=as_json, headers=hooks.bearer)
+
+    assert (by_name.status_code, by_name.json()["ok"]) == (403, False)
+    assert (big.status_code, big.json()) == (200, {"ok": True, "error": ""})
+    assert json_user.status_code == 200 and json_user.headers["x-lineside-proof"]
+
+
+def test_the_plugins_own_questions_never_reach_the_framework(hooks: Hooks) -> None:
+    reached: list[str] = []
+    framework = FastAPI()
+
+    @framework.post("/{path:path}", status_code=418)
+    def anything(path: str) -> str:
+        reached.append(path)
+        return "the framework"
+
+    framework.add_middleware(
+        MosquittoPluginFastPath, application=hooks.application, routes={path: ROUTE for path in HOT}
+    )
+    device_id, token = hooks.device(hooks.tenant())
+    acl = {"username": device_id, "clientid": device_id, "topic": f"devices/{device_id}/t", "acc": "2"}
+    user = {"username": device_id, "password": token, "clientid": device_id}
+    with serving(framework) as url, httpx.Client(base_url=url) as client:
+        answers = [
+            client.post(f"{MOSQUITTO}/user", data=user, headers=hooks.bearer),
+            client.post(f"{MOSQUITTO}/acl", data=acl, headers=hooks.bearer),
+        ]
+        handed_on = [
+            client.post(f"{MOSQUITTO}/user", data=user),  # no secret: go-auth's
+            client.post(f"{MOSQUITTO}/user", json=user, headers=hooks.bearer),  # not a form
+            client.post(f"{MOSQUITTO}/tick", data=user, headers=hooks.bearer),  # another path
+        ]
+
+    assert [a.status_code for a in answers] == [200, 200] and answers[0].headers["x-lineside-proof"]
+    assert [a.status_code for a in handed_on] == [418, 418, 418]
+    assert reached == ["broker/mosquitto/user", "broker/mosquitto/user", "broker/mosquitto/tick"]

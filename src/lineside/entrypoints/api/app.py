@@ -13,7 +13,13 @@ from lineside.bootstrap import Application
 from lineside.entrypoints.api import metrics
 from lineside.entrypoints.api.dependencies import recheck_credential
 from lineside.entrypoints.api.docs import install_docs
-from lineside.entrypoints.api.fast_paths import ME_PATH, DeviceIdentityFastPath
+from lineside.entrypoints.api.fast_paths import (
+    ME_PATH,
+    MOSQUITTO_ACL_PATH,
+    MOSQUITTO_USER_PATH,
+    DeviceIdentityFastPath,
+    MosquittoPluginFastPath,
+)
 from lineside.entrypoints.api.metrics import RequestMetrics
 from lineside.entrypoints.api.middleware import BodySizeLimit, IdempotencyKeys, RefuseNulBytes
 from lineside.entrypoints.api.openapi import install_openapi
@@ -43,6 +49,7 @@ from lineside.entrypoints.api.routes import (
     stations,
     webhooks,
 )
+from lineside.entrypoints.api.routes.broker_hooks import mosquitto
 from lineside.entrypoints.web import claim_pages, console, home, owner_pages
 from lineside.entrypoints.worker import worker_lifespan
 
@@ -113,6 +120,9 @@ def create_app(application: Application) -> FastAPI:
     app.add_middleware(
         DeviceIdentityFastPath, application=application, route=_route(device_api.router.routes, ME_PATH)
     )
+    hot = (MOSQUITTO_USER_PATH, MOSQUITTO_ACL_PATH)
+    plugin_routes = {path: _route(mosquitto.router.routes, path) for path in hot}
+    app.add_middleware(MosquittoPluginFastPath, application=application, routes=plugin_routes)
     app.add_middleware(RequestMetrics, metrics=application.metrics)
     app.add_middleware(RequestIds)
     _believe_forwarded_headers_from(app, application.settings.trusted_proxy_list)

@@ -1,4 +1,5 @@
-"""``GET /device/v1/me`` answered before the framework.
+"""Hot requests answered before the framework: ``GET /device/v1/me``, and the Mosquitto
+plugin's ``/broker/mosquitto/user`` and ``/acl``.
 
 Every device asks it, often; the answer is one index probe. Routed through FastAPI it costs
 several times the probe (routing, dependency solving, exception middleware, the body and
@@ -11,13 +12,17 @@ details: the API and its OpenAPI document stay the framework's.
 
 from __future__ import annotations
 
+import hmac
 import json
+from urllib.parse import parse_qsl
 
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lineside.bootstrap import Application
 from lineside.domain.errors import DomainError
+from lineside.entrypoints.api.routes.broker_hooks.mosquitto import PlainAnswer, plugin_acl, plugin_user
+from lineside.entrypoints.api.routes.broker_hooks.presence import recorder_of
 from lineside.entrypoints.api.routes.device_api import identity_document
 from lineside.services.credentials import identify_device
 
@@ -58,3 +63,93 @@ def _bearer_token(scope: Scope) -> str | None:
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token.strip() if scheme.lower() == "bearer" and token.strip() else None
     return None
+
+
+class MosquittoPluginFastPath:
+    """Lineside's Mosquitto plugin asks ``POST /broker/mosquitto/user`` at every CONNECT and
+    ``/acl`` at a connection's first use of a topic, one request at a time: Mosquitto waits
+    on each (its plugin API cannot answer later). So those requests, when they are the
+    plugin's own (a form, with the hook secret), are answered here, before the framework, by
+    the routes' own functions (``broker_hooks.mosquitto.plugin_user`` and ``plugin_acl``): the
+    same decision, the same answer, presence recorded the same way. The check runs on the
+    event loop (one index probe, as for ``/device/v1/me``): with one request in flight, a hop
+    to a worker thread would only add its cost. Anything else goes on to the framework's
+    routes, which mosquitto-go-auth and the OpenAPI document use.
+    """
+
+    def __init__(self, app: ASGIApp, application: Application, routes: dict[str, BaseRoute]) -> None:
+        self.app = app
+        self._services = application.services
+        secret = application.settings.broker_hook_secret
+        self._secret = secret.get_secret_value().encode() if secret else b""
+        self._routes = routes  # path -> the framework's route, for the metrics' route label
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._is_plugin_request(scope):
+            await self.app(scope, receive, send)
+            return
+        body, whole = await _body_up_to(receive, PLUGIN_BODY_LIMIT)
+        answer = self._answer(scope, body) if whole else None
+        if answer is None:
+            await self.app(scope, _replaying(body, whole, receive), send)
+            return
+        scope["route"] = self._routes[scope["path"]]
+        status, content, extra = answer
+        headers = [_JSON, (b"content-length", str(len(content)).encode()), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def _is_plugin_request(self, scope: Scope) -> bool:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self._routes:
+            return False
+        if not self._secret or scope["query_string"]:
+            return False
+        headers = dict(scope["headers"])
+        form = headers.get(b"content-type", b"").startswith(b"application/x-www-form-urlencoded")
+        presented = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip()
+        return form and hmac.compare_digest(presented, self._secret)
+
+    def _answer(self, scope: Scope, body: bytes) -> PlainAnswer | None:
+        try:
+            params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+        except ValueError:
+            return None  # the route answers an odd body
+        presence = recorder_of(scope["app"])
+        if scope["path"] == MOSQUITTO_USER_PATH:
+            return plugin_user(self._services, presence, dict(params))
+        return plugin_acl(presence, dict(params))
+
+
+PLUGIN_BODY_LIMIT = 64 * 1024
+MOSQUITTO_USER_PATH = "/broker/mosquitto/user"
+MOSQUITTO_ACL_PATH = "/broker/mosquitto/acl"
+
+
+async def _body_up_to(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body read so far, and whether it is whole (it stops past ``limit`` bytes)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+    return b"".join(chunks), False
+
+
+def _replaying(body: bytes, whole: bool, receive: Receive) -> Receive:
+    """A ``receive`` that first hands out what was read, then defers to the real one."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": not whole}
+
+    return replay

@@ -34,6 +34,7 @@ from lineside.services.broker_certificates import (
     authenticate_certificate_name,
     authenticate_presented_certificate,
 )
+from lineside.services.context import ServiceContext
 from lineside.services.mqtt_access import (
     PROVISIONER,
     MqttCredential,
@@ -141,12 +142,7 @@ async def authenticated(
     services = application_of(request).services
     identity: MqttIdentity | None
     if password or username == PROVISION_USERNAME or (certificate is None and not certificate_name):
-        try:
-            identity = await run_in_threadpool(
-                authenticate_connection, services, client_id=client_id, username=username, password=password
-            )
-        except Unauthenticated:
-            return None
+        identity = await run_in_threadpool(password_identity, services, client_id, username, password)
     elif certificate is not None:
         identity = await run_in_threadpool(
             lambda: authenticate_presented_certificate(
@@ -158,6 +154,16 @@ async def authenticated(
     if identity is not None and identity.device_id is not None:
         presence_of(request).connected(identity.device_id)
     return identity
+
+
+def password_identity(
+    services: ServiceContext, client_id: str | None, username: str | None, password: str | None
+) -> MqttIdentity | None:
+    """The identity behind a password CONNECT (or the provisioner's), None when refused."""
+    try:
+        return authenticate_connection(services, client_id=client_id, username=username, password=password)
+    except Unauthenticated:
+        return None
 
 
 async def by_certificate_name(
@@ -203,10 +209,17 @@ async def connection_identity(
 
 def allowed(request: Request, identity: MqttIdentity | None, topic: str | None, access: TopicAccess) -> bool:
     """Whether ``identity`` may use ``topic``; a device allowed to publish was seen just now."""
+    return allowed_and_seen(presence_of(request), identity, topic, access)
+
+
+def allowed_and_seen(
+    presence: PresenceRecorder, identity: MqttIdentity | None, topic: str | None, access: TopicAccess
+) -> bool:
+    """``allowed``, telling ``presence`` directly."""
     if identity is None or not topic or not may_access(identity, topic, access):
         return False
     if access is TopicAccess.PUBLISH and identity.device_id is not None:
-        presence_of(request).seen(identity.device_id)
+        presence.seen(identity.device_id)
     return True
 
 

@@ -20,22 +20,28 @@ subscription), and the first one counts as its connection.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+import json
 
-from lineside.domain.mqtt import TopicAccess
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from lineside.domain.mqtt import PROVISION_USERNAME, TopicAccess
 from lineside.entrypoints.api.routes.broker_hooks.common import (
     Params,
-    allowed,
+    allowed_and_seen,
     any_method,
     authenticated,
+    connected_as,
     connection_identity,
     has_hook_secret,
     hook_params,
+    password_identity,
     presence_of,
     text,
 )
+from lineside.services.context import ServiceContext
 from lineside.services.mqtt_access import MqttCredential, MqttIdentity
+from lineside.services.presence import PresenceRecorder
 
 # mosquitto-go-auth reads the status: 200 allows, 403 refuses (with a JSON or text reason).
 router = APIRouter(
@@ -78,9 +84,14 @@ async def _acl(request: Request) -> bool:
     identity = await connection_identity(request, text(params, "clientid"), text(params, "username"))
     if identity is not None and identity.credential is MqttCredential.CERTIFICATE and identity.device_id:
         presence_of(request).connected(identity.device_id)  # Mosquitto asked nothing at CONNECT
+    return acl_allows(presence_of(request), identity, params)
+
+
+def acl_allows(presence: PresenceRecorder, identity: MqttIdentity | None, params: Params) -> bool:
+    """Whether ``identity`` may have the access ``acc`` to ``topic`` (a device publishing is seen)."""
     accesses = _ACCESSES.get(_access_level(params), ())
     topic = text(params, "topic")
-    return bool(accesses) and all(allowed(request, identity, topic, access) for access in accesses)
+    return bool(accesses) and all(allowed_and_seen(presence, identity, topic, access) for access in accesses)
 
 
 def _access_level(params: Params) -> int:
@@ -88,9 +99,40 @@ def _access_level(params: Params) -> int:
     return int(level) if level.isdigit() else 0
 
 
-def _answer(ok: bool, check: str) -> JSONResponse:
+# -- Lineside's own plugin, answered before the framework (api.fast_paths) -----------------------
+
+PlainAnswer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, JSON body, extra headers
+
+
+def plugin_user(services: ServiceContext, presence: PresenceRecorder, params: Params) -> PlainAnswer:
+    """``/user`` for the plugin (a password CONNECT, synchronously): the answer with its proof."""
+    identity = password_identity(
+        services, text(params, "clientid"), text(params, "username"), text(params, "password")
+    )
+    if identity is not None and identity.device_id is not None:
+        presence.connected(identity.device_id)
+    status, body = _answer_document(identity is not None, "user")
+    proof = [(PROOF_HEADER.lower().encode(), identity.proof.encode())] if identity and identity.proof else []
+    return status, body, proof
+
+
+def plugin_acl(presence: PresenceRecorder, params: Params) -> PlainAnswer | None:
+    """``/acl`` for the plugin, or None for a certificate connection (the route looks it up)."""
+    client_id, username = text(params, "clientid"), text(params, "username")
+    if username and username not in (PROVISION_USERNAME, client_id):
+        return None
+    status, body = _answer_document(acl_allows(presence, connected_as(client_id, username), params), "acl")
+    return status, body, []
+
+
+def _answer_document(ok: bool, check: str) -> tuple[int, bytes]:
     error = "" if ok else _REFUSED[check]
-    return JSONResponse({"ok": ok, "error": error}, status_code=200 if ok else 403)
+    return (200 if ok else 403), json.dumps({"ok": ok, "error": error}, separators=(",", ":")).encode()
+
+
+def _answer(ok: bool, check: str) -> Response:
+    status, body = _answer_document(ok, check)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def _text_answer(ok: bool, check: str) -> PlainTextResponse:
