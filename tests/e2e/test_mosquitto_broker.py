@@ -20,6 +20,8 @@ from lineside.domain.mqtt import (
     PROVISION_REQUEST_TOPIC,
     PROVISION_RESPONSE_TOPIC,
     PROVISION_USERNAME,
+    TopicAccess,
+    device_may,
     device_topic,
     firmware_notice_topic,
 )
@@ -122,6 +124,62 @@ def test_a_device_may_not_reach_another_devices_topics(site: Site, version: str)
         victim.publish(device_topic(victim_id, "commands"), b"own")
         victim.wait_for_message(lambda m: m.payload == b"own")
         assert [m.payload for m in victim.received(device_topic(victim_id, "commands"))] == [b"own"]
+
+
+# Topics and filters on both sides of every clause of the device rule, which the plugin answers
+# itself for a device's connection (device_topic_allowed in the C file).
+RULE_CASES = [
+    "{own}/state",
+    "{own}/a/b/c",
+    "{own}/#",
+    "{own}/+",
+    "{own}/+/x",
+    "{own}/a/#",
+    "{own}",
+    "{own}/",
+    "{own}//x",
+    "{own}/a/",
+    "{own}/#/x",
+    "{own}/a#",
+    "{own}/a+",
+    "{own}/+a/x",
+    "{own}x/state",
+    "{own}/../x",
+    "devices/{other}/state",
+    "devices/+/state",
+    "devices/#",
+    "#",
+    "+/{id}/state",
+    "Devices/{id}/state",
+    "/devices/{id}/state",
+]
+
+
+def well_formed_filter(topic: str) -> bool:
+    """MQTT's own syntax: '+' a whole level, '#' the whole last level."""
+    levels = topic.split("/")
+    return all(
+        ("+" not in level or level == "+") and ("#" not in level or (level == "#" and i == len(levels) - 1))
+        for i, level in enumerate(levels)
+    )
+
+
+def test_the_plugins_device_rule_is_the_domains(site: Site) -> None:
+    device_id, token = site.device(site.tenant())
+    other_id, _ = site.device(site.tenant())
+    topics = [case.format(own=f"devices/{device_id}", id=device_id, other=other_id) for case in RULE_CASES]
+
+    # MQTT itself refuses a malformed filter before any rule is asked (paho does not send it).
+    filters = [topic for topic in topics if well_formed_filter(topic)]
+    with mqtt_client(HOST, site.server.mqtt_port, device_id, password=token, protocol=paho.MQTTv5) as device:
+        subscribed = {topic: device.subscribe(topic) < REFUSED for topic in filters}
+        concrete = [topic for topic in topics if "+" not in topic and "#" not in topic]
+        published = {topic: device.publish(topic, b"x") == 0 for topic in concrete}
+        assert device.connected
+
+    assert subscribed == {t: device_may(device_id, t, TopicAccess.SUBSCRIBE) for t in filters}
+    assert published == {t: device_may(device_id, t, TopicAccess.PUBLISH) for t in concrete}
+    assert any(subscribed.values()) and not all(subscribed.values())
 
 
 def test_a_wrong_password_never_takes_over_a_live_connection(site: Site) -> None:

@@ -76,7 +76,7 @@ class MqttClient:
     connack_rc: int | None = None
     messages: list[Received] = field(default_factory=list)
     granted: dict[int, list[int]] = field(default_factory=dict)  # SUBSCRIBE mid -> SUBACK codes
-    published: set[int] = field(default_factory=set)  # mids the broker acknowledged
+    published: dict[int, int] = field(default_factory=dict)  # mid -> PUBACK reason (0: accepted)
     connected: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,10 +88,12 @@ class MqttClient:
         wait_for(lambda: mid in self.granted, what=f"SUBACK for {topic}")
         return self.granted[mid][0]
 
-    def publish(self, topic: str, payload: bytes | str = b"", qos: int = 1) -> None:
-        """Publish and wait for the broker's PUBACK (QoS 1) or the write (QoS 0)."""
+    def publish(self, topic: str, payload: bytes | str = b"", qos: int = 1) -> int | None:
+        """Publish and wait for the broker's PUBACK (QoS 1) or the write (QoS 0); the PUBACK's
+        reason code (MQTT 5: 0x87 when refused; always 0 in 3.1.1), None if disconnected."""
         info = self.paho_client.publish(topic, payload, qos)
         wait_for(lambda: info.mid in self.published or not self.connected, what=f"PUBACK on {topic}")
+        return self.published.get(info.mid)
 
     def wait_for_message(
         self, predicate: Callable[[Received], bool] = lambda _m: True, timeout: float = DEADLINE_SECONDS
@@ -168,8 +170,8 @@ def connect(
     def on_subscribe(_c: paho.Client, _u: object, mid: int, codes: list[ReasonCode], _p: object) -> None:
         state.granted[mid] = [_code(code) for code in codes]
 
-    def on_publish(_c: paho.Client, _u: object, mid: int, _r: object, _p: object) -> None:
-        state.published.add(mid)
+    def on_publish(_c: paho.Client, _u: object, mid: int, reason: ReasonCode, _p: object) -> None:
+        state.published[mid] = _code(reason)
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect

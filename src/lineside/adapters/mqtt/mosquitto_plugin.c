@@ -32,9 +32,14 @@
  *   connection: client id -> {connection pointer, proof, username}; a record
  *   already held for that client id is replaced (a takeover: the new
  *   connection wins). Without the header (the `provision` user) nothing is
- *   recorded.
+ *   recorded. A 200 that also carries `X-Lineside-Device: <the client id>` (a
+ *   device logging in as itself with a password) marks the record as that
+ *   device's: its topic checks are answered here, below.
  *
- * Topic rules (MOSQ_EVT_ACL_CHECK): unsubscribing is always allowed. Otherwise
+ * Topic rules (MOSQ_EVT_ACL_CHECK): unsubscribing is always allowed. A device's
+ *   connection gets Lineside's device rule answered here, with no request
+ *   (device_topic_allowed: below devices/<its id>/, the rule of
+ *   lineside.domain.mqtt.device_may). Otherwise
  *   POST {url}/broker/mosquitto/acl    username=&clientid=&topic=&acc=
  *   acc = 1 read (delivery to this client), 2 write (its publish),
  *   4 subscribe. 200 allows, anything else denies. Allowed (acc, topic) pairs
@@ -101,6 +106,8 @@
 #define PATH_PROVISION "/broker/mosquitto/provision"
 #define PROOF_HEADER "X-Lineside-Proof"
 #define TOPIC_HEADER "X-Lineside-Topic"
+#define DEVICE_HEADER "X-Lineside-Device"
+#define DEVICE_TOPIC_ROOT "devices/"
 #define PROVISION_USER "provision"
 #define PROVISION_REQUEST_TOPIC "/provision/request"
 #define PROVISION_RESPONSE_TOPIC "/provision/response"
@@ -135,6 +142,7 @@ struct record {
 	const struct mosquitto *client; /* identity only: compared, never dereferenced */
 	char *proof;
 	char *username;                 /* NULL when the client sent none */
+	char *device_id;                /* /user named it a device: its topic rule is answered here */
 	struct acl_entry *acl;          /* allowed answers, grown up to ACL_CACHE_MAX */
 	int acl_count;
 	int acl_cap;
@@ -179,6 +187,7 @@ struct plugin {
 	struct buf response;            /* body of the last response */
 	char *header_proof;             /* X-Lineside-Proof of the last response */
 	char *header_topic;             /* X-Lineside-Topic of the last response */
+	char *header_device;            /* X-Lineside-Device of the last response */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -369,6 +378,7 @@ static void record_free(struct record *rec)
 	free(rec->clientid);
 	free(rec->proof);
 	free(rec->username);
+	free(rec->device_id);
 	free(rec);
 }
 
@@ -460,7 +470,7 @@ static void table_free(struct table *t)
 
 /* A record made from /user's answer; NULL on no memory. */
 static struct record *record_new(const char *clientid, const struct mosquitto *client,
-		const char *proof, const char *username)
+		const char *proof, const char *username, const char *device_id)
 {
 	struct record *rec = calloc(1, sizeof(*rec));
 
@@ -469,7 +479,8 @@ static struct record *record_new(const char *clientid, const struct mosquitto *c
 	rec->clientid = strdup(clientid);
 	rec->proof = strdup(proof);
 	rec->username = username ? strdup(username) : NULL;
-	if(!rec->clientid || !rec->proof || (username && !rec->username)){
+	rec->device_id = device_id ? strdup(device_id) : NULL;
+	if(!rec->clientid || !rec->proof || (username && !rec->username) || (device_id && !rec->device_id)){
 		record_free(rec);
 		return NULL;
 	}
@@ -619,8 +630,10 @@ static void clear_headers(struct plugin *p)
 {
 	free(p->header_proof);
 	free(p->header_topic);
+	free(p->header_device);
 	p->header_proof = NULL;
 	p->header_topic = NULL;
+	p->header_device = NULL;
 }
 
 /* Keeps the two headers the contract uses. A status line starts a new
@@ -638,6 +651,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 	}
 	if(!capture_header(data, n, PROOF_HEADER, &p->header_proof)) return 0;
 	if(!capture_header(data, n, TOPIC_HEADER, &p->header_topic)) return 0;
+	if(!capture_header(data, n, DEVICE_HEADER, &p->header_device)) return 0;
 	return n;
 }
 
@@ -692,9 +706,12 @@ static bool remember_connection(struct plugin *p, const char *clientid,
 		const struct mosquitto *client, const char *username)
 {
 	struct record *rec;
+	const char *device_id;
 
 	if(!p->header_proof || !p->header_proof[0]) return true; /* the provision user */
-	rec = record_new(clientid, client, p->header_proof, username);
+	/* Only a device logging in as itself gets the rule answered here. */
+	device_id = p->header_device && !strcmp(p->header_device, clientid) ? p->header_device : NULL;
+	rec = record_new(clientid, client, p->header_proof, username, device_id);
 	if(!rec) return false;
 	table_put(&p->table, rec);
 	return true;
@@ -744,6 +761,35 @@ static int acc_code(int access)
 	}
 }
 
+/* Whether a device may use `topic`: Lineside's rule for a device's own topics
+ * (lineside.domain.mqtt.device_may), which /user hands to this plugin by naming
+ * the connection a device (X-Lineside-Device), so a device's first publish costs
+ * no round trip. Below devices/<its id>/, at least one level, none empty; a
+ * publish (WRITE) carries no wildcard; a filter (SUBSCRIBE, and READ: the topic
+ * of a delivery) may use '+' as a whole level and '#' as the whole last one.
+ * tests/e2e/test_mosquitto_broker.py checks it against device_may itself. */
+static bool device_topic_allowed(const char *device_id, const char *topic, int access)
+{
+	size_t root_len = strlen(DEVICE_TOPIC_ROOT), id_len = strlen(device_id), len;
+	const char *level, *end;
+	bool filter = access != MOSQ_ACL_WRITE, plus, hash;
+
+	if(strncmp(topic, DEVICE_TOPIC_ROOT, root_len)) return false;
+	topic += root_len;
+	if(strncmp(topic, device_id, id_len) || topic[id_len] != '/') return false;
+	for(level = topic + id_len + 1;; level = end + 1){
+		end = strchr(level, '/');
+		len = end ? (size_t)(end - level) : strlen(level);
+		if(len == 0) return false;
+		plus = memchr(level, '+', len) != NULL;
+		hash = memchr(level, '#', len) != NULL;
+		if(!filter && (plus || hash)) return false;
+		if(hash && (len != 1 || end)) return false;
+		if(plus && len != 1) return false;
+		if(!end) return true;
+	}
+}
+
 /* The record whose cached answers may serve this check: this connection's,
  * still under the username it connected with. */
 static struct record *cache_of(struct plugin *p, const struct mosquitto *client)
@@ -757,8 +803,9 @@ static struct record *cache_of(struct plugin *p, const struct mosquitto *client)
 	return rec;
 }
 
-/* Asks /acl (once per connection and allowed topic) whether a client may
- * read, write or subscribe; unsubscribing needs no permission. */
+/* Whether a client may read, write or subscribe: a device's own rule here,
+ * otherwise /acl (once per connection and allowed topic); unsubscribing needs
+ * no permission. */
 static int on_acl_check(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_acl_check *ed = event_data;
@@ -775,6 +822,9 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	if(ed->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
 	if(acc == 0) return MOSQ_ERR_ACL_DENIED;
 	rec = cache_of(p, ed->client);
+	if(rec && rec->device_id){
+		return device_topic_allowed(rec->device_id, topic, ed->access) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+	}
 	if(rec && acl_cached(rec, acc, topic)) return MOSQ_ERR_SUCCESS;
 
 	snprintf(acc_text, sizeof(acc_text), "%d", acc);
