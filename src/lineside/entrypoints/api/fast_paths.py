@@ -17,10 +17,11 @@ import json
 from urllib.parse import parse_qsl
 
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lineside.bootstrap import Application
 from lineside.domain.errors import DomainError
+from lineside.entrypoints.api.middleware import replaying
 from lineside.entrypoints.api.routes.broker_hooks.mosquitto import PlainAnswer, plugin_acl, plugin_user
 from lineside.entrypoints.api.routes.broker_hooks.presence import recorder_of
 from lineside.entrypoints.api.routes.device_api import identity_document
@@ -91,7 +92,7 @@ class MosquittoPluginFastPath:
         body, whole = await _body_up_to(receive, PLUGIN_BODY_LIMIT)
         answer = self._answer(scope, body) if whole else None
         if answer is None:
-            await self.app(scope, _replaying(body, whole, receive), send)
+            await self.app(scope, replaying(body, receive, whole=whole), send)
             return
         scope["route"] = self._routes[scope["path"]]
         status, content, extra = answer
@@ -139,17 +140,3 @@ async def _body_up_to(receive: Receive, limit: int) -> tuple[bytes, bool]:
         if not message.get("more_body", False):
             return b"".join(chunks), True
     return b"".join(chunks), False
-
-
-def _replaying(body: bytes, whole: bool, receive: Receive) -> Receive:
-    """A ``receive`` that first hands out what was read, then defers to the real one."""
-    given = False
-
-    async def replay() -> Message:
-        nonlocal given
-        if given:
-            return await receive()
-        given = True
-        return {"type": "http.request", "body": body, "more_body": not whole}
-
-    return replay

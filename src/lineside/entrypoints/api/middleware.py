@@ -75,7 +75,7 @@ class BodySizeLimit:
         except BodyTooLarge:
             await self._refuse(send)
             return None
-        return None if body is None else _replaying(body, receive)
+        return None if body is None else replaying(body, receive)
 
     async def _refuse(self, send: Send) -> None:
         detail = f"The request body is larger than {self.max_bytes} bytes."
@@ -202,8 +202,9 @@ async def _read_capped(receive: Receive, max_bytes: int) -> bytes | None:
             return b"".join(parts)
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """A receive that gives ``body`` in one message, then whatever the server sends next."""
+def replaying(body: bytes, receive: Receive, *, whole: bool = True) -> Receive:
+    """A receive that gives ``body`` in one message, then whatever the server sends next
+    (the rest of the body, when ``body`` is not ``whole``)."""
     delivered = False
 
     async def replay() -> Message:
@@ -211,7 +212,7 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         if delivered:
             return await receive()
         delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": not whole}
 
     return replay
 
