@@ -246,6 +246,10 @@ def test_a_deployment_is_announced_on_each_members_firmware_topic(site: Site) ->
         firmware.deployed(tenant, group["id"], release["id"])
         notice = json.loads(device.wait_for_message(lambda m: m.topic == topic, CUT_OFF_DEADLINE).payload)
     assert (notice["release_id"], notice["version"]) == (release["id"], release["version"])
+    # Retained, as on the embedded broker: subscribing later still hears the latest.
+    with mqtt_client(HOST, site.server.mqtt_port, device_id, password=token) as later:
+        assert later.subscribe(topic) == 1
+        assert json.loads(later.wait_for_message(lambda m: m.topic == topic).payload) == notice
 
 
 def a_tick_went_by(site: Site) -> None:

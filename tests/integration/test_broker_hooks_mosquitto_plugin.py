@@ -148,9 +148,9 @@ def test_a_deployment_after_the_cursor_is_published_to_each_member(hooks: Hooks)
     said = tick(hooks, f"cursor {cursor}")
 
     (publish,) = said["publish"]
-    topic, qos, payload = publish.split(" ")
+    topic, qos, payload, retain = publish.split(" ")
     notice = json.loads(base64.b64decode(payload))
-    assert (unquote(topic), qos) == (firmware_notice_topic(member_id), "1")
+    assert (unquote(topic), qos, retain) == (firmware_notice_topic(member_id), "1", "retain")
     assert (notice["release_id"], notice["version"]) == (release["id"], release["version"])
     assert int(said["cursor"][0]) > int(cursor)
     assert tick(hooks, f"cursor {said['cursor'][0]}")["publish"] == []  # told once

@@ -65,8 +65,9 @@
  *                                 follows) and the client disconnected
  *                                 without its will, after the whole answer
  *                                 was read
- *     publish <topic> <qos> <base64 payload>   published by the broker
- *                                 (not retained) to every subscriber
+ *     publish <topic> <qos> <base64 payload> [retain]   published by the
+ *                                 broker to every subscriber, retained when
+ *                                 the fifth word says so
  *     anything else, blank lines  ignored
  *   A 200 clears the queued departures; otherwise they are sent again next
  *   tick (at most 100000 kept: the oldest are dropped, with a log line).
@@ -915,7 +916,7 @@ static void take_cursor(struct plugin *p, const char *text)
 
 /* Publishes one firmware notice from a `publish` line to its subscribers. */
 static void publish_notice(struct plugin *p, const char *topic_field, const char *qos_field,
-		const char *payload_field)
+		const char *payload_field, bool retain)
 {
 	char *topic = unescape_text(p, topic_field);
 	unsigned char *payload = NULL;
@@ -927,7 +928,7 @@ static void publish_notice(struct plugin *p, const char *topic_field, const char
 			|| !base64_decode(payload_field, &payload, &len) || len > INT_MAX){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "tick answer: bad publish line ignored");
 	}else{
-		rc = mosquitto_broker_publish_copy(NULL, topic, (int)len, payload, qos_field[0] - '0', false, NULL);
+		rc = mosquitto_broker_publish_copy(NULL, topic, (int)len, payload, qos_field[0] - '0', retain, NULL);
 		if(rc != MOSQ_ERR_SUCCESS){
 			mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "publish on %s failed: %s", topic, mosquitto_strerror(rc));
 		}
@@ -993,10 +994,10 @@ static void kicks_run(struct plugin *p, struct kicks *k)
 /* Acts on one line of the tick answer; unknown and blank lines are ignored. */
 static void apply_line(struct plugin *p, char *line, struct kicks *k)
 {
-	char *words[4], *save = NULL, *word;
+	char *words[5], *save = NULL, *word;
 	int n = 0;
 
-	for(word = strtok_r(line, " \t\r", &save); word && n < 4; word = strtok_r(NULL, " \t\r", &save)){
+	for(word = strtok_r(line, " \t\r", &save); word && n < 5; word = strtok_r(NULL, " \t\r", &save)){
 		words[n++] = word;
 	}
 	if(n >= 2 && !strcmp(words[0], "cursor")){
@@ -1004,7 +1005,7 @@ static void apply_line(struct plugin *p, char *line, struct kicks *k)
 	}else if(n >= 2 && !strcmp(words[0], "kick")){
 		kicks_add(p, k, words[1]);
 	}else if(n >= 3 && !strcmp(words[0], "publish")){
-		publish_notice(p, words[1], words[2], n >= 4 ? words[3] : "");
+		publish_notice(p, words[1], words[2], n >= 4 ? words[3] : "", n >= 5 && !strcmp(words[4], "retain"));
 	}
 }
 

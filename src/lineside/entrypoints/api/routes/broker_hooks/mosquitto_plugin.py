@@ -12,7 +12,7 @@ mosquitto-go-auth's ``/user`` and ``/acl``, always with the hook secret:
 
       cursor 1240                        remember this
       kick <client id>                   its credential no longer holds: cut it off
-      publish <topic> <qos> <base64>     a firmware notice to deliver
+      publish <topic> <qos> <base64> retain   a firmware notice to deliver (and retain)
 
 - ``POST /broker/mosquitto/provision`` (form: ``clientid``, ``payload``): a ``provision``
   client's request on ``/provision/request``. The answer's body is the response payload and
@@ -103,7 +103,8 @@ async def tick(request: Request) -> Response:
     lines += [f"kick {quote(client_id, safe='')}" for client_id in sorted(stale)]
     for notice in notices:
         payload = base64.b64encode(json.dumps(notice.payload).encode()).decode("ascii")
-        lines.append(f"publish {quote(notice.topic, safe='')} {FIRMWARE_QOS} {payload}")
+        # Retained, as the embedded broker does: a device that subscribes later hears the latest.
+        lines.append(f"publish {quote(notice.topic, safe='')} {FIRMWARE_QOS} {payload} retain")
     return Response("\n".join(lines) + "\n", media_type="text/plain")
 
 
