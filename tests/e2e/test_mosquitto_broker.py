@@ -196,6 +196,23 @@ def test_a_wrong_password_never_takes_over_a_live_connection(site: Site) -> None
         assert live.connected
 
 
+def test_the_provision_user_can_neither_take_a_devices_id_nor_keep_a_session(site: Site) -> None:
+    device_id, token = site.device(site.tenant())
+    port = site.server.mqtt_port
+    commands = device_topic(device_id, "commands")
+
+    with mqtt_client(HOST, port, device_id, password=token, clean_session=False) as live:
+        assert live.subscribe(commands) == 1
+        with mqtt_client(HOST, port, device_id, username=PROVISION_USERNAME) as impostor:
+            assert impostor.connack_rc == NOT_AUTHORIZED
+        provisioner = "provisioner-1"
+        with mqtt_client(HOST, port, provisioner, username=PROVISION_USERNAME, clean_session=False) as kept:
+            assert kept.connack_rc == NOT_AUTHORIZED
+        live.publish(commands, b"still mine")
+        assert live.wait_for_message(lambda m: m.payload == b"still mine").topic == commands
+        assert live.connected
+
+
 def test_a_takeover_with_the_right_token_keeps_the_device_online(site: Site) -> None:
     tenant = site.tenant()
     device_id, token = site.device(tenant)

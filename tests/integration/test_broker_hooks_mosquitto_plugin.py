@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Iterator
 from urllib.parse import quote, unquote
 
@@ -135,6 +136,32 @@ def test_a_disconnection_takes_the_device_offline(hooks: Hooks) -> None:
     assert hooks.stored(device_id).online is False
 
 
+def test_a_device_that_left_and_came_back_within_a_tick_stays_online(hooks: Hooks) -> None:
+    device_id, token = hooks.device(hooks.tenant())
+    first = proof_of(hooks, device_id, token)
+    second = proof_of(hooks, device_id, token)  # connected again before the tick
+
+    tick(hooks, connected(device_id, second), f"disconnected {quote(device_id, safe='')}")
+    hooks.flush()
+
+    assert first == second and hooks.stored(device_id).online is True
+
+
+def test_the_provision_user_is_refused_a_devices_client_id(hooks: Hooks) -> None:
+    device_id, _ = hooks.device(hooks.tenant())
+    ask = {"username": "provision", "password": ""}
+
+    as_device = hooks.http.post(f"{MOSQUITTO}/user", data={**ask, "clientid": device_id})
+    as_plugin = hooks.http.post(
+        f"{MOSQUITTO}/user", data={**ask, "clientid": device_id}, headers=hooks.bearer
+    )
+    own_id = hooks.http.post(f"{MOSQUITTO}/user", data={**ask, "clientid": "provisioner-7"})
+    unknown_uuid = hooks.http.post(f"{MOSQUITTO}/user", data={**ask, "clientid": str(uuid.uuid4())})
+
+    assert (as_device.status_code, as_plugin.status_code) == (403, 403)
+    assert (own_id.status_code, unknown_uuid.status_code) == (200, 200)
+
+
 def test_a_deployment_after_the_cursor_is_published_to_each_member(hooks: Hooks) -> None:
     tenant = hooks.tenant()
     product_id = tenant.product()["id"]
@@ -156,7 +183,9 @@ def test_a_deployment_after_the_cursor_is_published_to_each_member(hooks: Hooks)
     assert tick(hooks, f"cursor {said['cursor'][0]}")["publish"] == []  # told once
 
 
-@pytest.mark.parametrize("body", ["", "kick x\n", "connected\n", "cursor -1\ncursor x\n", "\x00\xff garbage"])
+@pytest.mark.parametrize(
+    "body", ["", "kick x\n", "connected\n", "cursor -1\ncursor x\n", "cursor \u00b2\n", "\x00\xff garbage"]
+)
 def test_odd_ticks_are_answered_not_failed(hooks: Hooks, body: str) -> None:
     response = hooks.http.post(f"{MOSQUITTO}/tick", content=body.encode("utf-8"), headers=hooks.bearer)
 

@@ -17,7 +17,13 @@ import secrets
 
 from pydantic import SecretStr
 
-from lineside.adapters.mqtt.mosquitto import MosquittoConfig, MosquittoError, MosquittoProcess, plugin_path
+from lineside.adapters.mqtt.mosquitto import (
+    PID_FILE,
+    MosquittoConfig,
+    MosquittoError,
+    MosquittoProcess,
+    plugin_path,
+)
 from lineside.bootstrap import Application
 from lineside.settings import Settings
 
@@ -79,6 +85,7 @@ class ManagedMosquitto:
             lineside_url=lineside_url(settings),
             secret=secret.get_secret_value(),
             recheck_seconds=settings.mqtt_recheck_seconds,
+            pid_file=self._home / PID_FILE,
         )
         config.write(self._home / "mosquitto.conf")
         self._process.start(self.host, self.port)

@@ -11,6 +11,7 @@ with no credential of its own: it may only ask for credentials (see ``mqtt_provi
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -182,6 +183,21 @@ def _decide(
 
 def _identity(kind: MqttCredential, device: Device, proof: str) -> MqttIdentity:
     return MqttIdentity(kind, device.id, device.organization_id, proof)
+
+
+def names_a_device(ctx: ServiceContext, client_id: str | None) -> bool:
+    """Whether ``client_id`` is an existing device's id. A production broker hands a client id
+    to whoever authenticates with it, ending the connection (and session) that held it; the
+    ``provision`` user needs no password, so it must not use a device's id (the embedded broker
+    gives it a private session instead)."""
+    if not client_id:
+        return False
+    try:
+        uuid.UUID(client_id)
+    except ValueError:
+        return False  # device ids are UUIDs
+    with ctx.unit_of_work(write=False, snapshot=False) as uow:
+        return uow.devices.get(client_id, within="/") is not None
 
 
 def may_access(identity: MqttIdentity, topic: str, access: TopicAccess) -> bool:

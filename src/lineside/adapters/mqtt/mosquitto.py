@@ -14,11 +14,13 @@ import logging
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
 from collections import deque
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,7 @@ BUILD_PACKAGES = "mosquitto mosquitto-dev libmosquitto-dev libcurl4-openssl-dev 
 START_DEADLINE_SECONDS = 15.0
 STOP_DEADLINE_SECONDS = 10.0
 _LAST_LINES = 20  # of Mosquitto's output, kept to explain a failed start
+PID_FILE = "mosquitto.pid"
 
 
 class MosquittoError(RuntimeError):
@@ -66,6 +69,7 @@ class MosquittoConfig:
     lineside_url: str
     secret: str
     recheck_seconds: float
+    pid_file: Path
     user: str = field(default_factory=lambda: pwd.getpwuid(os.geteuid()).pw_name)
 
     def render(self) -> str:
@@ -83,6 +87,10 @@ class MosquittoConfig:
                 "log_type error",
                 "log_type warning",
                 "connection_messages false",  # a line per connect: a storm would flood the log
+                # Sessions of clients gone a day are dropped (the embedded broker forgets them at
+                # a restart), so nobody can pile them up for ever.
+                "persistent_client_expiration 1d",
+                f"pid_file {self.pid_file}",
                 f"listener {self.port} {self.host}",
                 f"plugin {self.plugin}",
                 f"plugin_opt_url {self.lineside_url}",
@@ -118,6 +126,7 @@ class MosquittoProcess:
         executable = shutil.which(self._binary)
         if executable is None:
             raise MosquittoError(f"{self._binary} is not installed: install {BUILD_PACKAGES}")
+        stop_leftover(self._config.with_name(PID_FILE), self._config)
         self._process = subprocess.Popen(  # noqa: S603 (the configured binary, our own argv)
             [executable, "-c", str(self._config)],
             stdin=subprocess.DEVNULL,
@@ -159,6 +168,26 @@ class MosquittoProcess:
             line = raw.rstrip()
             self._last.append(line)
             log.info("%s", line)
+
+
+def stop_leftover(pid_file: Path, config: Path, deadline: float = STOP_DEADLINE_SECONDS) -> None:
+    """Stops a Mosquitto a killed ``lineside serve`` left behind (it would hold the port): the
+    process its pid file names, if it still runs this very configuration."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if str(config).encode() not in command:
+        return  # the pid was reused by something else
+    log.warning("stopping the Mosquitto (pid %d) a previous lineside serve left running", pid)
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        until = time.monotonic() + deadline
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < until:
+            time.sleep(0.05)  # waiting for a process that is not our child to exit
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
 
 
 def _accepts(host: str, port: int) -> bool:

@@ -27,7 +27,9 @@
  *
  * CONNECT (MOSQ_EVT_BASIC_AUTH), also for clients that sent no username:
  *   POST {url}/broker/mosquitto/user   username=&password=&clientid=
- *   (absent username/password sent empty). 200 accepts, anything else refuses.
+ *   (absent username/password sent empty). 200 accepts, anything else refuses;
+ *   a 200 without a proof for anyone but `provision` refuses too (a wrong
+ *   secret), and `provision` is refused a persistent session, unasked.
  *   A 200 carrying a non-empty `X-Lineside-Proof` header records the
  *   connection: client id -> {connection pointer, proof, username}; a record
  *   already held for that client id is replaced (a takeover: the new
@@ -709,7 +711,7 @@ static bool remember_connection(struct plugin *p, const char *clientid,
 	struct record *rec;
 	const char *device_id;
 
-	if(!p->header_proof || !p->header_proof[0]) return true; /* the provision user */
+	if(!p->header_proof || !p->header_proof[0]) return true; /* the provision user (checked by the caller) */
 	/* Only a device logging in as itself gets the rule answered here. */
 	device_id = p->header_device && !strcmp(p->header_device, clientid) ? p->header_device : NULL;
 	rec = record_new(clientid, client, p->header_proof, username, device_id);
@@ -731,6 +733,9 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	long status;
 
 	(void)event;
+	/* The provisioner's sessions are thrown away: a persistent one would be memory anyone
+	 * without a password could pile up. */
+	if(!strcmp(username, PROVISION_USER) && !mosquitto_client_clean_session(ed->client)) return MOSQ_ERR_AUTH;
 	buf_clear(&p->request);
 	form_field(p, &p->request, "username", username, strlen(username));
 	form_field(p, &p->request, "password", password, strlen(password));
@@ -738,6 +743,13 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	status = http_post(p, p->url_user, p->form_headers);
 	if(status != 200){
 		log_not_ok(p, status, "CONNECT", clientid);
+		return MOSQ_ERR_AUTH;
+	}
+	/* Lineside gives a proof to every device it accepts, but only to a caller with its hook
+	 * secret: a device accepted without one could never be rechecked or revoked. */
+	if(strcmp(username, PROVISION_USER) && (!p->header_proof || !p->header_proof[0])){
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX
+				"/user accepted a device without a proof: is plugin_opt_secret Lineside's hook secret? refused");
 		return MOSQ_ERR_AUTH;
 	}
 	if(!remember_connection(p, clientid, ed->client, ed->username)){

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from urllib.parse import parse_qsl
 
 from starlette.routing import BaseRoute
@@ -27,6 +28,7 @@ from lineside.entrypoints.api.routes.broker_hooks.presence import recorder_of
 from lineside.entrypoints.api.routes.device_api import identity_document
 from lineside.services.credentials import identify_device
 
+log = logging.getLogger("lineside.api")
 ME_PATH = "/device/v1/me"
 _JSON = (b"content-type", b"application/json")
 
@@ -84,12 +86,14 @@ class MosquittoPluginFastPath:
         secret = application.settings.broker_hook_secret
         self._secret = secret.get_secret_value().encode() if secret else b""
         self._routes = routes  # path -> the framework's route, for the metrics' route label
+        # Never more than the app takes: a larger body gets the framework's 413.
+        self._body_limit = min(PLUGIN_BODY_LIMIT, application.settings.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._is_plugin_request(scope):
             await self.app(scope, receive, send)
             return
-        body, whole = await _body_up_to(receive, PLUGIN_BODY_LIMIT)
+        body, whole = await _body_up_to(receive, self._body_limit)
         answer = self._answer(scope, body) if whole else None
         if answer is None:
             await self.app(scope, replaying(body, receive, whole=whole), send)
@@ -116,9 +120,13 @@ class MosquittoPluginFastPath:
         except ValueError:
             return None  # the route answers an odd body
         presence = recorder_of(scope["app"])
-        if scope["path"] == MOSQUITTO_USER_PATH:
-            return plugin_user(self._services, presence, dict(params))
-        return plugin_acl(presence, dict(params))
+        try:
+            if scope["path"] == MOSQUITTO_USER_PATH:
+                return plugin_user(self._services, presence, dict(params))
+            return plugin_acl(presence, dict(params))
+        except Exception:
+            log.exception("the Mosquitto plugin's fast path failed; the route answers instead")
+            return None
 
 
 PLUGIN_BODY_LIMIT = 64 * 1024

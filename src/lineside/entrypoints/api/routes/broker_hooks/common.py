@@ -41,6 +41,7 @@ from lineside.services.mqtt_access import (
     MqttIdentity,
     authenticate_connection,
     may_access,
+    names_a_device,
 )
 from lineside.services.presence import PresenceRecorder
 
@@ -159,11 +160,19 @@ async def authenticated(
 def password_identity(
     services: ServiceContext, client_id: str | None, username: str | None, password: str | None
 ) -> MqttIdentity | None:
-    """The identity behind a password CONNECT (or the provisioner's), None when refused."""
+    """The identity behind a password CONNECT (or the provisioner's), None when refused. The
+    provisioner is refused a device's id as client id: the broker would hand it that device's
+    connection and session."""
     try:
-        return authenticate_connection(services, client_id=client_id, username=username, password=password)
+        identity = authenticate_connection(
+            services, client_id=client_id, username=username, password=password
+        )
     except Unauthenticated:
         return None
+    if identity.credential is MqttCredential.PROVISION and names_a_device(services, client_id):
+        log.warning("broker hook: the provision user was refused a device's client id")
+        return None
+    return identity
 
 
 async def by_certificate_name(

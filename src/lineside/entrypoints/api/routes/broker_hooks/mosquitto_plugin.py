@@ -68,7 +68,7 @@ def parse_tick(body: str) -> Tick:
     for line in body.splitlines():
         words = [unquote(word) for word in line.split(" ")]
         match words:
-            case ["cursor", number] if number.isdigit():
+            case ["cursor", number] if number.isascii() and number.isdecimal():
                 tick.cursor = int(number)
             case ["connected", client_id, proof] if client_id and proof:
                 tick.connected.append((client_id, proof))
@@ -88,8 +88,11 @@ async def tick(request: Request) -> Response:
     require_hook_secret(request)
     said = parse_tick((await request.body()).decode("utf-8", errors="replace"))
     presence = presence_of(request)
+    # Left and came back within one interval: the connection listed now is the truth.
+    connected_now = {client_id for client_id, _ in said.connected}
     for client_id in said.disconnected:
-        presence.disconnected(client_id)
+        if client_id not in connected_now:
+            presence.disconnected(client_id)
     services = application_of(request).services
     stale = await run_in_threadpool(stale_proofs, services, said.connected)
     for client_id in stale:  # the plugin cuts these off and reports no departure for them
