@@ -15,6 +15,7 @@ import httpx
 import paho.mqtt.client as paho
 import pytest
 
+from lineside.adapters.mqtt.mosquitto import MosquittoConfig, MosquittoProcess, plugin_path
 from lineside.bootstrap import Application
 from lineside.domain.mqtt import (
     PROVISION_REQUEST_TOPIC,
@@ -31,6 +32,7 @@ from tests.support.api import Tenant, new_tenant, ok
 from tests.support.mosquitto import RECHECK_SECONDS, MosquittoServer, serving_with_mosquitto
 from tests.support.mqtt import NOT_AUTHORIZED, REFUSED, connect, mqtt_client, wait_for
 from tests.support.provisioning import provisioned_product
+from tests.support.server import free_port
 
 HOST = "127.0.0.1"
 VERSIONS = {"mqtt5": paho.MQTTv5, "mqtt311": paho.MQTTv311}
@@ -390,6 +392,33 @@ def test_mqtt_js_connects_with_mqtt_5_and_hears_its_own_topic(site: Site, mqtt_j
     }
     assert refused["connected"] is False and refused["code"] == NOT_AUTHORIZED_V5
     wait_for(lambda: site.shown(tenant, device_id)["state"] == "activated", what="the activation")
+
+
+def test_a_mosquitto_whose_plugin_has_a_wrong_secret_lets_no_device_in(
+    site: Site, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Lineside hands the proof only to its plugin with the hook secret; a plugin with a wrong
+    one (a rotated secret, another Mosquitto) must not let in devices it could never revoke."""
+    device_id, token = site.device(site.tenant())
+    home = tmp_path_factory.mktemp("wrong-secret")
+    plugin = plugin_path(site.server.data_dir / "mosquitto")  # the one serve built
+    port = free_port()
+    config = MosquittoConfig(
+        host=HOST,
+        port=port,
+        plugin=plugin,
+        lineside_url=site.server.http_url,
+        secret="not-the-hook-secret",
+        recheck_seconds=RECHECK_SECONDS,
+        pid_file=home / "mosquitto.pid",
+    ).write(home / "mosquitto.conf")
+    mosquitto = MosquittoProcess("mosquitto", config)
+    mosquitto.start(HOST, port)
+    try:
+        with mqtt_client(HOST, port, device_id, password=token, protocol=paho.MQTTv5) as device:
+            assert device.connack_rc == NOT_AUTHORIZED
+    finally:
+        mosquitto.stop()
 
 
 # -- stopping ---------------------------------------------------------------------------------

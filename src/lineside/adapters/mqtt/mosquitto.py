@@ -118,6 +118,7 @@ class MosquittoProcess:
     def __init__(self, binary: str, config: Path) -> None:
         self._binary, self._config = binary, config
         self._process: subprocess.Popen[str] | None = None
+        self._forwarding: threading.Thread | None = None
         self._last: deque[str] = deque(maxlen=_LAST_LINES)
 
     def start(self, host: str, port: int, deadline: float = START_DEADLINE_SECONDS) -> None:
@@ -134,7 +135,10 @@ class MosquittoProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        threading.Thread(target=self._forward_output, name="lineside-mosquitto-log", daemon=True).start()
+        self._forwarding = threading.Thread(
+            target=self._forward_output, name="lineside-mosquitto-log", daemon=True
+        )
+        self._forwarding.start()
         until = time.monotonic() + deadline
         while not _accepts(host, port):
             if self._process.poll() is not None:
@@ -146,14 +150,19 @@ class MosquittoProcess:
 
     def stop(self, timeout: float = STOP_DEADLINE_SECONDS) -> None:
         """SIGTERM (Mosquitto closes every connection), then SIGKILL after ``timeout``."""
-        if self._process is None or self._process.poll() is not None:
+        if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._forwarding is not None:
+            self._forwarding.join(timeout)  # it ends at the output's end, with the process
+        if self._process.stdout is not None:
+            self._process.stdout.close()
 
     @property
     def pid(self) -> int | None:
