@@ -36,7 +36,6 @@ from lineside.services.presence import PresenceRecorder
 log = logging.getLogger("lineside.mqtt")
 STOP_DEADLINE_SECONDS = 30.0
 START_DEADLINE_SECONDS = 30.0
-RECHECK_CHUNK = 500
 
 
 class BrokerStartError(RuntimeError):
@@ -131,12 +130,10 @@ class EmbeddedBroker(LoopThread):
 
     async def _revoke(self, broker: AmqttBroker) -> None:
         identities = broker.connected_identities()
-        # In chunks: one IN (...) list per query stays within every database's parameter limit.
-        for start in range(0, len(identities), RECHECK_CHUNK):
-            chunk = identities[start : start + RECHECK_CHUNK]
-            gone = await asyncio.to_thread(no_longer_valid, self._application.services, chunk)
-            if gone:
-                await broker.disconnect_stale(identity for identity in chunk if identity.device_id in gone)
+        # no_longer_valid queries in chunks (mqtt_access.stale_proofs): one call for them all.
+        gone = await asyncio.to_thread(no_longer_valid, self._application.services, identities)
+        if gone:
+            await broker.disconnect_stale(identity for identity in identities if identity.device_id in gone)
 
     async def _trust_registered_authorities(self) -> None:
         """Makers' CAs verified since the last look join the TLS listener's trust (factory PKI)."""

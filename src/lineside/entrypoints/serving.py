@@ -65,12 +65,8 @@ class GracefulServer(uvicorn.Server):
         self._stopping.start()
 
     def _stop_then_exit(self, before_stop: Callable[[], None], sig: int, frame: FrameType | None) -> None:
-        try:
-            before_stop()
-        except Exception:
-            log.exception("stopping the broker before the HTTP server failed")
-        finally:
-            super().handle_exit(sig, frame)
+        _run_before_stop(before_stop)
+        super().handle_exit(sig, frame)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -88,21 +84,25 @@ class Supervisor(Multiprocess):
         self._before_stop = before_stop
 
     def handle_term(self) -> None:
-        self._run_before_stop()
+        self._stop_first()
         super().handle_term()
 
     def handle_int(self) -> None:
-        self._run_before_stop()
+        self._stop_first()
         super().handle_int()
 
-    def _run_before_stop(self) -> None:
-        before_stop, self._before_stop = self._before_stop, None
-        if before_stop is None:
-            return
-        try:
-            before_stop()
-        except Exception:
-            log.exception("stopping the broker before the HTTP workers failed")
+    def _stop_first(self) -> None:
+        before_stop, self._before_stop = self._before_stop, None  # once, whichever signal
+        if before_stop is not None:
+            _run_before_stop(before_stop)
+
+
+def _run_before_stop(before_stop: Callable[[], None]) -> None:
+    """Runs it; a failure is logged, and HTTP stops all the same."""
+    try:
+        before_stop()
+    except Exception:
+        log.exception("stopping the broker before the HTTP server failed")
 
 
 def serve_http(

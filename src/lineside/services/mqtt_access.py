@@ -221,6 +221,8 @@ def stale_proofs(ctx: ServiceContext, connections: Sequence[tuple[str, str]]) ->
     proof no longer holds: what a broker that keeps only the proof (the Mosquitto plugin)
     asks every recheck."""
     device_ids = sorted({device_id for device_id, _ in connections})
+    if not device_ids:
+        return set()  # no connections (a tick of an idle broker): no transaction
     current: dict[str, set[str]] = {}
     with ctx.unit_of_work(write=False, snapshot=False) as uow:
         # In chunks: one IN (...) list per query stays within every database's parameter limit.

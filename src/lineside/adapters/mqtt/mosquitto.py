@@ -164,10 +164,6 @@ class MosquittoProcess:
         if self._process.stdout is not None:
             self._process.stdout.close()
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
     def last_output(self) -> str:
         return " | ".join(self._last) or "no output"
 

@@ -109,10 +109,11 @@ class MosquittoPluginFastPath:
             return False
         if not self._secret or scope["query_string"]:
             return False
-        headers = dict(scope["headers"])
-        form = headers.get(b"content-type", b"").startswith(b"application/x-www-form-urlencoded")
-        presented = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip()
-        return form and hmac.compare_digest(presented, self._secret)
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        presented = _bearer_token(scope)
+        if presented is None or not content_type.startswith(b"application/x-www-form-urlencoded"):
+            return False
+        return hmac.compare_digest(presented.encode("latin-1"), self._secret)
 
     def _answer(self, scope: Scope, body: bytes) -> PlainAnswer | None:
         try:
