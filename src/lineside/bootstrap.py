@@ -19,11 +19,13 @@ from lineside.adapters.db.device_repository import SqlDeviceTokenLookup
 from lineside.adapters.db.engine import create_database_engine
 from lineside.adapters.db.idempotency import SqlIdempotencyStore
 from lineside.adapters.db.migrate import HEAD_REVISION, current_revision, upgrade_database
+from lineside.adapters.db.plugin_queries import plugin_database
 from lineside.adapters.db.rate_limits import SqlRateLimiter
 from lineside.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from lineside.adapters.factory_pki import X509Inspector
 from lineside.adapters.firmware_store import FileFirmwareStore
 from lineside.adapters.metrics import PrometheusMetrics, Reading
+from lineside.adapters.mqtt.mosquitto import OwnPasswordCheck
 from lineside.adapters.passwords import Argon2PasswordHasher
 from lineside.adapters.sealing import AesGcmSecretBox
 from lineside.adapters.station_keys import Ed25519StationKeys
@@ -120,6 +122,22 @@ def load_or_create_server_key(data_dir: Path) -> bytes:
         finally:
             staging.unlink()
     return bytes.fromhex(path.read_text().strip())
+
+
+def mosquitto_own_check(settings: Settings) -> OwnPasswordCheck | None:
+    """What Lineside's Mosquitto plugin needs to accept devices' passwords itself: the server
+    key's file and the database with the plugin's queries; None when the plugin cannot open the
+    database (in memory), and then Lineside answers every CONNECT."""
+    database = plugin_database(settings.database_url)
+    if database is None:
+        return None
+    return OwnPasswordCheck(
+        key_file=(settings.data_dir / SERVER_KEY_FILE).resolve(),
+        database_kind=database.kind,
+        database=database.target,
+        token_query=database.token_query,
+        password_query=database.password_query,
+    )
 
 
 def webhook_adapters(settings: Settings, hasher: SecretHasher) -> WebhookAdapters:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from lineside.adapters.mqtt.mosquitto import MosquittoConfig, MosquittoProcess, plugin_path
-from lineside.bootstrap import Application
+from lineside.bootstrap import Application, mosquitto_own_check
 from lineside.domain.mqtt import (
     PROVISION_REQUEST_TOPIC,
     PROVISION_RESPONSE_TOPIC,
@@ -88,6 +89,35 @@ def test_a_device_connects_is_activated_and_hears_its_own_topics(site: Site, ver
         wait_for(lambda: site.shown(tenant, device_id)["online"] is True, what="the device online")
     assert site.shown(tenant, device_id)["state"] == "activated"
     wait_for(lambda: site.shown(tenant, device_id)["online"] is False, what="the device offline")
+
+
+def requests_answered(site: Site, route: str) -> float:
+    """How many requests to ``route`` Lineside answered 200, from its /metrics."""
+    prefix = f'lineside_http_requests_total{{method="POST",route="{route}",status="200"}} '
+    lines = site.http.get("/metrics").text.splitlines()
+    return sum(float(line.removeprefix(prefix)) for line in lines if line.startswith(prefix))
+
+
+@pytest.mark.parametrize("secret", ["token", "mqtt_password"])
+def test_the_plugin_accepts_a_devices_own_password_without_asking_lineside(site: Site, secret: str) -> None:
+    """Mosquitto's only thread never waits for Lineside for a device's own password: the
+    plugin checks it against the database and reports the arrival, which activates it."""
+    tenant = site.tenant()
+    device_id = tenant.device(tenant.product()["id"])["id"]
+    password = tenant.created(f"/api/v1/devices/{device_id}/credentials", {"type": secret})["secret"]
+    # The plugin checks passwords itself only once Lineside has answered one of its ticks.
+    wait_for(lambda: requests_answered(site, "/broker/mosquitto/tick") >= 2, what="two ticks")
+    asked, reported = (requests_answered(site, f"/broker/mosquitto/{path}") for path in ("user", "arrivals"))
+
+    with mqtt_client(
+        HOST, site.server.mqtt_port, device_id, password=password, protocol=paho.MQTTv5
+    ) as device:
+        assert device.connack_rc == 0
+        wait_for(lambda: site.shown(tenant, device_id)["state"] == "activated", what="the device activated")
+        assert device.subscribe(device_topic(device_id, "#")) == 1
+        assert device.subscribe(device_topic(str(uuid.uuid4()), "#")) == NOT_AUTHORIZED_V5
+    assert requests_answered(site, "/broker/mosquitto/user") == asked
+    assert requests_answered(site, "/broker/mosquitto/arrivals") > reported
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -395,10 +425,11 @@ def test_mqtt_js_connects_with_mqtt_5_and_hears_its_own_topic(site: Site, mqtt_j
 
 
 def test_a_mosquitto_whose_plugin_has_a_wrong_secret_lets_no_device_in(
-    site: Site, tmp_path_factory: pytest.TempPathFactory
+    site: Site, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Lineside hands the proof only to its plugin with the hook secret; a plugin with a wrong
-    one (a rotated secret, another Mosquitto) must not let in devices it could never revoke."""
+    one (a rotated secret, another Mosquitto) must not let in devices it could never revoke,
+    not even through its own password check, which has the right key and database."""
     device_id, token = site.device(site.tenant())
     home = tmp_path_factory.mktemp("wrong-secret")
     plugin = plugin_path(site.server.data_dir / "mosquitto")  # the one serve built
@@ -411,6 +442,7 @@ def test_a_mosquitto_whose_plugin_has_a_wrong_secret_lets_no_device_in(
         secret="not-the-hook-secret",
         recheck_seconds=RECHECK_SECONDS,
         pid_file=home / "mosquitto.pid",
+        own_check=mosquitto_own_check(settings),
     ).write(home / "mosquitto.conf")
     mosquitto = MosquittoProcess("mosquitto", config)
     mosquitto.start(HOST, port)

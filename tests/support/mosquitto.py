@@ -1,9 +1,9 @@
 """``lineside serve`` with ``LINESIDE_MQTT_BROKER=mosquitto``: a real Mosquitto 2 with
 Lineside's plugin (compiled at the first start), in front of a real HTTP server.
 
-Debian's ``mosquitto``, ``mosquitto-dev``, ``libmosquitto-dev``, ``libcurl4-openssl-dev`` and a
-C compiler provide it; the tests skip without them unless ``LINESIDE_REQUIRE_MOSQUITTO=1``
-(CI) makes that a failure.
+Debian's ``mosquitto``, ``mosquitto-dev``, ``libmosquitto-dev``, ``libcurl4-openssl-dev``,
+``libssl-dev``, ``libsqlite3-dev``, ``libpq-dev`` and a C compiler provide it; the tests skip
+without them unless ``LINESIDE_REQUIRE_MOSQUITTO=1`` (CI) makes that a failure.
 """
 
 from __future__ import annotations
@@ -21,7 +21,16 @@ from lineside.adapters.mqtt.mosquitto import BUILD_PACKAGES
 from lineside.settings import Settings
 from tests.support.server import free_port, lineside_serve
 
-HEADERS = (Path("/usr/include/mosquitto_broker.h"), Path("/usr/include/mosquitto.h"))
+HEADERS = tuple(
+    Path(header)
+    for header in (
+        "/usr/include/mosquitto_broker.h",
+        "/usr/include/mosquitto.h",
+        "/usr/include/openssl/evp.h",
+        "/usr/include/sqlite3.h",
+        "/usr/include/postgresql/libpq-fe.h",
+    )
+)
 RECHECK_SECONDS = 0.5
 
 

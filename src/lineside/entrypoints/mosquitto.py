@@ -1,13 +1,15 @@
 """``LINESIDE_MQTT_BROKER=mosquitto``: ``lineside serve`` runs Mosquitto 2 beside its HTTP
 server instead of the embedded broker.
 
-Mosquitto speaks MQTT 5 as well as 3.1.1, holds a connection in about a kilobyte, and asks
-Lineside about everything through Lineside's plugin: CONNECT (``/broker/mosquitto/user``:
-authentication first, then Mosquitto's own takeover), topics (``/acl``), and every recheck
-interval a tick (``/tick``) that reports disconnections (presence), gets back the
+Mosquitto speaks MQTT 5 as well as 3.1.1, holds a connection in about a kilobyte, and leaves
+every decision to Lineside's plugin. A device's own token or MQTT password the plugin checks
+itself (the keyed hash under the server key, one read of Lineside's database): no round trip
+on Mosquitto's only thread, so devices come online at close to Mosquitto's own pace. The
+plugin then reports them (``/arrivals``: presence, and activation on the first connection).
+Everything else it asks Lineside: any other CONNECT and every refusal (``/user``:
+authentication first, then Mosquitto's own takeover), topics of non-devices (``/acl``), and
+every recheck interval a tick (``/tick``) that reports disconnections, gets back the
 connections whose credential stopped holding (cut off) and the firmware notices to publish.
-Activation on the first connection happens at ``/user``, as for every broker. So the HTTP
-server must be up for devices to get in; until it is, they are refused and retry.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from lineside.adapters.mqtt.mosquitto import (
     MosquittoProcess,
     plugin_path,
 )
-from lineside.bootstrap import Application
+from lineside.bootstrap import Application, mosquitto_own_check
 from lineside.settings import Settings
 
 HOOK_SECRET_VARIABLE = "LINESIDE_BROKER_HOOK_SECRET"
@@ -86,6 +88,7 @@ class ManagedMosquitto:
             secret=secret.get_secret_value(),
             recheck_seconds=settings.mqtt_recheck_seconds,
             pid_file=self._home / PID_FILE,
+            own_check=mosquitto_own_check(settings),
         )
         config.write(self._home / "mosquitto.conf")
         self._process.start(self.host, self.port)

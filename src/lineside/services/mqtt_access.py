@@ -52,7 +52,8 @@ class MqttIdentity:
 PROVISIONER = MqttIdentity(MqttCredential.PROVISION)
 PROOF_CHUNK = 500  # device ids per credential query of a recheck
 # A revoked device never connects; one pending approval not until it is approved.
-_MAY_NOT_CONNECT = frozenset({DeviceState.REVOKED, DeviceState.PENDING_APPROVAL})
+# Also the rule of the SQL the Mosquitto plugin runs itself (adapters/db/plugin_queries).
+MAY_NOT_CONNECT = frozenset({DeviceState.REVOKED, DeviceState.PENDING_APPROVAL})
 log = logging.getLogger("lineside.mqtt")
 
 _REFUSED = (
@@ -176,7 +177,7 @@ def _decide(
     if kind is None:
         return None
     device = found[kind].get(proof)
-    if device is None or device.id != attempt.client_id or device.state in _MAY_NOT_CONNECT:
+    if device is None or device.id != attempt.client_id or device.state in MAY_NOT_CONNECT:
         return None
     return _identity(kind, device, proof)
 

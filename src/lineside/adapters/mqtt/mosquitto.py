@@ -2,9 +2,11 @@
 configuration and running it as a child process.
 
 Mosquitto carries the messages (MQTT 5, 3.1.1 and 3.1, about a kilobyte per connection);
-the plugin (``mosquitto_plugin.c``, compiled here on first use against the machine's own
-Mosquitto and libcurl headers) asks Lineside who may connect and to which topics, and
-tells it who left, over HTTP (``entrypoints/api/routes/broker_hooks/mosquitto_plugin``).
+the plugin (``mosquitto_plugin.c`` and ``mosquitto_credentials.c``, compiled here on first
+use against the machine's own Mosquitto, libcurl, OpenSSL, SQLite and libpq headers) accepts
+a device's own token or MQTT password itself, from Lineside's database and server key, asks
+Lineside about everything else (``entrypoints/api/routes/broker_hooks/mosquitto_plugin``),
+and tells it who arrived and who left.
 """
 
 from __future__ import annotations
@@ -26,8 +28,15 @@ from pathlib import Path
 
 log = logging.getLogger("lineside.mosquitto")
 
-PLUGIN_SOURCE = Path(__file__).with_name("mosquitto_plugin.c")
-BUILD_PACKAGES = "mosquitto mosquitto-dev libmosquitto-dev libcurl4-openssl-dev gcc"
+PLUGIN_SOURCES = tuple(
+    Path(__file__).with_name(name)
+    for name in ("mosquitto_plugin.c", "mosquitto_credentials.c", "mosquitto_credentials.h")
+)
+_LIBRARIES = ["-lcurl", "-lcrypto", "-lsqlite3", "-lpq"]
+_INCLUDES = ["-I/usr/include/postgresql"]  # Debian's place for libpq-fe.h
+BUILD_PACKAGES = (
+    "mosquitto mosquitto-dev libmosquitto-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpq-dev gcc"
+)
 START_DEADLINE_SECONDS = 15.0
 STOP_DEADLINE_SECONDS = 10.0
 _LAST_LINES = 20  # of Mosquitto's output, kept to explain a failed start
@@ -40,16 +49,17 @@ class MosquittoError(RuntimeError):
 
 def plugin_path(directory: Path, compiler: str = "cc") -> Path:
     """The plugin compiled for this machine in ``directory``: built once per version of its
-    source (the file name carries the source's hash), reused after."""
-    source = PLUGIN_SOURCE.read_bytes()
-    target = directory / f"lineside_mosquitto-{hashlib.sha256(source).hexdigest()[:12]}.so"
+    sources (the file name carries their hash), reused after."""
+    digest = hashlib.sha256(b"".join(source.read_bytes() for source in PLUGIN_SOURCES)).hexdigest()
+    target = directory / f"lineside_mosquitto-{digest[:12]}.so"
     if target.exists():
         return target
     if shutil.which(compiler) is None:
         raise MosquittoError(f"no C compiler ({compiler}) for the Mosquitto plugin: install {BUILD_PACKAGES}")
     directory.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
-    command = [compiler, "-shared", "-fPIC", "-O2", "-o", str(partial), str(PLUGIN_SOURCE), "-lcurl"]
+    sources = [str(source) for source in PLUGIN_SOURCES if source.suffix == ".c"]
+    command = [compiler, "-shared", "-fPIC", "-O2", *_INCLUDES, "-o", str(partial), *sources, *_LIBRARIES]
     built = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 (our own argv)
     if built.returncode != 0:
         partial.unlink(missing_ok=True)
@@ -57,6 +67,27 @@ def plugin_path(directory: Path, compiler: str = "cc") -> Path:
         raise MosquittoError(f"the Mosquitto plugin does not build ({first}): install {BUILD_PACKAGES}")
     partial.replace(target)  # atomic: a concurrent start sees the whole file or none
     return target
+
+
+@dataclass(frozen=True)
+class OwnPasswordCheck:
+    """What the plugin needs to accept a device's password without asking Lineside: the
+    server key's file (read by the plugin; Mosquitto runs as the same user), the database
+    (``sqlite`` path or ``postgres`` libpq string) and the two queries (adapters/db/plugin_queries)."""
+
+    key_file: Path
+    database_kind: str
+    database: str
+    token_query: str
+    password_query: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"plugin_opt_key_file {self.key_file}",
+            f"plugin_opt_{self.database_kind} {self.database}",
+            f"plugin_opt_token_query {self.token_query}",
+            f"plugin_opt_password_query {self.password_query}",
+        ]
 
 
 @dataclass(frozen=True)
@@ -70,6 +101,8 @@ class MosquittoConfig:
     secret: str
     recheck_seconds: float
     pid_file: Path
+    # None: Lineside answers every CONNECT (an in-memory database, which the plugin cannot open).
+    own_check: OwnPasswordCheck | None = None
     user: str = field(default_factory=lambda: pwd.getpwuid(os.geteuid()).pw_name)
 
     def render(self) -> str:
@@ -96,12 +129,13 @@ class MosquittoConfig:
                 f"plugin_opt_url {self.lineside_url}",
                 f"plugin_opt_secret {self.secret}",
                 f"plugin_opt_recheck_seconds {self.recheck_seconds:g}",
+                *(self.own_check.lines() if self.own_check else []),
                 "",
             ]
         )
 
     def write(self, path: Path) -> Path:
-        """Owner-only (it holds the hook secret), replaced whole."""
+        """Owner-only (it holds the hook secret, perhaps a database password), replaced whole."""
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".tmp")
         partial.unlink(missing_ok=True)

@@ -9,8 +9,9 @@
  * whose credential Lineside revoked, delivers Lineside's firmware notices, and
  * relays the `provision` user's requests.
  *
- * Build: cc -shared -fPIC -O2 -Wall -Wextra -Werror -o lineside_mosquitto.so \
- *            mosquitto_plugin.c -lcurl
+ * Build: cc -shared -fPIC -O2 -Wall -Wextra -Werror -I/usr/include/postgresql \
+ *            -o lineside_mosquitto.so mosquitto_plugin.c mosquitto_credentials.c \
+ *            -lcurl -lcrypto -lsqlite3 -lpq
  *
  * Options (mosquitto.conf, `plugin_opt_<name>`):
  *   url              required; Lineside's base URL, e.g. http://127.0.0.1:8080
@@ -19,6 +20,12 @@
  *                    request (tick and provision need it; the others ignore it)
  *   recheck_seconds  default 2; seconds (float > 0) between two ticks
  *   timeout_ms       default 5000; libcurl's total timeout for one request
+ *   key_file         optional; Lineside's server key file: with it (and the
+ *                    four below) the plugin checks devices' passwords itself
+ *   sqlite | postgres  Lineside's database: a SQLite file, or a libpq
+ *                    connection string (read only)
+ *   token_query, password_query  Lineside's SQL: the device id for the keyed
+ *                    hash of a device token / MQTT password ($1 or ?)
  * Missing url or secret: mosquitto_plugin_init fails (MOSQ_ERR_INVAL).
  *
  * HTTP contract (every body but the tick's is application/x-www-form-urlencoded,
@@ -26,6 +33,12 @@
  * unexpected status refuses, or is retried at the next tick, with a log line):
  *
  * CONNECT (MOSQ_EVT_BASIC_AUTH), also for clients that sent no username:
+ *   with key_file, and while the last tick or arrivals call got a 200 (so a
+ *   plugin with a wrong secret, or a Lineside away, lets nobody in here), a
+ *   device token or MQTT password that the database names as the client id's
+ *   (mosquitto_credentials.c) is accepted here, recorded as
+ *   below with its keyed hash as proof and the device's rule, and queued as an
+ *   arrival; everything else, and always a refusal, is Lineside's:
  *   POST {url}/broker/mosquitto/user   username=&password=&clientid=
  *   (absent username/password sent empty). 200 accepts, anything else refuses;
  *   a 200 without a proof for anyone but `provision` refuses too (a wrong
@@ -55,7 +68,8 @@
  *   the next tick. The old connection of a takeover (its record was already
  *   replaced by the new one) and unrecorded clients queue nothing. No HTTP.
  *
- * Tick (MOSQ_EVT_TICK, at most every recheck_seconds on a monotonic clock):
+ * Tick (MOSQ_EVT_TICK, at most every recheck_seconds on a monotonic clock;
+ *   every 0.2 s after a failed one, until one gets a 200):
  *   POST {url}/broker/mosquitto/tick, Content-Type: text/plain, lines of
  *   URL-encoded fields separated by one space, each ending in \n:
  *     cursor <n>                  first, once, if Lineside gave one before
@@ -73,6 +87,15 @@
  *     anything else, blank lines  ignored
  *   A 200 clears the queued departures; otherwise they are sent again next
  *   tick (at most 100000 kept: the oldest are dropped, with a log line).
+ *
+ * Arrivals (MOSQ_EVT_TICK, 50 ms after the first one waiting, or 500 of
+ *   them, and always before a tick so no departure overtakes its arrival):
+ *   POST {url}/broker/mosquitto/arrivals, text/plain, one line per device
+ *   accepted here:
+ *     arrived <clientid> <proof>
+ *   answered like a tick (kick lines for a credential changed meanwhile).
+ *   Lineside marks them connected and activates those on their first
+ *   connection. Until a 200 they are kept (at most 100000) and retried.
  *
  * Provisioning (MOSQ_EVT_MESSAGE): a publish on exactly `/provision/request`
  *   by a client whose username is `provision` is
@@ -102,11 +125,14 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include "mosquitto_credentials.h"
+
 #define LOG_PREFIX "lineside: "
 #define PATH_USER "/broker/mosquitto/user"
 #define PATH_ACL "/broker/mosquitto/acl"
 #define PATH_TICK "/broker/mosquitto/tick"
 #define PATH_PROVISION "/broker/mosquitto/provision"
+#define PATH_ARRIVALS "/broker/mosquitto/arrivals"
 #define PROOF_HEADER "X-Lineside-Proof"
 #define TOPIC_HEADER "X-Lineside-Topic"
 #define DEVICE_HEADER "X-Lineside-Device"
@@ -116,7 +142,11 @@
 #define PROVISION_RESPONSE_TOPIC "/provision/response"
 
 #define ACL_CACHE_MAX 64             /* allowed (acc, topic) pairs per connection */
-#define DEPARTURES_MAX 100000        /* queued `disconnected` lines kept while Lineside is away */
+#define QUEUE_MAX 100000             /* departures, and arrivals, kept while Lineside is away */
+#define ARRIVALS_BATCH 500           /* arrivals sent at once, or ... */
+#define ARRIVALS_WAIT_SECONDS 0.05   /* ... this long after the first of them */
+/* A failed tick is tried again this soon (a connection refused costs nothing). */
+#define AWAY_RETRY_SECONDS(p) ((p)->recheck_seconds < 0.2 ? (p)->recheck_seconds : 0.2)
 #define RESPONSE_MAX (64u << 20)     /* a larger answer is an error, not a memory sink */
 #define TABLE_INITIAL_BUCKETS 64
 
@@ -159,10 +189,17 @@ struct table {
 	size_t count;
 };
 
-/* A departure waiting for the next tick (FIFO). */
-struct departure {
-	struct departure *next;
+/* A departure or an arrival waiting to be told to Lineside (FIFO). */
+struct queued {
+	struct queued *next;
 	char *clientid;
+	char *proof;                    /* arrivals only */
+};
+
+struct queue {
+	struct queued *head, *tail;
+	size_t len;
+	size_t dropped;                 /* since last logged */
 };
 
 struct plugin {
@@ -171,15 +208,17 @@ struct plugin {
 	char errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *form_headers;
 	struct curl_slist *text_headers;
-	char *url_user, *url_acl, *url_tick, *url_provision;
+	char *url_user, *url_acl, *url_tick, *url_provision, *url_arrivals;
 	double recheck_seconds;
 	long timeout_ms;
 
 	struct table table;
 
-	struct departure *departures_head, *departures_tail;
-	size_t departures_len;
-	size_t departures_dropped;      /* since last logged */
+	struct queue departures;        /* for the next tick */
+	struct queue arrivals;          /* devices accepted here, for /arrivals */
+	double arrivals_due;            /* monotonic seconds: send them by then */
+	struct credentials *credentials; /* the own password check; NULL when off */
+	bool reporting;                 /* the last tick or arrivals call got a 200 */
 
 	bool has_cursor;
 	long long cursor;
@@ -557,42 +596,52 @@ static void acl_remember(struct record *rec, int acc, const char *topic)
 /* Departures queued for the tick                                           */
 /* ------------------------------------------------------------------------ */
 
-static void departure_drop_oldest(struct plugin *p)
+static void queue_drop_oldest(struct queue *q)
 {
-	struct departure *d = p->departures_head;
+	struct queued *e = q->head;
 
-	p->departures_head = d->next;
-	if(!p->departures_head) p->departures_tail = NULL;
-	free(d->clientid);
-	free(d);
-	p->departures_len--;
+	q->head = e->next;
+	if(!q->head) q->tail = NULL;
+	free(e->clientid);
+	free(e->proof);
+	free(e);
+	q->len--;
 }
 
-/* Queues `disconnected <clientid>`, bounded so an unreachable Lineside cannot
- * exhaust the broker's memory (the oldest departures go first). */
-static void departure_queue(struct plugin *p, const char *clientid)
+/* Queues a client id (and proof), bounded so an unreachable Lineside cannot
+ * exhaust the broker's memory (the oldest go first). */
+static void queue_add(struct queue *q, const char *clientid, const char *proof)
 {
-	struct departure *d = calloc(1, sizeof(*d));
+	struct queued *e = calloc(1, sizeof(*e));
 
-	if(d) d->clientid = strdup(clientid);
-	if(!d || !d->clientid){
-		free(d);
-		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "out of memory: departure of %s not queued", clientid);
+	if(e){
+		e->clientid = strdup(clientid);
+		e->proof = proof ? strdup(proof) : NULL;
+	}
+	if(!e || !e->clientid || (proof && !e->proof)){
+		if(e) free(e->clientid);
+		free(e);
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "out of memory: %s not queued for Lineside", clientid);
 		return;
 	}
-	if(p->departures_tail) p->departures_tail->next = d;
-	else p->departures_head = d;
-	p->departures_tail = d;
-	p->departures_len++;
-	if(p->departures_len > DEPARTURES_MAX){
-		departure_drop_oldest(p);
-		p->departures_dropped++;
+	if(q->tail) q->tail->next = e;
+	else q->head = e;
+	q->tail = e;
+	q->len++;
+	if(q->len > QUEUE_MAX){
+		queue_drop_oldest(q);
+		q->dropped++;
 	}
 }
 
-static void departures_clear(struct plugin *p)
+static void queue_clear(struct queue *q)
 {
-	while(p->departures_head) departure_drop_oldest(p);
+	while(q->head) queue_drop_oldest(q);
+}
+
+static void departure_queue(struct plugin *p, const char *clientid)
+{
+	queue_add(&p->departures, clientid, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -720,6 +769,26 @@ static bool remember_connection(struct plugin *p, const char *clientid,
 	return true;
 }
 
+/* A device's own password, checked here (mosquitto_credentials.c): recorded as
+ * /user's answer would be, and queued as an arrival so Lineside marks it
+ * connected (and activates it). False: ask Lineside. */
+static bool accepted_here(struct plugin *p, const struct mosquitto *client, const char *clientid,
+		const char *username, const char *password)
+{
+	char proof[PROOF_HEX_LEN + 1];
+	struct record *rec;
+
+	/* Only while Lineside hears this plugin (its hook secret right, its server up): a device
+	 * let in here must reach Lineside to be activated, rechecked and cut off. */
+	if(!p->reporting || !credentials_accept(p->credentials, clientid, username, password, proof)) return false;
+	rec = record_new(clientid, client, proof, username, clientid);
+	if(!rec) return false;
+	table_put(&p->table, rec);
+	if(!p->arrivals.len) p->arrivals_due = monotonic_seconds() + ARRIVALS_WAIT_SECONDS;
+	queue_add(&p->arrivals, clientid, proof);
+	return true;
+}
+
 /* Asks /user whether this client may connect. The MQTT password is binary,
  * but Mosquitto 2.0 hands plugins a NUL-terminated copy: bytes from the
  * first NUL on cannot reach Lineside. */
@@ -736,6 +805,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	/* The provisioner's sessions are thrown away: a persistent one would be memory anyone
 	 * without a password could pile up. */
 	if(!strcmp(username, PROVISION_USER) && !mosquitto_client_clean_session(ed->client)) return MOSQ_ERR_AUTH;
+	if(accepted_here(p, ed->client, clientid, ed->username, password)) return MOSQ_ERR_SUCCESS;
 	buf_clear(&p->request);
 	form_field(p, &p->request, "username", username, strlen(username));
 	form_field(p, &p->request, "password", password, strlen(password));
@@ -888,7 +958,7 @@ static void build_tick(struct plugin *p)
 	char number[32];
 	size_t i;
 	struct record *rec;
-	struct departure *d;
+	struct queued *d;
 
 	buf_clear(&p->request);
 	if(p->has_cursor){
@@ -904,7 +974,7 @@ static void build_tick(struct plugin *p)
 			buf_add_str(&p->request, "\n");
 		}
 	}
-	for(d = p->departures_head; d; d = d->next){
+	for(d = p->departures.head; d; d = d->next){
 		buf_add_str(&p->request, "disconnected ");
 		buf_add_escaped(p, &p->request, d->clientid, strlen(d->clientid));
 		buf_add_str(&p->request, "\n");
@@ -1043,11 +1113,46 @@ static void log_not_ok_tick(struct plugin *p, long status)
 	p->tick_failing = true;
 	if(status < 0){
 		mosquitto_log_printf(level, LOG_PREFIX "tick failed (%zu departures kept): %s",
-				p->departures_len, p->errbuf);
+				p->departures.len, p->errbuf);
 	}else{
 		mosquitto_log_printf(level, LOG_PREFIX "tick: unexpected HTTP %ld (%zu departures kept)",
-				status, p->departures_len);
+				status, p->departures.len);
 	}
+}
+
+/* Tells Lineside which devices this plugin accepted itself (it marks them
+ * connected, and activates them); its answer kicks those whose credential
+ * changed meanwhile (unless `at_exit`: nobody is left to kick). True when
+ * none are left to tell. */
+static bool send_arrivals(struct plugin *p, bool at_exit)
+{
+	struct queued *a;
+	long status;
+
+	if(!p->arrivals.len) return true;
+	if(p->arrivals.dropped){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "arrival queue full: dropped the %zu oldest",
+				p->arrivals.dropped);
+		p->arrivals.dropped = 0;
+	}
+	buf_clear(&p->request);
+	for(a = p->arrivals.head; a; a = a->next){
+		buf_add_str(&p->request, "arrived ");
+		buf_add_escaped(p, &p->request, a->clientid, strlen(a->clientid));
+		buf_add_str(&p->request, " ");
+		buf_add_escaped(p, &p->request, a->proof, strlen(a->proof));
+		buf_add_str(&p->request, "\n");
+	}
+	status = http_post(p, p->url_arrivals, p->text_headers);
+	p->reporting = status == 200;
+	if(status != 200){
+		log_not_ok(p, status, "arrivals", "the devices accepted here");
+		p->arrivals_due = monotonic_seconds() + p->recheck_seconds;
+		return false;
+	}
+	queue_clear(&p->arrivals);
+	if(!at_exit) apply_tick_answer(p);
+	return true;
 }
 
 /* Sends one tick; on a 200 the departures it carried are done with. The
@@ -1057,13 +1162,14 @@ static void send_tick(struct plugin *p)
 {
 	long status;
 
-	if(p->departures_dropped){
+	if(p->departures.dropped){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "departure queue full: dropped the %zu oldest",
-				p->departures_dropped);
-		p->departures_dropped = 0;
+				p->departures.dropped);
+		p->departures.dropped = 0;
 	}
 	build_tick(p);
 	status = http_post(p, p->url_tick, p->text_headers);
+	p->reporting = status == 200;
 	if(status != 200){
 		log_not_ok_tick(p, status);
 		return;
@@ -1072,7 +1178,7 @@ static void send_tick(struct plugin *p)
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "tick reaches Lineside again");
 		p->tick_failing = false;
 	}
-	departures_clear(p);
+	queue_clear(&p->departures);
 	apply_tick_answer(p);
 }
 
@@ -1080,12 +1186,21 @@ static int on_tick(int event, void *event_data, void *userdata)
 {
 	struct plugin *p = userdata;
 
+	double now = monotonic_seconds();
+
 	(void)event;
 	(void)event_data;
-	if(monotonic_seconds() < p->next_tick) return MOSQ_ERR_SUCCESS;
+	if(p->arrivals.len && (now >= p->arrivals_due || now >= p->next_tick || p->arrivals.len >= ARRIVALS_BATCH)){
+		if(!send_arrivals(p, false) && now >= p->next_tick){
+			p->next_tick = now + p->recheck_seconds; /* Lineside is away: the tick waits too */
+			return MOSQ_ERR_SUCCESS;
+		}
+	}
+	if(now < p->next_tick) return MOSQ_ERR_SUCCESS;
 	send_tick(p);
-	/* Counted from the end of the request, so a slow Lineside is not hammered. */
-	p->next_tick = monotonic_seconds() + p->recheck_seconds;
+	/* Counted from the end of the request, so a slow Lineside is not hammered. Until a tick
+	 * gets through (Lineside still starting) sooner: devices get in here only after one. */
+	p->next_tick = monotonic_seconds() + (p->reporting ? p->recheck_seconds : AWAY_RETRY_SECONDS(p));
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -1169,6 +1284,7 @@ struct options {
 	const char *secret;
 	const char *recheck_seconds;
 	const char *timeout_ms;
+	struct credentials_options credentials;
 };
 
 static void read_options(struct options *o, const struct mosquitto_opt *opts, int count)
@@ -1181,6 +1297,11 @@ static void read_options(struct options *o, const struct mosquitto_opt *opts, in
 		else if(!strcmp(opts[i].key, "secret")) o->secret = opts[i].value;
 		else if(!strcmp(opts[i].key, "recheck_seconds")) o->recheck_seconds = opts[i].value;
 		else if(!strcmp(opts[i].key, "timeout_ms")) o->timeout_ms = opts[i].value;
+		else if(!strcmp(opts[i].key, "key_file")) o->credentials.key_file = opts[i].value;
+		else if(!strcmp(opts[i].key, "sqlite")) o->credentials.sqlite = opts[i].value;
+		else if(!strcmp(opts[i].key, "postgres")) o->credentials.postgres = opts[i].value;
+		else if(!strcmp(opts[i].key, "token_query")) o->credentials.token_query = opts[i].value;
+		else if(!strcmp(opts[i].key, "password_query")) o->credentials.password_query = opts[i].value;
 		else mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "unknown option plugin_opt_%s ignored", opts[i].key);
 	}
 }
@@ -1297,7 +1418,7 @@ static void plugin_free(struct plugin *p)
 		}
 	}
 	table_free(&p->table);
-	departures_clear(p);
+	queue_clear(&p->departures);
 	clear_headers(p);
 	buf_free(&p->request);
 	buf_free(&p->response);
@@ -1308,6 +1429,9 @@ static void plugin_free(struct plugin *p)
 	free(p->url_acl);
 	free(p->url_tick);
 	free(p->url_provision);
+	free(p->url_arrivals);
+	queue_clear(&p->arrivals);
+	credentials_close(p->credentials);
 	free(p);
 	curl_global_cleanup();
 }
@@ -1320,15 +1444,16 @@ static bool plugin_setup(struct plugin *p, const struct options *o)
 	p->url_acl = join_url(o->url, PATH_ACL);
 	p->url_tick = join_url(o->url, PATH_TICK);
 	p->url_provision = join_url(o->url, PATH_PROVISION);
+	p->url_arrivals = join_url(o->url, PATH_ARRIVALS);
 	p->form_headers = make_headers("Content-Type: application/x-www-form-urlencoded", o->secret);
 	p->text_headers = make_headers("Content-Type: text/plain", o->secret);
-	if(!p->url_user || !p->url_acl || !p->url_tick || !p->url_provision
+	if(!p->url_user || !p->url_acl || !p->url_tick || !p->url_provision || !p->url_arrivals
 			|| !p->form_headers || !p->text_headers || !table_init(&p->table) || !setup_curl(p)){
 		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "out of memory starting the plugin");
 		return false;
 	}
 	p->next_tick = monotonic_seconds(); /* first tick at once: Lineside hands out its cursor */
-	return true;
+	return credentials_open(&o->credentials, &p->credentials);
 }
 
 static bool register_callbacks(struct plugin *p, mosquitto_plugin_id_t *identifier)
@@ -1373,7 +1498,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_UNKNOWN;
 	}
 	*userdata = p;
-	mosquitto_log_printf(MOSQ_LOG_INFO, LOG_PREFIX "ready, ticking every %g s", p->recheck_seconds);
+	mosquitto_log_printf(MOSQ_LOG_INFO, LOG_PREFIX "ready, ticking every %g s%s", p->recheck_seconds,
+			p->credentials ? ", checking devices' passwords itself" : "");
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -1387,6 +1513,9 @@ static void farewell_tick(struct plugin *p)
 	struct record *rec;
 	long status;
 
+	if(!send_arrivals(p, true)){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "%zu arrivals at shutdown not reported", p->arrivals.len);
+	}
 	for(i = 0; i < p->table.nbuckets; i++){
 		for(rec = p->table.buckets[i]; rec; rec = rec->next){
 			departure_queue(p, rec->clientid);
@@ -1394,13 +1523,13 @@ static void farewell_tick(struct plugin *p)
 	}
 	table_free(&p->table);
 	if(!table_init(&p->table)) return;
-	if(!p->departures_head) return;
+	if(!p->departures.head) return;
 	build_tick(p);
 	status = http_post(p, p->url_tick, p->text_headers);
 	if(status != 200){
 		log_not_ok_tick(p, status);
 		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "%zu departures at shutdown not reported",
-				p->departures_len);
+				p->departures.len);
 	}
 }
 

@@ -14,14 +14,23 @@ mosquitto-go-auth's ``/user`` and ``/acl``, always with the hook secret:
       kick <client id>                   its credential no longer holds: cut it off
       publish <topic> <qos> <base64> retain   a firmware notice to deliver (and retain)
 
+- ``POST /broker/mosquitto/arrivals`` (``text/plain``): the devices the plugin accepted itself
+  (their own token or MQTT password, checked against the database with the server key)::
+
+      arrived <client id> <proof>
+
+  Each is marked connected, and so activated on its first connection; the answer is a tick's,
+  ``kick`` lines for those whose credential changed since the plugin read it.
+
 - ``POST /broker/mosquitto/provision`` (form: ``clientid``, ``payload``): a ``provision``
   client's request on ``/provision/request``. The answer's body is the response payload and
   ``X-Lineside-Topic`` its topic; the plugin sends it to that connection alone.
 
 The plugin learns each connection's proof (the keyed hash of the secret it used, never the
 secret) from the ``X-Lineside-Proof`` header of ``/user``, which Lineside adds only for a
-caller with the hook secret. Presence comes from ``/user`` (connected) and the tick
-(disconnected); revocation from comparing the proofs with the devices' current ones.
+caller with the hook secret, or computes it itself. Presence comes from ``/user`` and
+``/arrivals`` (connected) and the tick (disconnected); revocation from comparing the proofs
+with the devices' current ones.
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ class Tick:
     cursor: int | None = None
     connected: list[tuple[str, str]] = field(default_factory=list)
     disconnected: list[str] = field(default_factory=list)
+    arrived: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse_tick(body: str) -> Tick:
@@ -74,6 +84,8 @@ def parse_tick(body: str) -> Tick:
                 tick.connected.append((client_id, proof))
             case ["disconnected", client_id] if client_id:
                 tick.disconnected.append(client_id)
+            case ["arrived", client_id, proof] if client_id and proof:
+                tick.arrived.append((client_id, proof))
     return tick
 
 
@@ -109,6 +121,26 @@ async def tick(request: Request) -> Response:
         # Retained, as the embedded broker does: a device that subscribes later hears the latest.
         lines.append(f"publish {quote(notice.topic, safe='')} {FIRMWARE_QOS} {payload} retain")
     return Response("\n".join(lines) + "\n", media_type="text/plain")
+
+
+@router.post(
+    "/arrivals",
+    response_class=Response,
+    responses={200: {"description": "kick lines (text/plain).", **_TEXT}},
+)
+async def arrivals(request: Request) -> Response:
+    """Lineside's Mosquitto plugin: the devices it accepted itself since it last said, to mark
+    connected (and activate); those whose credential changed meanwhile are cut off (needs the
+    hook secret)."""
+    require_hook_secret(request)
+    said = parse_tick((await request.body()).decode("utf-8", errors="replace"))
+    stale = await run_in_threadpool(stale_proofs, application_of(request).services, said.arrived)
+    presence = presence_of(request)
+    for client_id, _ in said.arrived:
+        if client_id not in stale:
+            presence.connected(client_id)
+    lines = [f"kick {quote(client_id, safe='')}" for client_id in sorted(stale)]
+    return Response("".join(f"{line}\n" for line in lines), media_type="text/plain")
 
 
 @router.post(
