@@ -16,15 +16,19 @@ log = logging.getLogger("lineside.loops")
 async def run_every(
     stop: asyncio.Event, seconds: float, step: Callable[[], Awaitable[None]], *, what: str
 ) -> None:
-    """``step`` now and then every ``seconds`` until ``stop`` is set. A step that fails is
-    logged and tried again next round: a database that went away must not end the loop."""
+    """``step`` now and then every ``seconds`` until ``stop`` is set, counted from the start
+    of each step: one that took longer (a presence flush behind a fleet coming online) is
+    followed at once, so the work it left waits no extra round. A step that fails is logged
+    and tried again next round: a database that went away must not end the loop."""
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
+        started = loop.time()
         try:
             await step()
         except Exception:
             log.exception("%s failed; trying again", what)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+            await asyncio.wait_for(stop.wait(), max(0.0, started + seconds - loop.time()))
 
 
 class LoopThread:
