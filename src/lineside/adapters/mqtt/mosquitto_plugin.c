@@ -109,6 +109,7 @@
 
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, strdup, strndup, strtok_r */
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -119,6 +120,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <mosquitto.h>
@@ -145,6 +147,7 @@
 #define QUEUE_MAX 100000             /* departures, and arrivals, kept while Lineside is away */
 #define ARRIVALS_BATCH 500           /* arrivals sent at once, or ... */
 #define ARRIVALS_WAIT_SECONDS 0.05   /* ... this long after the first of them */
+#define LISTEN_BACKLOG 4096          /* the kernel caps it at net.core.somaxconn */
 /* A failed tick is tried again this soon (a connection refused costs nothing). */
 #define AWAY_RETRY_SECONDS(p) ((p)->recheck_seconds < 0.2 ? (p)->recheck_seconds : 0.2)
 #define RESPONSE_MAX (64u << 20)     /* a larger answer is an error, not a memory sink */
@@ -219,6 +222,7 @@ struct plugin {
 	double arrivals_due;            /* monotonic seconds: send them by then */
 	struct credentials *credentials; /* the own password check; NULL when off */
 	bool reporting;                 /* the last tick or arrivals call got a 200 */
+	bool backlog_widened;
 
 	bool has_cursor;
 	long long cursor;
@@ -1182,6 +1186,33 @@ static void send_tick(struct plugin *p)
 	apply_tick_answer(p);
 }
 
+/* Mosquitto 2.0 listens with a backlog of 100, hard-coded: a fleet coming back at once
+ * (after an outage, say) overflows it while the broker works through the CONNECTs, and
+ * every SYN the kernel drops costs its device a one-second retransmission. Calling
+ * listen() again on a listening socket only changes its backlog (Linux): done once, for
+ * every socket of this process that listens, at the first tick, when they all exist. */
+static void widen_listen_backlog(void)
+{
+	DIR *fds = opendir("/proc/self/fd");
+	struct dirent *entry;
+	int fd, listening;
+	socklen_t len;
+	char *end;
+
+	if(!fds) return;
+	while((entry = readdir(fds))){
+		fd = (int)strtol(entry->d_name, &end, 10);
+		len = sizeof(listening);
+		if(*end || end == entry->d_name || fd == dirfd(fds)) continue;
+		if(!getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) && listening){
+			if(listen(fd, LISTEN_BACKLOG)){
+				mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "cannot widen a listener's backlog: %s", strerror(errno));
+			}
+		}
+	}
+	closedir(fds);
+}
+
 static int on_tick(int event, void *event_data, void *userdata)
 {
 	struct plugin *p = userdata;
@@ -1190,6 +1221,10 @@ static int on_tick(int event, void *event_data, void *userdata)
 
 	(void)event;
 	(void)event_data;
+	if(!p->backlog_widened){
+		widen_listen_backlog();
+		p->backlog_widened = true;
+	}
 	if(p->arrivals.len && (now >= p->arrivals_due || now >= p->next_tick || p->arrivals.len >= ARRIVALS_BATCH)){
 		if(!send_arrivals(p, false) && now >= p->next_tick){
 			p->next_tick = now + p->recheck_seconds; /* Lineside is away: the tick waits too */
