@@ -1,5 +1,5 @@
-"""The hooks of Lineside's own Mosquitto plugin (``/broker/mosquitto/tick`` and
-``/provision``, and the proof ``/user`` hands it), spoken to over a socket as the plugin
+"""The hooks of Lineside's own Mosquitto plugin (``/broker/mosquitto/tick``, ``/arrivals``
+and ``/provision``, and the proof ``/user`` hands it), spoken to over a socket as the plugin
 speaks to them: the lines it sends, the lines it reads back."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from lineside.entrypoints.api.fast_paths import (
 )
 from lineside.settings import Settings
 from tests.support import firmware
+from tests.support.api import Tenant
 from tests.support.broker_hooks import Hooks, running_hooks
 from tests.support.provisioning import provisioned_product
 from tests.support.server import serving
@@ -69,6 +70,43 @@ def tick(hooks: Hooks, *lines: str) -> dict[str, list[str]]:
 
 def connected(device_id: str, proof: str) -> str:
     return f"connected {quote(device_id, safe='')} {quote(proof, safe='')}"
+
+
+def arrived(device_id: str, proof: str) -> str:
+    return f"arrived {quote(device_id, safe='')} {quote(proof, safe='')}"
+
+
+def arrivals(hooks: Hooks, *lines: str) -> list[str]:
+    """The plugin's report of the devices it accepted itself; the client ids it must kick."""
+    response = hooks.http.post(
+        f"{MOSQUITTO}/arrivals", content="".join(f"{line}\n" for line in lines), headers=hooks.bearer
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    kicked = []
+    for line in response.text.splitlines():
+        word, _, client_id = line.partition(" ")
+        assert word == "kick", line
+        kicked.append(unquote(client_id))
+    return kicked
+
+
+def own_proof(hooks: Hooks, secret: str) -> str:
+    """The proof the plugin computes itself (the keyed hash under the server key), without
+    asking ``/user``, which would record the connection on its own."""
+    return hooks.application.services.hasher.hash(secret)
+
+
+def mqtt_password(tenant: Tenant, device_id: str) -> str:
+    body = {"type": "mqtt_password"}
+    secret: str = tenant.created(f"/api/v1/devices/{device_id}/credentials", body)["secret"]
+    return secret
+
+
+def untouched(hooks: Hooks, device_id: str) -> bool:
+    """Never connected: neither online nor activated."""
+    stored = hooks.stored(device_id)
+    return stored.online is False and stored.state.value == "defined" and stored.last_seen_at is None
 
 
 def test_the_proof_goes_only_to_a_caller_with_the_hook_secret(hooks: Hooks) -> None:
@@ -224,6 +262,103 @@ def test_a_provision_request_is_answered_for_its_connection(hooks: Hooks) -> Non
     body = answer.json()
     assert body["status"] == "SUCCESS" and body["credentialsValue"].startswith("lsd_")
     assert refused.status_code == 200 and refused.json()["status"] == "FAILURE"
+
+
+# -- /arrivals: the devices the plugin accepted itself ------------------------------------------
+
+
+def test_the_proof_the_plugin_computes_is_the_one_user_hands_out(hooks: Hooks) -> None:
+    device_id, token = hooks.device(hooks.tenant())
+
+    assert own_proof(hooks, token) == proof_of(hooks, device_id, token)
+
+
+@pytest.mark.parametrize("credential", ["token", "mqtt password"])
+def test_a_device_the_plugin_accepted_is_marked_connected_and_activated(
+    hooks: Hooks, credential: str
+) -> None:
+    tenant = hooks.tenant()
+    device_id, token = hooks.device(tenant)
+    secret = token if credential == "token" else mqtt_password(tenant, device_id)
+    hooks.flush()
+    assert untouched(hooks, device_id)
+
+    kicked = arrivals(hooks, arrived(device_id, own_proof(hooks, secret)))
+    hooks.flush()
+
+    stored = hooks.stored(device_id)
+    assert kicked == []
+    assert (stored.state.value, stored.online) == ("activated", True)
+    assert stored.last_seen_at is not None
+
+
+@pytest.mark.parametrize("ending", ["new token", "revoke", "forged"])
+def test_an_arrival_whose_credential_changed_is_kicked_and_not_connected(hooks: Hooks, ending: str) -> None:
+    tenant = hooks.tenant()
+    device_id, token = hooks.device(tenant)
+    keeper_id, keeper_token = hooks.device(tenant)
+    proof = own_proof(hooks, token)  # read by the plugin, before the change
+
+    if ending == "new token":
+        tenant.token(device_id)  # a new token replaces the one the device connected with
+    elif ending == "revoke":
+        assert tenant.post(f"/api/v1/devices/{device_id}/revoke").status_code == 200
+    else:
+        proof = "0" * 64
+    kicked = arrivals(hooks, arrived(device_id, proof), arrived(keeper_id, own_proof(hooks, keeper_token)))
+    hooks.flush()
+
+    assert kicked == [device_id]
+    stored = hooks.stored(device_id)
+    assert stored.online is False and stored.last_seen_at is None
+    assert stored.state.value == ("revoked" if ending == "revoke" else "defined")
+    assert (hooks.stored(keeper_id).state.value, hooks.stored(keeper_id).online) == ("activated", True)
+
+
+def test_arrivals_need_the_secret(hooks: Hooks) -> None:
+    device_id, token = hooks.device(hooks.tenant())
+    body = f"{arrived(device_id, own_proof(hooks, token))}\n".encode()
+
+    missing = hooks.http.post(f"{MOSQUITTO}/arrivals", content=body)
+    wrong = hooks.http.post(f"{MOSQUITTO}/arrivals", content=body, headers={"Authorization": "Bearer nope"})
+    hooks.flush()
+
+    assert missing.status_code == 401 and wrong.status_code == 401
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert wrong.headers["content-type"] == "application/problem+json"
+    assert "kick" not in missing.text + wrong.text
+    assert untouched(hooks, device_id)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\n\n",
+        b"arrived\n",
+        b"arrived x\n",
+        b"arrived  \n",
+        b"arrived x y z\n",
+        b"kick x\n",
+        b"cursor 1\n",
+        b"connected x 00\ndisconnected x\n",  # a tick's lines: not arrivals
+        b"\x00\xff\xfe garbage\r\narrived \xff",
+    ],
+)
+def test_odd_arrivals_are_answered_not_failed(hooks: Hooks, body: bytes) -> None:
+    response = hooks.http.post(f"{MOSQUITTO}/arrivals", content=body, headers=hooks.bearer)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == ""
+
+
+def test_an_arrival_of_no_known_device_is_kicked_not_failed(hooks: Hooks) -> None:
+    strangers = ["not-a-device", str(uuid.uuid4()), "\u00e9t\u00e9 %", "x" * 300]
+
+    kicked = arrivals(hooks, *(arrived(client_id, "0" * 64) for client_id in strangers))
+
+    assert sorted(kicked) == sorted(strangers)
 
 
 # -- the plugin's /user and /acl, answered before the framework (api.fast_paths) ---------------
