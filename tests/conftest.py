@@ -26,6 +26,11 @@ from lineside.bootstrap import Application, bootstrap
 from lineside.settings import Settings
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+# `lineside serve` picks Mosquitto by itself where it is installed (LINESIDE_MQTT_BROKER=auto):
+# the suite names its broker instead, so a test runs the same broker on every machine. The
+# embedded one unless a test asks for Mosquitto (tests/support/mosquitto.py) or the default.
+os.environ.setdefault("LINESIDE_MQTT_BROKER", "embedded")
 BACKENDS = ["sqlite", "postgres"]
 
 

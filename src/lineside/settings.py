@@ -82,11 +82,13 @@ class Settings(BaseSettings):
     mqtt_enabled: bool = Field(
         default=True, description="Run an MQTT broker inside `lineside serve`; 0 turns it off."
     )
-    mqtt_broker: Literal["embedded", "mosquitto"] = Field(
-        default="embedded",
+    mqtt_broker: Literal["auto", "embedded", "mosquitto"] = Field(
+        default="auto",
         description=(
-            "The broker `lineside serve` runs: 'embedded' (in-process, MQTT 3.1.1) or 'mosquitto' "
-            "(Mosquitto 2 as a child process with Lineside's plugin: MQTT 5 and 3.1.1; docs/mqtt.md)."
+            "The broker `lineside serve` runs: 'mosquitto' (Mosquitto 2 as a child process with "
+            "Lineside's plugin: MQTT 5 and 3.1.1; docs/mqtt.md), 'embedded' (in-process, MQTT 3.1.1, "
+            "nothing to install) or 'auto': Mosquitto when it and its plugin's build packages are "
+            "installed and no TLS port is set, else embedded."
         ),
     )
     mosquitto_binary: str = Field(

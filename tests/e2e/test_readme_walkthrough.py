@@ -76,7 +76,8 @@ def serving(tmp_path: Path, **settings_env: str) -> Iterator[dict[str, str]]:
     bootstrap(settings, migrate=True).close()
     port, mqtt_port = free_port(), free_port()
     env = {
-        **os.environ,
+        # The reader's defaults, so the broker too (the suite pins one: tests/conftest.py).
+        **{name: value for name, value in os.environ.items() if name != "LINESIDE_MQTT_BROKER"},
         "LINESIDE_DATABASE_URL": settings.database_url,
         "LINESIDE_DATA_DIR": str(settings.data_dir),
         "LINESIDE_PORT": str(port),

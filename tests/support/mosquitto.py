@@ -9,7 +9,6 @@ without them unless ``LINESIDE_REQUIRE_MOSQUITTO=1`` (CI) makes that a failure.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,20 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from lineside.adapters.mqtt.mosquitto import BUILD_PACKAGES
+from lineside.adapters.mqtt.mosquitto import BUILD_PACKAGES, missing_for_mosquitto
 from lineside.settings import Settings
 from tests.support.server import free_port, lineside_serve
 
-HEADERS = tuple(
-    Path(header)
-    for header in (
-        "/usr/include/mosquitto_broker.h",
-        "/usr/include/mosquitto.h",
-        "/usr/include/openssl/evp.h",
-        "/usr/include/sqlite3.h",
-        "/usr/include/postgresql/libpq-fe.h",
-    )
-)
 RECHECK_SECONDS = 0.5
 
 
@@ -43,8 +32,7 @@ class MosquittoServer:
 
 
 def require_mosquitto() -> None:
-    missing = [str(h) for h in HEADERS if not h.exists()]
-    missing += [tool for tool in ("mosquitto", "cc") if shutil.which(tool) is None]
+    missing = missing_for_mosquitto("mosquitto")
     if not missing:
         return
     reason = f"Mosquitto with its plugin headers is not installed ({', '.join(missing)}): {BUILD_PACKAGES}"

@@ -112,6 +112,18 @@ class RedactingJsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, ensure_ascii=False, default=str))
 
 
+class RoutineBrokerCalls(logging.Filter):
+    """Drops the access lines of the Mosquitto plugin's routine calls answered 200 (its tick
+    every recheck interval, its arrivals): a line every two seconds for ever says nothing.
+    A failed one is still logged, and everything at debug level."""
+
+    PATHS = frozenset({"/broker/mosquitto/tick", "/broker/mosquitto/arrivals"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args  # uvicorn's: client, method, path, HTTP version, status
+        return not (isinstance(args, tuple) and len(args) == 5 and args[2] in self.PATHS and args[4] == 200)
+
+
 class LinesideHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The one handler: marked, so configuring twice replaces it instead of doubling lines."""
 
@@ -136,6 +148,11 @@ def configure_logging(level: str = "info", log_format: str = "text", stream: Tex
         library = logging.getLogger(name)
         library.handlers.clear()
         library.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    for routine in [f for f in access.filters if isinstance(f, RoutineBrokerCalls)]:
+        access.removeFilter(routine)
+    if root.level > logging.DEBUG:
+        access.addFilter(RoutineBrokerCalls())
     quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
     for name in _CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(quiet)

@@ -24,18 +24,40 @@ from lineside.adapters.mqtt.mosquitto import (
     MosquittoConfig,
     MosquittoError,
     MosquittoProcess,
+    missing_for_mosquitto,
     plugin_path,
 )
 from lineside.bootstrap import Application, mosquitto_own_check
 from lineside.settings import Settings
 
 HOOK_SECRET_VARIABLE = "LINESIDE_BROKER_HOOK_SECRET"
+BROKER_VARIABLE = "LINESIDE_MQTT_BROKER"
 # Listening on every interface: Mosquitto reaches the HTTP server over loopback.
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 
 def uses_mosquitto(settings: Settings) -> bool:
-    return settings.mqtt_enabled and settings.mqtt_broker == "mosquitto"
+    return settings.mqtt_enabled and chosen_broker(settings) == "mosquitto"
+
+
+def chosen_broker(settings: Settings) -> str:
+    """``LINESIDE_MQTT_BROKER`` with 'auto' decided: Mosquitto when this machine can run it with
+    its plugin and no TLS listener is asked for (the embedded broker's alone), else embedded."""
+    if settings.mqtt_broker != "auto":
+        return settings.mqtt_broker
+    if settings.mqtt_tls_port is not None or missing_for_mosquitto(settings.mosquitto_binary):
+        return "embedded"
+    return "mosquitto"
+
+
+def with_broker_chosen(settings: Settings) -> Settings:
+    """The settings with 'auto' decided once, also in the environment, where worker processes
+    read their settings: the broker and the HTTP workers agree on which one runs."""
+    broker = chosen_broker(settings)
+    if broker == settings.mqtt_broker:
+        return settings
+    os.environ[BROKER_VARIABLE] = broker
+    return settings.model_copy(update={"mqtt_broker": broker})
 
 
 def with_hook_secret(settings: Settings) -> Settings:

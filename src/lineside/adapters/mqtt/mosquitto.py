@@ -43,6 +43,26 @@ _LAST_LINES = 20  # of Mosquitto's output, kept to explain a failed start
 PID_FILE = "mosquitto.pid"
 
 
+BUILD_HEADERS = tuple(
+    Path(header)
+    for header in (
+        "/usr/include/mosquitto_broker.h",
+        "/usr/include/mosquitto.h",
+        "/usr/include/openssl/evp.h",
+        "/usr/include/sqlite3.h",
+        "/usr/include/postgresql/libpq-fe.h",
+    )
+)
+
+
+def missing_for_mosquitto(binary: str, compiler: str = "cc") -> list[str]:
+    """What this machine lacks to run Mosquitto with Lineside's plugin (empty: nothing)."""
+    missing = [str(header) for header in BUILD_HEADERS if not header.exists()]
+    if shutil.which("curl-config") is None:
+        missing.append("curl-config")
+    return missing + [tool for tool in (binary, compiler) if shutil.which(tool) is None]
+
+
 class MosquittoError(RuntimeError):
     """Mosquitto or its plugin is missing, does not build, or does not start."""
 

@@ -37,13 +37,13 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     closes MQTT sessions and writes presence, within LINESIDE_SHUTDOWN_SECONDS, then exits 0.
     """
     # Imported here so every other command starts without loading the web stack.
-    from lineside.entrypoints.mosquitto import with_hook_secret  # noqa: PLC0415
+    from lineside.entrypoints.mosquitto import with_broker_chosen, with_hook_secret  # noqa: PLC0415
     from lineside.entrypoints.serving import serve_http  # noqa: PLC0415
 
     settings = current_settings()
     overrides = {"host": host, "port": port, "workers": workers}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    settings = with_hook_secret(settings)
+    settings = with_hook_secret(with_broker_chosen(settings))
     _check_http_port_free(settings.host, settings.port)
     # The broker runs here, once: with several workers, in this supervising process. It
     # starts first, so a taken MQTT port is the one line printed, not a half-started server.
