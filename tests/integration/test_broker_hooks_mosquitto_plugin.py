@@ -222,7 +222,16 @@ def test_a_deployment_after_the_cursor_is_published_to_each_member(hooks: Hooks)
 
 
 @pytest.mark.parametrize(
-    "body", ["", "kick x\n", "connected\n", "cursor -1\ncursor x\n", "cursor \u00b2\n", "\x00\xff garbage"]
+    "body",
+    [
+        "",
+        "kick x\n",
+        "connected\n",
+        "cursor -1\ncursor x\n",
+        "cursor \u00b2\n",
+        "\x00\xff garbage",
+        "connected a%00b 00\n",
+    ],
 )
 def test_odd_ticks_are_answered_not_failed(hooks: Hooks, body: str) -> None:
     response = hooks.http.post(f"{MOSQUITTO}/tick", content=body.encode("utf-8"), headers=hooks.bearer)
@@ -342,6 +351,7 @@ def test_arrivals_need_the_secret(hooks: Hooks) -> None:
         b"kick x\n",
         b"cursor 1\n",
         b"connected x 00\ndisconnected x\n",  # a tick's lines: not arrivals
+        b"arrived a%00b 00\n",  # a NUL no client id holds (PostgreSQL text refuses it)
         b"\x00\xff\xfe garbage\r\narrived \xff",
     ],
 )

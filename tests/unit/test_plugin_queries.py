@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from lineside.adapters.db.plugin_queries import PluginDatabase, libpq_conninfo, plugin_database
 from lineside.domain.lifecycle import DeviceState
@@ -116,6 +116,20 @@ def test_the_libpq_options_pass_and_nothing_else() -> None:
         "options": "-c statement_timeout=1000",
         "connect_timeout": "2",
     }
+
+
+def test_a_unix_socket_or_hosts_in_the_query_string_reach_the_plugin() -> None:
+    """psycopg's form for a socket directory (and for several hosts): ``?host=...``."""
+    socket = make_url("postgresql+psycopg://u@/db?host=/var/run/postgresql")
+    several = make_url("postgresql+psycopg://u@/db?host=a,b&port=5432,5433&target_session_attrs=read-write")
+
+    assert conninfo_to_dict(libpq_conninfo(socket))["host"] == "/var/run/postgresql"
+    parsed = conninfo_to_dict(libpq_conninfo(several))
+    assert (parsed["host"], parsed["port"], parsed["target_session_attrs"]) == (
+        "a,b",
+        "5432,5433",
+        "read-write",
+    )
 
 
 @pytest.mark.parametrize("url", ["mysql://u@h/db", "oracle://u@h/db"])

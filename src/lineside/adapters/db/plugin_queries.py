@@ -20,8 +20,25 @@ from sqlalchemy.engine import URL, make_url
 from lineside.adapters.db import tables as t
 from lineside.services.mqtt_access import MAY_NOT_CONNECT
 
-# libpq keywords a SQLAlchemy URL's query string may carry through to the plugin.
-_LIBPQ_OPTIONS = frozenset({"sslmode", "sslrootcert", "sslcert", "sslkey", "application_name", "options"})
+# libpq keywords a SQLAlchemy URL's query string may carry through to the plugin (host and
+# port there are psycopg's form for a Unix socket directory or several hosts).
+_LIBPQ_OPTIONS = frozenset(
+    {
+        "host",
+        "hostaddr",
+        "port",
+        "target_session_attrs",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcrl",
+        "gssencmode",
+        "application_name",
+        "options",
+    }
+)
 _CONNECT_TIMEOUT_SECONDS = 2  # the plugin connects on Mosquitto's only thread
 
 

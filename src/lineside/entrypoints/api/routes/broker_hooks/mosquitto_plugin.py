@@ -77,6 +77,8 @@ def parse_tick(body: str) -> Tick:
     tick = Tick()
     for line in body.splitlines():
         words = [unquote(word) for word in line.split(" ")]
+        if any("\x00" in word for word in words):
+            continue  # no MQTT client id holds one, and PostgreSQL text cannot
         match words:
             case ["cursor", number] if number.isascii() and number.isdecimal():
                 tick.cursor = int(number)
