@@ -7,15 +7,17 @@ recorder what they see, from any thread; nothing touches the database then. A fl
     connected / disconnected / seen  --(lock)-->  latest change per device
                                                   devices that connected in the window
     flush(ctx):  take both  ->  one unit of work:
+                   (online, last_seen_at) of every device, in one UPDATE (its rows locked
+                     in id order first)
                    activate the connected devices whose lifecycle allows it
                      (blessed; or defined in a product that does not require blessing),
-                     in a conditional UPDATE ... RETURNING per few hundred devices: of
-                     racing flushes exactly one wins each device, so one
-                     ``device.activated`` event (-> webhooks), written in one executemany
-                   one executemany of (online, last_seen_at) for every device
+                     in one conditional UPDATE ... RETURNING: of racing flushes exactly
+                     one wins each device, so one ``device.activated`` event each
+                     (-> webhooks), all written at once
                  ->  on failure, put the changes back (newer ones win) for the next flush
 
-So a reconnect storm of N devices is two or three statements, not N transactions.
+So a reconnect storm of N devices is a handful of statements however large N is, not N
+transactions (see adapters.db.device_rows).
 """
 
 from __future__ import annotations
