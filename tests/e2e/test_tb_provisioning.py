@@ -58,8 +58,10 @@ print(json.dumps({"credentials": credentials, "answers": answers.payloads}))
 # Run inside the SDK's virtualenv: connect as the provisioned device, report whether the SDK
 # says it is connected (within the deadline), and leave.
 CONNECT_SCRIPT = """
-import json, sys, time
+import json, logging, sys, time
 from tb_device_mqtt import TBDeviceMqttClient
+
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)  # what the SDK did, if it hangs
 
 a = json.loads(sys.argv[1])
 client = TBDeviceMqttClient(a["host"], port=a["port"], username=a["username"], password=a["password"],
@@ -68,7 +70,10 @@ client.connect(timeout=30)
 deadline = time.monotonic() + 30
 while not client.is_connected() and time.monotonic() < deadline:
     time.sleep(0.05)
-print(json.dumps({"connected": client.is_connected()}))
+print(json.dumps({"connected": client.is_connected()}), flush=True)
+# stop() first: the SDK's on_connect, still subscribing on paho's thread, waits for ever for
+# is_connected() once disconnect() clears it, and disconnect() then joins that thread.
+client.stop()
 client.disconnect()
 """
 
@@ -236,15 +241,22 @@ def mosquitto(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
         yield server
 
 
-def tb_connects(tb_python: Path, port: int, client_id: str, username: str, password: str) -> bool:
-    arguments = {"host": "127.0.0.1", "port": port, "client_id": client_id, "username": username}
-    done = subprocess.run(
-        [str(tb_python), "-I", "-c", CONNECT_SCRIPT, json.dumps({**arguments, "password": password})],
-        capture_output=True,
-        text=True,
-        timeout=PROVISION_TIMEOUT_SECONDS,
-        check=False,
-    )
+def tb_connects(
+    server: MosquittoServer, tb_python: Path, client_id: str, username: str, password: str
+) -> bool:
+    arguments = {"host": "127.0.0.1", "port": server.mqtt_port, "client_id": client_id, "username": username}
+    try:
+        done = subprocess.run(
+            [str(tb_python), "-I", "-c", CONNECT_SCRIPT, json.dumps({**arguments, "password": password})],
+            capture_output=True,
+            text=True,
+            timeout=PROVISION_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as hung:
+        said = [(stream or b"").decode(errors="replace")[-3000:] for stream in (hung.stdout, hung.stderr)]
+        serve_log = server.log.read_text(errors="replace")[-3000:]
+        pytest.fail(f"the SDK hung: stdout {said[0]!r}\nstderr {said[1]}\nserve.log: {serve_log}")
     assert done.returncode == 0, done.stderr
     connected: bool = json.loads(done.stdout.strip().splitlines()[-1])["connected"]
     return connected
@@ -269,6 +281,6 @@ def test_the_sdk_provisions_and_then_connects_with_mqtt_5_through_mosquitto(
     assert credentials["credentialsType"] == credentials_type
     device_id, value = credentials["deviceId"], credentials["credentialsValue"]
     password = value["password"] if credentials_type == "MQTT_BASIC" else value
-    assert tb_connects(tb_python, mosquitto.mqtt_port, device_id, device_id, password)
-    assert not tb_connects(tb_python, mosquitto.mqtt_port, device_id, device_id, "lsd_" + "z" * 43)
+    assert tb_connects(mosquitto, tb_python, device_id, device_id, password)
+    assert not tb_connects(mosquitto, tb_python, device_id, device_id, "lsd_" + "z" * 43)
     wait_for(lambda: ok(tenant.get(f"{API}/devices/{device_id}"))["state"] == "activated", what="activation")
