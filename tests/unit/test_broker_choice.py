@@ -67,6 +67,19 @@ def test_the_choice_is_made_once_and_handed_to_the_workers(
     assert Settings(_env_file=None).mqtt_broker == "mosquitto"  # what a worker process reads
 
 
+@pytest.fixture(autouse=True)
+def uvicorn_access_as_configured() -> Iterator[None]:
+    """uvicorn, run in-process by earlier tests, may have left its access logger a level or
+    disabled; here the level is the root's, as in a fresh ``lineside serve``."""
+    access = logging.getLogger("uvicorn.access")
+    level, disabled = access.level, access.disabled
+    access.setLevel(logging.NOTSET)
+    access.disabled = False
+    yield
+    access.setLevel(level)
+    access.disabled = disabled
+
+
 @pytest.fixture
 def access_log() -> Iterator[io.StringIO]:
     stream = io.StringIO()
