@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=300, description="How often connected devices' credentials are checked again."
     )
     presence_flush_seconds: float = Field(
-        default=0.5, gt=0, le=60, description="How often online status and activations are written."
+        default=0.2, gt=0, le=60, description="How often online status and activations are written."
     )
     broker_hook_secret: SecretStr | None = Field(
         default=None,
