@@ -29,10 +29,10 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.bulk_insert import insert_rows
 from lineside.adapters.db.device_counts import CountKey, DeviceCountChanges
 from lineside.adapters.db.device_rows import DeviceMqttQueries
 from lineside.adapters.db.device_rows import device_from_row as _device
@@ -164,17 +164,12 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
     def add_many(self, devices: Iterable[NewDevice]) -> None:
         """Insert the devices as the iterable yields them (it is consumed once)."""
         tally = _Tally()
-        counted = map(tally.count, devices)
-        driver = self.connection.dialect.loaded_dbapi
-        try:
-            if self.connection.dialect.name == "postgresql":
-                self._copy_into_postgres(counted)
-            else:
-                self._executemany(counted)
-        except driver.IntegrityError as error:
-            # The driver's own error, as SQLAlchemy would have wrapped it: the unit of work
-            # answers a unique index's refusal (a concurrent batch took a serial) as Conflict.
-            raise IntegrityError("INSERT INTO devices", None, error) from error
+        # A batch shares a handful of timestamps: convert each once. ISO text is what COPY
+        # parses anyway, and far cheaper for psycopg to send; SQLite stores its own text.
+        postgres = self.connection.dialect.name == "postgresql"
+        to_time = functools.cache(_iso_time if postgres else _sqlite_time)
+        rows = (self._row(new, to_time) for new in map(tally.count, devices))
+        insert_rows(self.connection, "devices", _INSERT_COLUMNS, rows)
         tally.report_to(self.counts)
 
     def _row(self, new: NewDevice, to_time: Any) -> tuple[Any, ...]:
@@ -200,30 +195,6 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
             to_time(device.mqtt_password_issued_at),
             *timeline,
         )
-
-    def _executemany(self, devices: Iterable[NewDevice]) -> None:
-        placeholders = ", ".join("?" for _ in _INSERT_COLUMNS)
-        sql = f"INSERT INTO devices ({', '.join(_INSERT_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
-        # A batch shares a handful of timestamps: convert each once. The driver takes an
-        # iterator, so 100,000 row tuples never sit in memory together.
-        to_time = functools.cache(_sqlite_time)
-        cursor = self.connection.connection.cursor()
-        try:
-            cursor.executemany(sql, (self._row(new, to_time) for new in devices))  # type: ignore[arg-type]
-        finally:
-            cursor.close()
-
-    def _copy_into_postgres(self, devices: Iterable[NewDevice]) -> None:
-        raw = self.connection.connection.driver_connection
-        assert raw is not None
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY devices ({', '.join(_INSERT_COLUMNS)}) FROM STDIN") as copy,
-        ):
-            # ISO text is what COPY parses anyway, and far cheaper for psycopg to send.
-            to_time = functools.cache(_iso_time)
-            for new in devices:
-                copy.write_row(self._row(new, to_time))
 
     def get(self, device_id: str, *, within: str, include_owned: bool = False) -> Device | None:
         query = _VISIBLE_BY_ID if include_owned else _OWNED_BY_ID

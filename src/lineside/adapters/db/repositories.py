@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import Connection, Row, RowMapping, Select, and_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.bulk_insert import insert_rows
 from lineside.adapters.db.pages import MAX_BRANCH_ORGANIZATIONS, Branch, branch_page, subtree_ids
 from lineside.adapters.db.paging import paged
 from lineside.domain.events import DomainEvent
@@ -377,21 +377,11 @@ class SqlEventOutbox(SqlRepository):
         self.added_types.append(event.type)
 
     def add_many(self, events: Sequence[DomainEvent]) -> None:
-        """In list order (their sequence numbers follow it). Plain tuples straight to the
-        driver, as the devices' ``add_many`` does: COPY on PostgreSQL (an executemany sent a
-        statement per event, and the presence flush writes thousands at once), executemany
-        on SQLite, both without SQLAlchemy's per-row processing."""
+        """In list order (their sequence numbers follow it), straight to the driver
+        (adapters.db.bulk_insert: the presence flush writes thousands at once)."""
         if not events:
             return
-        driver = self.connection.dialect.loaded_dbapi
-        try:
-            if self.connection.dialect.name == "postgresql":
-                self._copy_into_postgres(events)
-            else:
-                self._executemany(events)
-        except driver.IntegrityError as error:
-            # As SQLAlchemy would have wrapped it: the unit of work answers it as Conflict.
-            raise IntegrityError("INSERT INTO events", None, error) from error
+        insert_rows(self.connection, "events", _EVENT_COLUMNS, self._rows(events))
         self.added_types.extend(event.type for event in events)
 
     def _rows(self, events: Sequence[DomainEvent]) -> Iterator[tuple[Any, ...]]:
@@ -413,25 +403,6 @@ class SqlEventOutbox(SqlRepository):
                 to_time(event.occurred_at),
                 recorded_at,
             )
-
-    def _copy_into_postgres(self, events: Sequence[DomainEvent]) -> None:
-        raw = self.connection.connection.driver_connection
-        assert raw is not None
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN") as copy,
-        ):
-            for row in self._rows(events):
-                copy.write_row(row)
-
-    def _executemany(self, events: Sequence[DomainEvent]) -> None:
-        placeholders = ", ".join("?" for _ in _EVENT_COLUMNS)
-        sql = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
-        cursor = self.connection.connection.cursor()
-        try:
-            cursor.executemany(sql, self._rows(events))  # type: ignore[arg-type]
-        finally:
-            cursor.close()
 
     def list(self, *, within: str, filters: EventFilter, cursor: str | None, limit: int) -> Page[DomainEvent]:
         """A page of the subtree's events in sequence order, read a page at a time
