@@ -116,13 +116,12 @@ async def tick(request: Request) -> Response:
         cursor = await run_in_threadpool(firmware_notices.latest_cursor, services)
     else:
         cursor, notices = await run_in_threadpool(firmware_notices.notices_after, services, said.cursor)
-    lines = [f"cursor {cursor}"]
-    lines += [f"kick {quote(client_id, safe='')}" for client_id in sorted(stale)]
+    lines = [f"cursor {cursor}", *_kicks(stale)]
     for notice in notices:
         payload = base64.b64encode(json.dumps(notice.payload).encode()).decode("ascii")
         # Retained, as the embedded broker does: a device that subscribes later hears the latest.
         lines.append(f"publish {quote(notice.topic, safe='')} {FIRMWARE_QOS} {payload} retain")
-    return Response("\n".join(lines) + "\n", media_type="text/plain")
+    return _lines(lines)
 
 
 @router.post(
@@ -141,7 +140,16 @@ async def arrivals(request: Request) -> Response:
     for client_id, _ in said.arrived:
         if client_id not in stale:
             presence.connected(client_id)
-    lines = [f"kick {quote(client_id, safe='')}" for client_id in sorted(stale)]
+    return _lines(_kicks(stale))
+
+
+def _kicks(stale: set[str]) -> list[str]:
+    """The lines telling the plugin to cut these connections off."""
+    return [f"kick {quote(client_id, safe='')}" for client_id in sorted(stale)]
+
+
+def _lines(lines: list[str]) -> Response:
+    """A plugin answer: one line per fact, each ending in a newline."""
     return Response("".join(f"{line}\n" for line in lines), media_type="text/plain")
 
 
