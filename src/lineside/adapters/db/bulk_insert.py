@@ -11,11 +11,12 @@ as a Conflict.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeEngine
 
 
 def insert_rows(
@@ -52,3 +53,14 @@ def _executemany(
         cursor.executemany(sql, rows)  # type: ignore[arg-type]
     finally:
         cursor.close()
+
+
+def bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """How SQLAlchemy turns a value into what ``dialect`` stores for a column of ``type_`` (a
+    time's UTC text on SQLite, say), for values that bypass its binding."""
+    processor = type_.dialect_impl(dialect).bind_processor(dialect)
+    return processor if processor is not None else _unchanged
+
+
+def _unchanged(value: Any) -> Any:
+    return value

@@ -5,7 +5,7 @@ presence, provisioning), kept apart from the batch and lifecycle queries of
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.bulk_insert import bind_processor
 from lineside.adapters.db.device_counts import DeviceCountChanges
 from lineside.adapters.db.repositories import SqlRepository
 from lineside.domain.lifecycle import DeviceState
@@ -124,19 +125,10 @@ class _BoundRows:
             return {name: [row[i] for row in rows] for i, name in enumerate(self._types)}
         # SQL functions get no bind processing: each value as SQLAlchemy would bind it to its
         # column (the stored text of a time, so comparisons with stored times hold).
-        processors = [_bind_processor(type_, dialect) for type_ in self._types.values()]
+        processors = [bind_processor(type_, dialect) for type_ in self._types.values()]
         return {
             "rows": json.dumps([[bind(v) for bind, v in zip(processors, row, strict=True)] for row in rows])
         }
-
-
-def _bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
-    processor = type_.dialect_impl(dialect).bind_processor(dialect)
-    return processor if processor is not None else _unchanged
-
-
-def _unchanged(value: Any) -> Any:
-    return value
 
 
 _DIALECTS = ("postgresql", "sqlite")

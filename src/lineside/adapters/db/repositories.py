@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from lineside.adapters.db import tables as t
-from lineside.adapters.db.bulk_insert import insert_rows
+from lineside.adapters.db.bulk_insert import bind_processor, insert_rows
 from lineside.adapters.db.pages import MAX_BRANCH_ORGANIZATIONS, Branch, branch_page, subtree_ids
 from lineside.adapters.db.paging import paged
 from lineside.domain.events import DomainEvent
@@ -387,22 +387,13 @@ class SqlEventOutbox(SqlRepository):
     def _rows(self, events: Sequence[DomainEvent]) -> Iterator[tuple[Any, ...]]:
         """Each event's values as SQLAlchemy would bind them (its JSON type uses json.dumps;
         times go through the column type: UTC, and SQLite's stored text)."""
-        dialect = self.connection.dialect
-        to_time = t.events.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
-        assert to_time is not None
+        to_time = bind_processor(t.events.c.occurred_at.type, self.connection.dialect)
         for event in events:
-            recorded_at = None if event.recorded_at is None else to_time(event.recorded_at)
-            yield (
-                event.id,
-                event.type,
-                event.organization_id,
-                event.actor,
-                event.subject_type,
-                event.subject_id,
-                json.dumps(event.data),
-                to_time(event.occurred_at),
-                recorded_at,
-            )
+            row = event_row(event)
+            row["data"] = json.dumps(event.data)
+            row["occurred_at"] = to_time(event.occurred_at)
+            row["recorded_at"] = None if event.recorded_at is None else to_time(event.recorded_at)
+            yield tuple(row[name] for name in _EVENT_COLUMNS)
 
     def list(self, *, within: str, filters: EventFilter, cursor: str | None, limit: int) -> Page[DomainEvent]:
         """A page of the subtree's events in sequence order, read a page at a time
