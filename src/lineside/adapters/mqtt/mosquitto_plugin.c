@@ -956,6 +956,27 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 /* Tick                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* Appends one line to the request: `word <clientid>[ <proof>]`, fields escaped. */
+static void add_line(struct plugin *p, const char *word, const char *clientid, const char *proof)
+{
+	buf_add_str(&p->request, word);
+	buf_add_str(&p->request, " ");
+	buf_add_escaped(p, &p->request, clientid, strlen(clientid));
+	if(proof){
+		buf_add_str(&p->request, " ");
+		buf_add_escaped(p, &p->request, proof, strlen(proof));
+	}
+	buf_add_str(&p->request, "\n");
+}
+
+/* Logs, once, how many of the oldest entries a full queue dropped since last said. */
+static void log_dropped(struct queue *q, const char *what)
+{
+	if(!q->dropped) return;
+	mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "%s queue full: dropped the %zu oldest", what, q->dropped);
+	q->dropped = 0;
+}
+
 /* The tick body: cursor, every recorded connection, every queued departure. */
 static void build_tick(struct plugin *p)
 {
@@ -970,19 +991,9 @@ static void build_tick(struct plugin *p)
 		buf_add_str(&p->request, number);
 	}
 	for(i = 0; i < p->table.nbuckets; i++){
-		for(rec = p->table.buckets[i]; rec; rec = rec->next){
-			buf_add_str(&p->request, "connected ");
-			buf_add_escaped(p, &p->request, rec->clientid, strlen(rec->clientid));
-			buf_add_str(&p->request, " ");
-			buf_add_escaped(p, &p->request, rec->proof, strlen(rec->proof));
-			buf_add_str(&p->request, "\n");
-		}
+		for(rec = p->table.buckets[i]; rec; rec = rec->next) add_line(p, "connected", rec->clientid, rec->proof);
 	}
-	for(d = p->departures.head; d; d = d->next){
-		buf_add_str(&p->request, "disconnected ");
-		buf_add_escaped(p, &p->request, d->clientid, strlen(d->clientid));
-		buf_add_str(&p->request, "\n");
-	}
+	for(d = p->departures.head; d; d = d->next) add_line(p, "disconnected", d->clientid, NULL);
 }
 
 static void take_cursor(struct plugin *p, const char *text)
@@ -1134,19 +1145,9 @@ static bool send_arrivals(struct plugin *p, bool at_exit)
 	long status;
 
 	if(!p->arrivals.len) return true;
-	if(p->arrivals.dropped){
-		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "arrival queue full: dropped the %zu oldest",
-				p->arrivals.dropped);
-		p->arrivals.dropped = 0;
-	}
+	log_dropped(&p->arrivals, "arrival");
 	buf_clear(&p->request);
-	for(a = p->arrivals.head; a; a = a->next){
-		buf_add_str(&p->request, "arrived ");
-		buf_add_escaped(p, &p->request, a->clientid, strlen(a->clientid));
-		buf_add_str(&p->request, " ");
-		buf_add_escaped(p, &p->request, a->proof, strlen(a->proof));
-		buf_add_str(&p->request, "\n");
-	}
+	for(a = p->arrivals.head; a; a = a->next) add_line(p, "arrived", a->clientid, a->proof);
 	status = http_post(p, p->url_arrivals, p->text_headers);
 	p->reporting = status == 200;
 	if(status != 200){
@@ -1166,11 +1167,7 @@ static void send_tick(struct plugin *p)
 {
 	long status;
 
-	if(p->departures.dropped){
-		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "departure queue full: dropped the %zu oldest",
-				p->departures.dropped);
-		p->departures.dropped = 0;
-	}
+	log_dropped(&p->departures, "departure");
 	build_tick(p);
 	status = http_post(p, p->url_tick, p->text_headers);
 	p->reporting = status == 200;
