@@ -53,7 +53,7 @@ import httpx
 from scratch import DEFAULT_POSTGRES_URL, postgres_database, print_machine, stop_cleanly_on_signals
 
 from lineside.bootstrap import bootstrap
-from lineside.domain.device_specs import specs_from_serial_numbers
+from lineside.domain.device_specs import MAX_BATCH_SIZE, specs_from_serial_numbers
 from lineside.domain.models import CredentialType
 from lineside.services.devices import define_batch
 from lineside.services.organizations import authenticate_api_key, create_organization
@@ -79,19 +79,31 @@ class ClientResult:
 
 
 def seed(database_url: str, data_dir: Path, count: int) -> dict[str, str]:
-    """Migrate, then define ``count`` devices with tokens: {token: device id}."""
+    """Migrate, then define ``count`` devices with tokens, in batches of the most one batch
+    holds: {token: device id}, in the order defined."""
     app = bootstrap(Settings(database_url=database_url, data_dir=data_dir), migrate=True)
+    tokens: dict[str, str] = {}
     try:
         ctx = app.services
         principal = authenticate_api_key(ctx, create_organization(ctx, "bench").admin_key.secret)
         product = create_product(ctx, principal, name="bench", fields=[])
-        specs = specs_from_serial_numbers(f"SN-{index:09d}" for index in range(count))
-        batch = define_batch(
-            ctx, principal, product_id=product.id, specs=specs, issue_credentials=CredentialType.TOKEN
-        )
+        for start in range(0, count, MAX_BATCH_SIZE):
+            serials = (f"SN-{index:09d}" for index in range(start, min(count, start + MAX_BATCH_SIZE)))
+            batch = define_batch(
+                ctx,
+                principal,
+                product_id=product.id,
+                specs=specs_from_serial_numbers(serials),
+                issue_credentials=CredentialType.TOKEN,
+            )
+            tokens |= {
+                d.credential.secret: d.device.id
+                for d in batch.devices
+                if d.credential and d.credential.secret
+            }
     finally:
         app.close()
-    return {d.credential.secret: d.device.id for d in batch.devices if d.credential and d.credential.secret}
+    return tokens
 
 
 def free_port() -> int:

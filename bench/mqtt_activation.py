@@ -40,12 +40,14 @@ Reproduce (from the repository root):
     .venv/bin/python bench/mqtt_activation.py              # SQLite, both brokers, 1,000 then 10,000 devices
     .venv/bin/python bench/mqtt_activation.py --devices 10000 --backend postgres
     .venv/bin/python bench/mqtt_activation.py --devices 1000 --broker mosquitto
+    .venv/bin/python bench/mqtt_activation.py --devices 10000 --fleet 1000000 --broker both  # fleet size
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import pwd
@@ -428,7 +430,7 @@ def show_log_problems(name: str, log: Path, keep: int = 12) -> None:
 
 
 def run_once(
-    backend: str, broker: str, count: int, concurrency: int, postgres_url: str, log_level: str
+    backend: str, broker: str, count: int, concurrency: int, postgres_url: str, log_level: str, fleet: int
 ) -> tuple[Outcome, Outcome]:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lineside-bench-")))
@@ -437,10 +439,11 @@ def run_once(
         else:
             url = f"sqlite:///{workdir / 'bench.db'}"
         print(
-            f"{backend}, broker {broker}: {count:,} devices, {concurrency} connects in flight;"
-            f" load {os.getloadavg()[0]:.2f} at start"
+            f"{backend}, broker {broker}: {count:,} devices of a fleet of {max(count, fleet):,},"
+            f" {concurrency} connects in flight; load {os.getloadavg()[0]:.2f} at start"
         )
-        tokens = seed(url, workdir / "data", count)
+        # The whole fleet is defined; the first ``count`` of it come online (the rest stay defined).
+        tokens = dict(itertools.islice(seed(url, workdir / "data", max(count, fleet)).items(), count))
 
         with peer_mosquitto(workdir / "peer", tokens) as (peer_pid, peer_port):
             peer = asyncio.run(
@@ -494,6 +497,12 @@ def main() -> None:
         "--broker", choices=(*BROKERS, "both"), default="both", help="lineside serve's [both]"
     )
     parser.add_argument("--concurrency", type=int, default=200, help="connects in flight [200]")
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        default=0,
+        help="devices defined in the database, of which --devices connect [--devices]",
+    )
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument(
         "--server-log-level",
@@ -516,7 +525,13 @@ def main() -> None:
         for count in args.devices or [1000, 10000]:
             for broker in brokers:
                 lineside, peer = run_once(
-                    args.backend, broker, count, args.concurrency, args.postgres_url, args.server_log_level
+                    args.backend,
+                    broker,
+                    count,
+                    args.concurrency,
+                    args.postgres_url,
+                    args.server_log_level,
+                    args.fleet,
                 )
                 rows.append((args.backend, broker, count, lineside, peer))
     except KeyboardInterrupt:
