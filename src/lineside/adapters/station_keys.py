@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import threading
+from collections.abc import Sequence
 from datetime import datetime
 
 from cryptography import x509
@@ -52,16 +54,81 @@ class Ed25519StationKeys:
             raise ValueError("a station's signing key is Ed25519")
         return base64.b64encode(key.sign(bytes.fromhex(digest_hex))).decode("ascii")
 
-    def signature_holds(self, verify_key_pem: str, digest_hex: str, signature: str) -> bool:
-        try:
-            key = _public_key(verify_key_pem)
-            raw = base64.b64decode(signature, validate=True)
-            if not isinstance(key, ed25519.Ed25519PublicKey):
-                return False
-            key.verify(raw, bytes.fromhex(digest_hex))
-        except (InvalidSignature, ValueError, binascii.Error, UnsupportedAlgorithm):
+    def check_signatures(
+        self, verify_key_pem: str, signed: Sequence[tuple[str, str]]
+    ) -> _ThreadedSignatureCheck:
+        return _ThreadedSignatureCheck(verify_key_pem, signed)
+
+
+def _holds(key: PublicKeyTypes, digest_hex: str, signature: str) -> bool:
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        if not isinstance(key, ed25519.Ed25519PublicKey):
             return False
-        return True
+        key.verify(raw, bytes.fromhex(digest_hex))
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
+# Below this many signatures a check is not worth a thread: done when asked, in the caller.
+_THREADED_FROM = 64
+_THREADS = 2
+
+
+class _ThreadedSignatureCheck:
+    """An upload's signatures, checked by two threads started at once, each over a slice.
+    ``cryptography`` leaves the GIL while it verifies, so they run on other cores beside the
+    sync's reads (which wait on the database) instead of in front of them."""
+
+    def __init__(self, verify_key_pem: str, signed: Sequence[tuple[str, str]]) -> None:
+        self._key_pem, self._signed = verify_key_pem, list(signed)
+        size = -(-len(self._signed) // _THREADS)
+        self._slices = [
+            range(start, min(start + size, len(self._signed)))
+            for start in range(0, len(self._signed), size or 1)
+        ]
+        self._found: list[int | None] = [None] * len(self._slices)
+        self._failed: list[BaseException] = []  # a thread's unexpected error, raised by first_forged
+        self._threads: list[threading.Thread] = []
+        if len(self._signed) >= _THREADED_FROM:
+            self._threads = [
+                threading.Thread(
+                    target=self._check_in_thread, args=(n,), name="station-signatures", daemon=True
+                )
+                for n in range(len(self._slices))
+            ]
+            for thread in self._threads:
+                thread.start()
+
+    def first_forged(self) -> int | None:
+        if self._threads:
+            for thread in self._threads:
+                thread.join()
+        else:
+            for n in range(len(self._slices)):
+                self._check(n)
+        if self._failed:
+            raise self._failed[0]
+        return min((index for index in self._found if index is not None), default=None)
+
+    def _check_in_thread(self, n: int) -> None:
+        try:
+            self._check(n)
+        except BaseException as error:  # handed to the caller: never a slice left unchecked
+            self._failed.append(error)
+
+    def _check(self, n: int) -> None:
+        try:
+            key = _public_key(self._key_pem)
+        except (ValueError, UnsupportedAlgorithm):
+            self._found[n] = self._slices[n].start  # no key: nothing is the station's
+            return
+        for index in self._slices[n]:
+            digest_hex, signature = self._signed[index]
+            if not _holds(key, digest_hex, signature):
+                self._found[n] = index
+                return
 
 
 # A sync checks every entry of an upload against one station's key: parsed once, not per

@@ -81,8 +81,14 @@ def _apply(
             uow, principal, station_id
         )
         fresh = [entry for entry in entries if entry.sequence > station.head_sequence]
-        believed, stop = _believed(ctx, station, fresh, now)
-        replay = _Replay(ctx, uow, station, believed)
+        signatures = ctx.station_keys.check_signatures(
+            station.verify_key_pem, [(entry.hash, entry.signature) for entry in fresh]
+        )
+        unsigned_refusal = _unsigned_problem(station, fresh, now)
+        # The chunk's rows are read while the signatures are checked: reading rows for
+        # entries the check may yet refuse changes nothing, replaying them would.
+        replay = _Replay(ctx, uow, station, fresh[: unsigned_refusal.index if unsigned_refusal else None])
+        believed, stop = _believed(fresh, unsigned_refusal, signatures.first_forged())
         replayed, refused = replay.entries(believed)
         if refused is not None:  # it comes before any entry _believed refused
             stop, believed = refused, believed[:replayed]
@@ -123,28 +129,43 @@ def _apply(
     )
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    index: int  # in the upload's fresh entries
+    problem: str
+    chain: bool  # a chain problem, found before an entry's signature is looked at
+
+
+def _unsigned_problem(station: Station, fresh: list[LedgerEntry], now: datetime) -> _Refusal | None:
+    """The first entry that does not chain, falls outside the station's window or carries
+    data its line could not have written; its signature aside (see ``_believed``)."""
+    sequence, previous = station.head_sequence + 1, station.head_hash
+    for index, entry in enumerate(fresh):
+        problem = chain_problem(station.id, entry, sequence, previous)
+        if problem is not None:
+            return _Refusal(index, problem, chain=True)
+        problem = window_problem(station, entry.at, now) or data_problem(entry.kind, entry.data)
+        if problem is not None:
+            return _Refusal(index, problem, chain=False)
+        sequence, previous = sequence + 1, entry.hash
+    return None
+
+
 def _believed(
-    ctx: ServiceContext, station: Station, fresh: list[LedgerEntry], now: datetime
+    fresh: list[LedgerEntry], unsigned: _Refusal | None, forged: int | None
 ) -> tuple[list[LedgerEntry], tuple[int, str] | None]:
     """The entries that chain, carry the station's signature and fall in its window, up to
-    the first that does not (and why that one was refused)."""
-    believed: list[LedgerEntry] = []
-    sequence, previous = station.head_sequence + 1, station.head_hash
-    for entry in fresh:
-        problem = chain_problem(station.id, entry, sequence, previous)
-        if problem is None and not ctx.station_keys.signature_holds(
-            station.verify_key_pem, entry.hash, entry.signature
-        ):
-            problem = "its signature is not the station's (a forged entry)"
-        if problem is None:
-            problem = window_problem(station, entry.at, now)
-        if problem is None:
-            problem = data_problem(entry.kind, entry.data)
-        if problem is not None:
-            return believed, (entry.sequence, f"entry {entry.sequence}: {problem}")
-        believed.append(entry)
-        sequence, previous = sequence + 1, entry.hash
-    return believed, None
+    the first that does not (and why that one was refused). An entry is judged as it is
+    read: its chain, then its signature, then its window and data."""
+    refusal = unsigned
+    if forged is not None and (
+        unsigned is None or forged < unsigned.index or (forged == unsigned.index and not unsigned.chain)
+    ):
+        refusal = _Refusal(forged, "its signature is not the station's (a forged entry)", chain=False)
+    if refusal is None:
+        return fresh, None
+    entry = fresh[refusal.index]
+    return fresh[: refusal.index], (entry.sequence, f"entry {entry.sequence}: {refusal.problem}")
 
 
 def _announce(

@@ -55,7 +55,13 @@ from lineside.services.ports.firmware import (
 )
 from lineside.services.ports.guards import IdempotencyStore, RateLimiter, Slot, StoredResponse
 from lineside.services.ports.people import OrganizationRepository, TransferRepository, UserRepository
-from lineside.services.ports.stations import StationCredentials, StationKeys, StationLedger, StationRepository
+from lineside.services.ports.stations import (
+    SignatureCheck,
+    StationCredentials,
+    StationKeys,
+    StationLedger,
+    StationRepository,
+)
 from lineside.services.ports.units import UnitOfWork, UnitOfWorkFactory
 from lineside.services.ports.webhooks import (
     DeliveryChange,
@@ -115,6 +121,7 @@ __all__ = [
     "RevokedSerial",
     "SecretBox",
     "SendResult",
+    "SignatureCheck",
     "Slot",
     "StaticTokenBatchRepository",
     "StaticTokenUnits",

@@ -22,12 +22,21 @@ class StationCredentials:
     ca_certificate_pem: str
 
 
+class SignatureCheck(Protocol):
+    """Signatures being checked beside the caller (see ``StationKeys.check_signatures``)."""
+
+    # Waits for the check: the index of the first (digest, signature) the key did not sign.
+    def first_forged(self) -> int | None: ...
+
+
 class StationKeys(Protocol):
     def new_credentials(
         self, product_id: str, station_name: str, not_before: datetime, not_after: datetime
     ) -> StationCredentials: ...
     def sign(self, signing_key_pem: str, digest_hex: str) -> str: ...
-    def signature_holds(self, verify_key_pem: str, digest_hex: str, signature: str) -> bool: ...
+    # Started now and answered later, so the caller's reads go on while the signatures of
+    # an upload (a third of its cost) are checked.
+    def check_signatures(self, verify_key_pem: str, signed: Sequence[tuple[str, str]]) -> SignatureCheck: ...
 
 
 class StationRepository(Protocol):
