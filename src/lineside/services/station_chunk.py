@@ -5,9 +5,10 @@ against ``ChunkUnit``: a unit of work whose repositories answer from rows read o
 whole chunk (a few ``IN`` queries) and keep every write in memory. Entries are atomic: what
 a refused entry started is dropped (``drop_entry``), and the sync stops there. ``write``
 then hands the chunk's writes to the real unit of work in dependency order, batched: device
-inserts, state changes (one conditional update per change, in order, as one executemany),
-test runs, events. A state change whose row moved meanwhile (a concurrent line) fails the
-whole upload, as a conflict the station retries.
+inserts (each as its last state change left it), state changes of the devices it read (one
+conditional update per device, as one executemany), test runs, events. A state change whose
+row moved meanwhile (a concurrent line) fails the whole upload, as a conflict the station
+retries.
 """
 
 from __future__ import annotations
@@ -99,10 +100,11 @@ class ChunkUnit:
                 uow.groups.add(group)
             elif not uow.groups.add_unless_name_taken(group):
                 raise Conflict(_RETRY)  # a concurrent blessing made the production group
-        uow.devices.add_units(w.inserts)
+        inserts, moves = _folded(w.inserts, w.states)
+        uow.devices.add_units(inserts)
         for step in w.steps:
             step(uow)
-        if not uow.devices.save_states_if(w.states):
+        if not uow.devices.save_states_if(moves):
             raise Conflict(_RETRY)
         uow.test_runs.add_many(w.runs)
         for certificate in w.certificates:
@@ -110,6 +112,25 @@ class ChunkUnit:
         uow.events.add_many(w.events)
         for name, args, kwargs in w.activity:
             getattr(uow.activity, name)(*args, **kwargs)
+
+
+def _folded(
+    inserts: list[Device], states: list[tuple[Device, DeviceState]]
+) -> tuple[list[Device], list[tuple[Device, DeviceState]]]:
+    """Each device's moves in the chunk as one write: a device the chunk makes goes in as it
+    ended (no update at all), and one it moves more than once moves once, from the state it
+    was read in to the one it ended in. The chunk is one transaction, so nobody could have
+    seen the states in between; its events still tell each move."""
+    ended: dict[str, Device] = {}
+    read_in: dict[str, DeviceState] = {}
+    for device, previous in states:
+        ended[device.id] = device
+        read_in.setdefault(device.id, previous)
+    made = {device.id for device in inserts}
+    folded = [ended.get(device.id, device) for device in inserts]
+    return folded, [
+        (ended[device_id], previous) for device_id, previous in read_in.items() if device_id not in made
+    ]
 
 
 class _Staged:

@@ -62,6 +62,7 @@ _INSERT_COLUMNS = (
     "hardware_id",
     "mqtt_password_hash",
     "mqtt_password_issued_at",
+    "factory_token_id",
     *t.LIFECYCLE_COLUMNS,
 )
 
@@ -193,6 +194,7 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
             device.hardware_id,
             new.mqtt_password_hash,
             to_time(device.mqtt_password_issued_at),
+            device.factory_token_id,
             *timeline,
         )
 
@@ -509,13 +511,8 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
         return [_device(row) for row in self.connection.execute(query)]
 
     def add_units(self, devices: Sequence[Device]) -> None:
-        """``add`` of each device, as one executemany (a multi-row insert on PostgreSQL)."""
-        if not devices:
-            return
-        for device in devices:
-            claimed = device.owner_organization_id is not None
-            self.counts.arrived(device.organization_id, device.product_id, device.state.value, claimed)
-        self.connection.execute(_INSERT_ONE, [_unit_row(device) for device in devices])
+        """``add`` of each device, by ``add_many``'s bulk insert (COPY on PostgreSQL)."""
+        self.add_many(NewDevice(device) for device in devices)
 
     def save_states_if(self, changes: Sequence[tuple[Device, DeviceState]]) -> bool:
         """``save_state_if`` of each (device, previous), in order, as one executemany: one
