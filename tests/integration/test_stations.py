@@ -9,6 +9,7 @@ Units signed by the station's CA register themselves before the sync; revocation
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,8 @@ from lineside.domain.errors import CertificateRefused
 from lineside.domain.factory_pki import registered_device_id
 from lineside.domain.stations import LedgerEntry, entry_hash
 from lineside.services.registration import register_device
+from tests.integration.test_device_counts import agree
+from tests.integration.test_device_counts import states as states_counted
 from tests.support.api import Tenant, assert_problem, ok, unique
 from tests.support.factory import factory_token, keyed
 from tests.support.people import new_person
@@ -476,3 +479,27 @@ def test_a_sync_reads_test_runs_in_statements_that_do_not_grow_with_its_units(
             event.remove(application.engine, "before_cursor_execute", counted)
         per_upload.append(len(reads))
     assert per_upload[0] == per_upload[1], per_upload
+
+
+def test_a_forged_entry_deep_in_a_large_upload_stops_it_there_and_the_rest_syncs_after(
+    application: Application, line: Line, made: dict[str, Any], site: StationSite
+) -> None:
+    # 90 entries: enough that the server checks their signatures in threads, over slices.
+    units = [site.unit(passed=n % 5 != 0) for n in range(30)]
+    genuine = site.entries()
+    entries = [wire(e) for e in genuine]
+    forger = ed25519.Ed25519PrivateKey.generate()
+    entries[70]["signature"] = base64.b64encode(forger.sign(bytes.fromhex(entries[70]["hash"]))).decode()
+    station_id = made["station"]["id"]
+
+    assert _stops_at(line, station_id, entries, 71, "forged")["applied"] == 70
+    assert [line.device(u).json()["state"] for u in units[:2]] == ["failed", "blessed"]
+    assert line.device(units[23]).json()["state"] == "under_test"  # entry 70 enrolled it; 71 is its run
+    assert_problem(line.device(units[24]), 404)
+
+    assert line.synced(station_id, genuine)["applied"] == 20
+    states = Counter(d["state"] for d in line.devices())
+    assert states == Counter({"blessed": 24, "failed": 6})
+    # A unit made in the chunk is inserted as it ended, one read from the server moves once:
+    # the device counters still agree with the devices.
+    assert states_counted(agree(application, line.tenant)) == states
