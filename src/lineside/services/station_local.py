@@ -76,10 +76,10 @@ def station_figures(ctx: ServiceContext, organization_id: str, product_id: str) 
         )
 
 
-def entries_to_upload(ctx: ServiceContext, limit: int) -> list[LedgerEntry]:
-    """The oldest entries the server has not acknowledged, in order."""
+def entries_after(ctx: ServiceContext, sequence: int, limit: int) -> list[LedgerEntry]:
+    """The entries after ``sequence``, in order, synced or not (the server's head decides)."""
     with ctx.unit_of_work(write=False) as uow:
-        return uow.station_ledger.unsynced(limit)
+        return list(uow.station_ledger.entries(sequence, limit))
 
 
 def mark_synced(ctx: ServiceContext, through_sequence: int) -> None:

@@ -58,6 +58,9 @@ class SyncReport:
     applied: int
     stopped_at: int | None = None  # the sequence of the entry the sync stopped at
     reason: str | None = None
+    # Set when the upload starts past the entry after the head (an upload sent before the one
+    # it follows had landed): nothing was applied, and nothing is wrong with its entries.
+    waiting_for: int | None = None
 
 
 def sync_ledger(
@@ -76,19 +79,21 @@ def _apply(
     ctx: ServiceContext, principal: Principal, station_id: str, entries: list[LedgerEntry]
 ) -> SyncReport:
     now = ctx.clock()
+    signatures = _Signatures(ctx, _verify_key(ctx, principal, station_id), entries)
     with ctx.unit_of_work() as uow:
         station = uow.stations.get_for_update(station_id, within=principal.organization.path) or load_station(
             uow, principal, station_id
         )
         fresh = [entry for entry in entries if entry.sequence > station.head_sequence]
-        signatures = ctx.station_keys.check_signatures(
-            station.verify_key_pem, [(entry.hash, entry.signature) for entry in fresh]
-        )
+        if fresh and fresh[0].sequence > station.head_sequence + 1:
+            return SyncReport(
+                station.id, station.head_sequence, station.head_hash, 0, waiting_for=station.head_sequence + 1
+            )
         unsigned_refusal = _unsigned_problem(station, fresh, now)
         # The chunk's rows are read while the signatures are checked: reading rows for
         # entries the check may yet refuse changes nothing, replaying them would.
         replay = _Replay(ctx, uow, station, fresh[: unsigned_refusal.index if unsigned_refusal else None])
-        believed, stop = _believed(fresh, unsigned_refusal, signatures.first_forged())
+        believed, stop = _believed(fresh, unsigned_refusal, signatures.first_forged_of(fresh))
         replayed, refused = replay.entries(believed)
         if refused is not None:  # it comes before any entry _believed refused
             stop, believed = refused, believed[:replayed]
@@ -127,6 +132,37 @@ def _apply(
         stop[0] if stop else None,
         stop[1] if stop else None,
     )
+
+
+def _verify_key(ctx: ServiceContext, principal: Principal, station_id: str) -> str:
+    """The station's verify key, read before its row is locked (it never changes)."""
+    with ctx.unit_of_work(write=False) as uow:
+        return load_station(uow, principal, station_id).verify_key_pem
+
+
+def _signed(entries: Sequence[LedgerEntry]) -> list[tuple[str, str]]:
+    return [(entry.hash, entry.signature) for entry in entries]
+
+
+class _Signatures:
+    """An upload's signatures, checked from before its station's row is locked: while the
+    upload before it (of the same station) still holds the row, and while this one's rows
+    are read (``StationKeys.check_signatures``)."""
+
+    def __init__(self, ctx: ServiceContext, verify_key_pem: str, entries: Sequence[LedgerEntry]) -> None:
+        self._keys, self._key, self._entries = ctx.station_keys, verify_key_pem, entries
+        self._check = self._keys.check_signatures(verify_key_pem, _signed(entries))
+
+    def first_forged_of(self, fresh: Sequence[LedgerEntry]) -> int | None:
+        """The index in ``fresh`` (the upload's entries past the head) of its first forged one."""
+        offset = len(self._entries) - len(fresh)
+        if all(a is b for a, b in zip(self._entries[offset:], fresh, strict=True)):
+            forged = self._check.first_forged()
+            if forged is None or forged >= offset:
+                return None if forged is None else forged - offset
+        # Rare: the fresh entries are not the upload's tail (it is out of order), or one the
+        # server holds already came with a forged signature, which could hide a later one.
+        return self._keys.check_signatures(self._key, _signed(fresh)).first_forged()
 
 
 @dataclass(frozen=True)

@@ -130,11 +130,6 @@ class SqlStationLedger(SqlRepository):
             )
         )
 
-    def unsynced(self, limit: int) -> builtins.list[LedgerEntry]:
-        c = t.station_ledger.c
-        query = select(t.station_ledger).where(c.synced_at.is_(None)).order_by(c.sequence).limit(limit)
-        return [_entry(row) for row in self._all(query)]
-
     def entries(self, after: int, limit: int) -> Sequence[LedgerEntry]:
         c = t.station_ledger.c
         query = select(t.station_ledger).where(c.sequence > after).order_by(c.sequence).limit(limit)

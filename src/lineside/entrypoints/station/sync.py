@@ -5,16 +5,22 @@ The server's head is the truth, so a sync resumes after any interruption::
 
     GET  /api/v1/stations/{id}            head_sequence = h
     mark local entries <= h synced        (what an interrupted sync delivered, the server kept)
-    POST /api/v1/stations/{id}/ledger     the oldest unsynced entries, 500 at a time, in order
+    POST /api/v1/stations/{id}/ledger     the entries after h, 500 at a time, in order
       200  -> mark through its head_sequence synced, next chunk
+      409  -> it arrived before the chunk it follows had landed: sent again once that one has
       422  -> stopped at an entry the server cannot believe: SyncStopped, nothing marked past it
 
-The server skips entries it replayed before, so sending one twice changes nothing.
+Two chunks are in flight at a time: the server reads the next one's request and checks its
+signatures while it replays the one before (on the server, the station's row makes them take
+turns). Answers are taken in order. The server skips entries it replayed before, so sending
+one twice changes nothing.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +28,10 @@ import httpx
 
 from lineside.domain.stations import LedgerEntry
 from lineside.services.context import ServiceContext
-from lineside.services.station_local import entries_to_upload, mark_synced, station_figures
+from lineside.services.station_local import entries_after, mark_synced, station_figures
 
 CHUNK = 500
+IN_FLIGHT = 2  # chunks sent before the oldest is answered
 TIMEOUT_SECONDS = 60.0  # a chunk of 500 is replayed in one transaction on the server
 
 
@@ -83,15 +90,26 @@ def entries_waiting_after_head(
 def sync_ledger(
     ctx: ServiceContext, link: StationLink, on_uploaded: Callable[[int], None] | None = None
 ) -> SyncOutcome:
-    with link.client() as http:
+    with link.client() as http, ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="station-sync") as senders:
         server_head = _server_head(http, link)
         mark_synced(ctx, server_head)
-        head, uploaded = server_head, 0
-        while entries := entries_to_upload(ctx, CHUNK):
-            head = _upload(ctx, http, link, entries)
-            uploaded += len(entries)
-            if on_uploaded is not None:
-                on_uploaded(len(entries))
+        head, uploaded, queued = server_head, 0, server_head
+        in_flight: deque[tuple[list[LedgerEntry], Future[httpx.Response]]] = deque()
+        try:
+            while True:
+                while len(in_flight) < IN_FLIGHT and (entries := entries_after(ctx, queued, CHUNK)):
+                    in_flight.append((entries, senders.submit(_post, http, link, entries)))
+                    queued = entries[-1].sequence
+                if not in_flight:
+                    break
+                entries, sent = in_flight.popleft()
+                head = _acknowledged(ctx, http, link, entries, sent.result())
+                uploaded += len(entries)
+                if on_uploaded is not None:
+                    on_uploaded(len(entries))
+        finally:
+            for _, unsent in in_flight:
+                unsent.cancel()  # those already sent are answered before the senders stop
     return SyncOutcome(server_head=server_head, uploaded=uploaded, head_sequence=head)
 
 
@@ -100,9 +118,28 @@ def _server_head(http: httpx.Client, link: StationLink) -> int:
     return int(answer["head_sequence"])
 
 
-def _upload(ctx: ServiceContext, http: httpx.Client, link: StationLink, entries: list[LedgerEntry]) -> int:
+def _post(http: httpx.Client, link: StationLink, entries: list[LedgerEntry]) -> httpx.Response:
     body = {"entries": [entry_document(entry) for entry in entries]}
-    response = _send(http, "POST", f"/api/v1/stations/{link.station_id}/ledger", body)
+    return _send(http, "POST", f"/api/v1/stations/{link.station_id}/ledger", body)
+
+
+def _acknowledged(
+    ctx: ServiceContext,
+    http: httpx.Client,
+    link: StationLink,
+    entries: list[LedgerEntry],
+    response: httpx.Response,
+) -> int:
+    """The server's head once it took ``entries`` (every chunk before them was answered)."""
+    if _out_of_order(response):
+        # It overtook the chunk before it, which has landed since: send it again.
+        response = _post(http, link, entries)
+        if _out_of_order(response):
+            head = _json(response).get("head_sequence")
+            raise SyncFailed(
+                f"the server's head went back to {head} while this sync ran (entries through"
+                f" {entries[0].sequence - 1} were acknowledged); run the sync again"
+            )
     if response.status_code == 422 and "stopped_at" in _json(response):
         report = _json(response)
         mark_synced(ctx, int(report["head_sequence"]))
@@ -112,6 +149,10 @@ def _upload(ctx: ServiceContext, http: httpx.Client, link: StationLink, entries:
         raise SyncFailed(f"the server acknowledged entries through {head}, not {entries[-1].sequence}")
     mark_synced(ctx, head)
     return head
+
+
+def _out_of_order(response: httpx.Response) -> bool:
+    return response.status_code == 409 and "expected_sequence" in _json(response)
 
 
 def entry_document(entry: LedgerEntry) -> dict[str, Any]:

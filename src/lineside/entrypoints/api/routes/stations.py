@@ -62,7 +62,10 @@ def revoke_station(
 @router.post(
     "/stations/{station_id}/ledger",
     response_model=SyncOut,
-    responses={422: {"description": "The sync stopped at an entry it could not believe."}},
+    responses={
+        409: {"description": "The upload starts past the entry after the server's head: send that first."},
+        422: {"description": "The sync stopped at an entry it could not believe."},
+    },
 )
 def sync_ledger(
     station_id: str, body: LedgerUploadIn, ctx: Services, caller: Caller
@@ -70,8 +73,19 @@ def sync_ledger(
     """Replay ledger entries in order (the station's fixture API key). Entries replayed
     before are skipped, so a repeated upload changes nothing; the first entry that does not
     chain, is not signed by the station, or falls outside its window or budget stops the sync:
-    422 with ``stopped_at`` and ``reason``, and what came before it applied."""
+    422 with ``stopped_at`` and ``reason``, and what came before it applied. An upload that
+    starts past the entry after the head (sent before the one it follows landed) changes
+    nothing: 409 with ``expected_sequence``, the entry to send first."""
     report = station_sync.sync_ledger(ctx, caller, station_id, [entry.entry() for entry in body.entries])
+    if report.waiting_for is not None:
+        return problem(
+            status.HTTP_409_CONFLICT,
+            "Ledger upload out of order",
+            f"The server holds entries through {report.head_sequence}: upload from entry"
+            f" {report.waiting_for} first. Nothing was applied.",
+            expected_sequence=report.waiting_for,
+            head_sequence=report.head_sequence,
+        )
     if report.stopped_at is not None:
         return problem(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
