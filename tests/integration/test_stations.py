@@ -503,3 +503,21 @@ def test_a_forged_entry_deep_in_a_large_upload_stops_it_there_and_the_rest_syncs
     # A unit made in the chunk is inserted as it ended, one read from the server moves once:
     # the device counters still agree with the devices.
     assert states_counted(agree(application, line.tenant)) == states
+
+
+def test_an_upload_that_starts_past_the_entry_after_the_head_changes_nothing_and_says_what_to_send(
+    line: Line, made: dict[str, Any], site: StationSite
+) -> None:
+    first, second = site.unit(), site.unit()
+    entries = site.entries()
+    station_id = made["station"]["id"]
+    for early in (entries[3:], [entries[1], entries[0]]):
+        problem = assert_problem(line.upload(station_id, early), 409)
+        assert (problem["expected_sequence"], problem["head_sequence"]) == (1, 0), problem
+        assert "upload from entry 1 first" in problem["detail"]
+    assert line.shown(station_id)["head_sequence"] == 0
+    assert line.devices() == [] and line.events("station.sync_stopped") == []
+
+    assert line.synced(station_id, entries[:3])["head_sequence"] == 3
+    assert line.synced(station_id, entries[3:])["applied"] == 3
+    assert [line.device(u).json()["state"] for u in (first, second)] == ["blessed", "blessed"]
