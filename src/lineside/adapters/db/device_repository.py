@@ -505,7 +505,7 @@ class SqlDeviceRepository(DeviceMqttQueries, SqlRepository):
     ) -> builtins.list[Device]:
         if not values:
             return []
-        query = select(t.devices).where(column.in_(sorted(set(values))))
+        query = select(t.devices).where(self._one_of(column, values))
         if product_id is not None:
             query = query.where(t.devices.c.product_id == product_id)
         return [_device(row) for row in self.connection.execute(query)]

@@ -104,7 +104,7 @@ class SqlTestRunRepository(SqlRepository):
     def ids_existing(self, run_ids: Sequence[str]) -> set[str]:
         if not run_ids:
             return set()
-        query = select(_runs.c.id).where(_runs.c.id.in_(sorted(set(run_ids))))
+        query = select(_runs.c.id).where(self._one_of(_runs.c.id, run_ids))
         return {str(run_id) for run_id in self.connection.execute(query).scalars()}
 
     def latest_for_devices(self, device_ids: Sequence[str]) -> dict[str, TestRun]:
@@ -112,7 +112,7 @@ class SqlTestRunRepository(SqlRepository):
         has a few runs, so reading them all is one cheap query."""
         if not device_ids:
             return {}
-        query = select(_runs).where(_runs.c.device_id.in_(sorted(set(device_ids))))
+        query = select(_runs).where(self._one_of(_runs.c.device_id, device_ids))
         latest: dict[str, TestRun] = {}
         for run in map(_test_run, self.connection.execute(query)):
             known = latest.get(run.device_id)

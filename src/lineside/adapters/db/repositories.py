@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, RowMapping, Select, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, RowMapping, Select, and_, any_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
@@ -54,6 +55,16 @@ class SqlRepository:
 
     def _first(self, query: Select[Any]) -> Row[Any] | None:
         return self.connection.execute(query).first()
+
+    def _one_of(self, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+        """``column IN values``. On PostgreSQL as ``= ANY`` of one bound array: the statement is
+        the same text however many values, where an IN list of a new length is compiled by
+        SQLAlchemy and parsed by psycopg afresh (most of a station chunk's read time). An IN
+        list on SQLite (callers keep it under its bound-parameter limit)."""
+        unique = sorted(set(values))
+        if self.connection.dialect.name == "postgresql":
+            return column == any_(bindparam(None, unique, type_=ARRAY(column.type)))
+        return column.in_(unique)
 
 
 def organization_from_row(row: Row[Any]) -> Organization:

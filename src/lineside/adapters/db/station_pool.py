@@ -56,7 +56,7 @@ class SqlStationPool(SqlRepository):
     def pool_entries(self, device_ids: Sequence[str]) -> builtins.list[PoolEntry]:
         if not device_ids:
             return []
-        query = select(t.station_pool).where(t.station_pool.c.device_id.in_(sorted(set(device_ids))))
+        query = select(t.station_pool).where(self._one_of(t.station_pool.c.device_id, device_ids))
         return [_pool_entry(r) for r in self._all(query)]
 
     def open_pool_entry(self, device_id: str, at: datetime) -> None:

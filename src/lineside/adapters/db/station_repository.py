@@ -67,7 +67,7 @@ class SqlStationRepository(SqlStationPool):
         unique = sorted(set(device_ids))
         for start in range(0, len(unique), 1000):
             query = select(c.device_id).where(
-                c.station_id == station_id, c.device_id.in_(unique[start : start + 1000])
+                c.station_id == station_id, self._one_of(c.device_id, unique[start : start + 1000])
             )
             found.update(str(row.device_id) for row in self._all(query))
         return found
