@@ -754,8 +754,10 @@ class FakeEvents:
     def add(self, event: DomainEvent) -> None:
         self._t.events.append(event)
 
-    def add_many(self, events: Sequence[DomainEvent]) -> None:
-        self._t.events.extend(events)
+    def add_many(self, events: Sequence[DomainEvent], *, recorded_at: datetime | None = None) -> None:
+        self._t.events.extend(
+            events if recorded_at is None else [replace(e, recorded_at=recorded_at) for e in events]
+        )
 
     def list(self, *, within: str, filters: EventFilter, cursor: str | None, limit: int) -> Page[DomainEvent]:
         subtree = self._t.subtree(within)

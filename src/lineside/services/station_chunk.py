@@ -171,14 +171,21 @@ class _Memo:
 
 
 class _ChunkCounts:
-    """The quota's count: as read once, plus the devices this chunk defines."""
+    """The quota's count: as read once, plus the devices this chunk defines (counted as they
+    are staged, not over all of them at every enrollment)."""
 
     def __init__(self, chunk: ChunkUnit, uow: UnitOfWork) -> None:
         self._chunk, self._made = chunk, _Memo(uow.device_counts.made_by)
+        self._added: Counter[str] = Counter()
+        self._counted = 0  # how many of writes.inserts are in _added
 
     def made_by(self, organization_id: str) -> int:
-        added = Counter(device.organization_id for device in self._chunk.writes.inserts)
-        return int(self._made.get(organization_id)) + added[organization_id]
+        inserts = self._chunk.writes.inserts
+        if len(inserts) < self._counted:  # a refused entry's inserts were dropped
+            self._added, self._counted = Counter(), 0
+        self._added.update(device.organization_id for device in inserts[self._counted :])
+        self._counted = len(inserts)
+        return int(self._made.get(organization_id)) + self._added[organization_id]
 
 
 class _ChunkDevices:

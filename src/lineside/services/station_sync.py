@@ -256,8 +256,8 @@ class _RecordedNow:
     def add(self, event: DomainEvent) -> None:
         self._outbox.add(replace(event, recorded_at=self._now))
 
-    def add_many(self, events: Sequence[DomainEvent]) -> None:
-        self._outbox.add_many([replace(event, recorded_at=self._now) for event in events])
+    def add_many(self, events: Sequence[DomainEvent], *, recorded_at: datetime | None = None) -> None:
+        self._outbox.add_many(events, recorded_at=self._now)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._outbox, name)
@@ -291,6 +291,10 @@ class _Replay:
     ) -> None:
         self.ctx, self.station = ctx, station
         self.actor = f"station:{station.id}"
+        # One context for the whole replay, dated by each entry (a context per entry cost a
+        # dataclass copy of every service an entry could need).
+        self.clock = _EntryClock(ctx.clock())
+        self.entry_ctx = replace(ctx, clock=self.clock)
         self.devices_made = station.devices_made
         self.product = self._product(uow)
         token = uow.factory_tokens.get(station.factory_token_id, within="/")
@@ -326,8 +330,8 @@ class _Replay:
         return product
 
     def entry(self, entry: LedgerEntry) -> None:
-        ctx = replace(self.ctx, clock=_fixed(entry.at))
-        data = entry.data
+        self.clock.at = entry.at
+        ctx, data = self.entry_ctx, entry.data
         if entry.kind is LedgerKind.ENROLL:
             self._enroll(ctx, data)
         elif entry.kind is LedgerKind.TEST_RUN:
@@ -483,5 +487,11 @@ class _Replay:
         )
 
 
-def _fixed(at: datetime) -> Any:
-    return lambda: at
+class _EntryClock:
+    """The replay's clock: the time of the entry being replayed (``_Replay.entry`` sets it)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at

@@ -7,6 +7,7 @@ statement construction, which costs as much as the query itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, insert, select, update
 
 from lineside.adapters.db import tables as t
+from lineside.adapters.db.bulk_insert import bind_processor, insert_rows
 from lineside.adapters.db.pages import MAX_BRANCH_ORGANIZATIONS, subtree_ids
 from lineside.adapters.db.repositories import SqlRepository, owned_within, product_from_row
 from lineside.domain.factory import FactoryToken, ProductionToken, TestRun
@@ -63,6 +65,17 @@ class SqlFactoryTokenRepository(SqlRepository):
 
 _runs = t.test_runs
 _TEST_RUN_FIELDS = tuple(TestRun.__dataclass_fields__)
+_BULK_TEST_RUN_COLUMNS = (
+    "id",
+    "device_id",
+    "organization_id",
+    "passed",
+    "measurements",
+    "fixture",
+    "operator",
+    "recorded_by",
+    "created_at",
+)
 _INSERT_TEST_RUN = insert(_runs)
 _RUNS_OF_DEVICE = (
     select(_runs)
@@ -97,9 +110,25 @@ class SqlTestRunRepository(SqlRepository):
     # -- a chunk of a station's ledger (services.station_chunk) -----------------------------
 
     def add_many(self, runs: Sequence[TestRun]) -> None:
-        if runs:
-            rows = [{name: getattr(run, name) for name in _TEST_RUN_FIELDS} for run in runs]
-            self.connection.execute(_INSERT_TEST_RUN, rows)
+        """In one bulk insert (adapters.db.bulk_insert: COPY on PostgreSQL)."""
+        if not runs:
+            return
+        to_time = bind_processor(_runs.c.created_at.type, self.connection.dialect)
+        rows = (
+            (
+                run.id,
+                run.device_id,
+                run.organization_id,
+                run.passed,
+                json.dumps(run.measurements),  # as the JSON column binds it
+                run.fixture,
+                run.operator,
+                run.recorded_by,
+                to_time(run.created_at),
+            )
+            for run in runs
+        )
+        insert_rows(self.connection, "test_runs", _BULK_TEST_RUN_COLUMNS, rows)
 
     def ids_existing(self, run_ids: Sequence[str]) -> set[str]:
         if not run_ids:

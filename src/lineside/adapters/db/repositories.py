@@ -387,15 +387,15 @@ class SqlEventOutbox(SqlRepository):
         self.connection.execute(_INSERT_EVENT, event_row(event))
         self.added_types.append(event.type)
 
-    def add_many(self, events: Sequence[DomainEvent]) -> None:
+    def add_many(self, events: Sequence[DomainEvent], *, recorded_at: datetime | None = None) -> None:
         """In list order (their sequence numbers follow it), straight to the driver
         (adapters.db.bulk_insert: the presence flush writes thousands at once)."""
         if not events:
             return
-        insert_rows(self.connection, "events", _EVENT_COLUMNS, self._rows(events))
+        insert_rows(self.connection, "events", _EVENT_COLUMNS, self._rows(events, recorded_at))
         self.added_types.extend(event.type for event in events)
 
-    def _rows(self, events: Sequence[DomainEvent]) -> Iterator[tuple[Any, ...]]:
+    def _rows(self, events: Sequence[DomainEvent], recorded_at: datetime | None) -> Iterator[tuple[Any, ...]]:
         """Each event's values as SQLAlchemy would bind them (its JSON type uses json.dumps;
         times go through the column type: UTC, and SQLite's stored text)."""
         to_time = bind_processor(t.events.c.occurred_at.type, self.connection.dialect)
@@ -403,7 +403,8 @@ class SqlEventOutbox(SqlRepository):
             row = event_row(event)
             row["data"] = json.dumps(event.data)
             row["occurred_at"] = to_time(event.occurred_at)
-            row["recorded_at"] = None if event.recorded_at is None else to_time(event.recorded_at)
+            recorded = recorded_at or event.recorded_at
+            row["recorded_at"] = None if recorded is None else to_time(recorded)
             yield tuple(row[name] for name in _EVENT_COLUMNS)
 
     def list(self, *, within: str, filters: EventFilter, cursor: str | None, limit: int) -> Page[DomainEvent]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from lineside.domain.events import DomainEvent
@@ -19,8 +20,9 @@ class EventFilter:
 
 class EventOutbox(Protocol):
     def add(self, event: DomainEvent) -> None: ...
-    def add_many(self, events: Sequence[DomainEvent]) -> None:
-        """Many events in one executemany, in the order given."""
+    def add_many(self, events: Sequence[DomainEvent], *, recorded_at: datetime | None = None) -> None:
+        """Many events in one bulk insert, in the order given; ``recorded_at``, when given,
+        for each (a replay's events happened earlier elsewhere and are recorded now)."""
         ...
 
     def list(
