@@ -207,7 +207,9 @@ class SqlWebhookRepository(SqlRepository):
             self.connection.execute(insert(_deliveries), [_delivery_row(d) for d in deliveries])
 
     def mark_dispatched(self, event_ids: Sequence[str], at: datetime) -> None:
-        self.connection.execute(update(t.events).where(t.events.c.id.in_(event_ids)).values(dispatched_at=at))
+        self.connection.execute(
+            update(t.events).where(self._one_of(t.events.c.id, event_ids)).values(dispatched_at=at)
+        )
 
     # -- the delivery loop -------------------------------------------------------------------
 
