@@ -14,7 +14,7 @@ Two figures, each beside a floor measured in the same run on the same machine:
     and services.station_line (the code behind the station's routes) writes a ledger of N
     entries there (enroll, test run, bless per unit; 1 unit in 20 fails its test). Then the
     station's own sync (``entrypoints.station.sync.sync_ledger``, the code of ``lineside
-    station sync``: chunks of 500, each marked synced as the server acknowledges it) uploads
+    station sync``: chunks of 1,000, two in flight, each marked synced as the server acknowledges it) uploads
     it to a fresh ``lineside serve``. Timed: the sync alone. The floor: the driver's raw
     executemany of N test_runs rows into the same database, one transaction, in the same run
     (what the database itself takes; the replay writes devices, test runs, state changes,
@@ -251,7 +251,7 @@ def sync_backend(args: argparse.Namespace, backend: str) -> SyncMeasurement:
             link = StationLink(base_url, delegation.station_id, delegation.fixture_key)
             with running_server(url, workdir, args.workers, port) as server_pid:
                 cpu, start = process_tree_cpu(server_pid), time.perf_counter()
-                # The station's own sync (``lineside station sync``): chunks of 500, each marked
+                # The station's own sync (``lineside station sync``): chunks of 1,000, each marked
                 # synced on the station as the server acknowledges it.
                 outcome = sync_ledger(station, link)
                 sync_seconds = time.perf_counter() - start
