@@ -78,9 +78,12 @@ class ClientResult:
 # -- setup --------------------------------------------------------------------------------
 
 
-def seed(database_url: str, data_dir: Path, count: int) -> dict[str, str]:
-    """Migrate, then define ``count`` devices with tokens, in batches of the most one batch
-    holds: {token: device id}, in the order defined."""
+def seed(
+    database_url: str, data_dir: Path, count: int, credentials: CredentialType | None = CredentialType.TOKEN
+) -> dict[str, str]:
+    """Migrate, then define ``count`` devices with tokens (or ``credentials``), in batches of
+    the most one batch holds: {token: device id}, in the order defined (empty without
+    tokens)."""
     app = bootstrap(Settings(database_url=database_url, data_dir=data_dir), migrate=True)
     tokens: dict[str, str] = {}
     try:
@@ -94,7 +97,7 @@ def seed(database_url: str, data_dir: Path, count: int) -> dict[str, str]:
                 principal,
                 product_id=product.id,
                 specs=specs_from_serial_numbers(serials),
-                issue_credentials=CredentialType.TOKEN,
+                issue_credentials=credentials,
             )
             tokens |= {
                 d.credential.secret: d.device.id

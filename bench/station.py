@@ -29,6 +29,7 @@ Reproduce (from the repository root):
     .venv/bin/python bench/station.py                               # (a) and (b) on both databases
     .venv/bin/python bench/station.py --part sync --backend postgres --entries 20000
     .venv/bin/python bench/station.py --part sync --entries 600 --backend sqlite   # a quick look
+    .venv/bin/python bench/station.py --part sync --backend postgres --fleet 1000000  # at fleet size
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from device_auth import (
     free_port,
     process_tree_cpu,
     running_server,
+    seed,
     server_environment,
     stop_server,
     wait_until_healthy,
@@ -236,6 +238,11 @@ def sync_backend(args: argparse.Namespace, backend: str) -> SyncMeasurement:
                 url = stack.enter_context(postgres_database(args.postgres_url))
             else:
                 url = f"sqlite:///{workdir / 'lineside.db'}"
+            if args.fleet:
+                started = time.perf_counter()
+                seed(url, workdir / "data", args.fleet, credentials=None)
+                seconds = time.perf_counter() - started
+                print(f"... {backend}: a fleet of {args.fleet:,} devices in {seconds:.0f} s")
             delegation = delegate(url, workdir / "data", budget=args.entries)
             started = time.perf_counter()
             station, bundle = stack.enter_context(station_home(workdir, delegation))
@@ -444,6 +451,9 @@ def parse_args() -> argparse.Namespace:
     parser = bench_parser(__doc__)
     parser.add_argument("--part", choices=["line", "sync", "both"], default="both")
     parser.add_argument("--entries", type=int, default=20_000, help="ledger entries to sync")
+    parser.add_argument(
+        "--fleet", type=int, default=0, help="devices the server holds already (another organization's)"
+    )
     parser.add_argument("--fixtures", type=int, default=32, help="concurrent fixtures (threads)")
     parser.add_argument("--count", type=int, default=3000, help="measured DUT cycles, at each")
     parser.add_argument("--warmup", type=int, default=320, help="unmeasured DUT cycles before them")
@@ -470,7 +480,8 @@ def main() -> None:
         print_line(args, line)
         print()
     if args.part in ("sync", "both"):
-        print(f"Sync:   {args.entries:,} entries, chunks of {CHUNK}, {args.workers} server workers")
+        fleet = f", into a server holding {args.fleet:,} devices" if args.fleet else ""
+        print(f"Sync:   {args.entries:,} entries, chunks of {CHUNK}, {args.workers} server workers{fleet}")
         print_sync(each_backend(args, lambda backend: sync_backend(args, backend)))
 
 
