@@ -84,3 +84,27 @@ def test_a_key_that_is_not_ed25519_signed_nothing(count: int) -> None:
         _first_forged(_signed(count), "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
         == 0
     )
+
+
+def _private_pem(key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
+def test_a_signature_is_the_one_the_stations_key_makes_and_its_verify_key_believes() -> None:
+    digests = [hashlib.sha256(f"entry {n}".encode()).hexdigest() for n in range(3)]
+    keys = Ed25519StationKeys()
+    signed = [(digest, keys.sign(_private_pem(STATION), digest)) for digest in digests]
+    # Ed25519 is deterministic: the same bytes as the key's own signature (the parsed key is
+    # kept between calls, and must stay this station's).
+    assert [signature for _, signature in signed] == [
+        base64.b64encode(STATION.sign(bytes.fromhex(digest))).decode("ascii") for digest in digests
+    ]
+    assert _first_forged(signed) is None
+    assert keys.sign(_private_pem(FORGER), digests[0]) != signed[0][1]
+
+
+def test_a_signing_key_that_is_not_ed25519_is_refused() -> None:
+    with pytest.raises(ValueError, match="Ed25519"):
+        Ed25519StationKeys().sign(_private_pem(ec.generate_private_key(ec.SECP256R1())), "ab" * 32)
