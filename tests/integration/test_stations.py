@@ -11,6 +11,7 @@ chunks in flight over a real socket, lands every chunk once and in order."""
 from __future__ import annotations
 
 import base64
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -614,3 +615,37 @@ def test_a_server_behind_the_stations_marks_is_sent_what_it_lacks(
 
     assert (outcome.server_head, outcome.uploaded, outcome.head_sequence) == (6, 12, 18)
     assert [line.device(u).json()["state"] for u in units] == ["blessed"] * 6
+
+
+def test_a_chunk_that_overtakes_the_one_before_it_is_sent_again_once_that_one_landed(
+    client: httpx.Client,
+    line: Line,
+    made: dict[str, Any],
+    site: StationSite,
+    small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    units = [site.unit() for _ in range(3)]  # 9 entries: chunks from 1, 5 and 9
+    overtaken = threading.Event()
+    answers: list[tuple[int, int]] = []
+    post = station_sync._post
+
+    def second_chunk_first(
+        http: httpx.Client, link: StationLink, entries: list[LedgerEntry]
+    ) -> httpx.Response:
+        if entries[0].sequence == 1:
+            assert overtaken.wait(timeout=30), "the second chunk was never sent"
+        response = post(http, link, entries)
+        answers.append((entries[0].sequence, response.status_code))
+        if entries[0].sequence == 5:
+            overtaken.set()
+        return response
+
+    monkeypatch.setattr(station_sync, "_post", second_chunk_first)
+    outcome = sync_ledger(site.ctx, link(client, made))
+
+    assert answers[:2] == [(5, 409), (1, 200)]
+    assert (5, 200) in answers and (9, 200) in answers
+    assert (outcome.uploaded, outcome.head_sequence) == (9, 9)
+    assert [line.device(u).json()["state"] for u in units] == ["blessed"] * 3
+    assert line.events("station.sync_stopped") == []
