@@ -41,15 +41,11 @@ import argparse
 import gc
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
-from unittest import mock
 
-from scratch import bench_parser, each_backend, scratch_database
+from scratch import PhaseClock, bench_parser, each_backend, phase_timing, scratch_database
 from sqlalchemy import select, text
 
 from lineside.adapters.db import tables as t
@@ -70,37 +66,14 @@ PARTS = ("candidates", "activate", "events", "presence", "commit")
 KINDS = ("first connections", "reconnects")
 
 
-@dataclass
-class PartClock:
-    """Seconds spent inside the wrapped repository methods during one call, per part."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def wrap(self, part: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
-
-        return timed
-
-
-@contextmanager
-def part_timing(clock: PartClock) -> Iterator[None]:
-    """Time the parts of write_window by wrapping what it calls (restored after)."""
-    targets = [
-        (DeviceMqttQueries, "activation_candidates", "candidates"),
-        (DeviceMqttQueries, "activate_if_still", "activate"),
-        (SqlEventOutbox, "add_many", "events"),
-        (DeviceMqttQueries, "record_presence", "presence"),
-        (SqlUnitOfWork, "commit", "commit"),
-    ]
-    with ExitStack() as stack:
-        for owner, name, part in targets:
-            stack.enter_context(mock.patch.object(owner, name, clock.wrap(part, getattr(owner, name))))
-        yield
+# What write_window calls, timed as its parts.
+PART_TARGETS = [
+    (DeviceMqttQueries, "activation_candidates", "candidates"),
+    (DeviceMqttQueries, "activate_if_still", "activate"),
+    (SqlEventOutbox, "add_many", "events"),
+    (DeviceMqttQueries, "record_presence", "presence"),
+    (SqlUnitOfWork, "commit", "commit"),
+]
 
 
 @dataclass
@@ -136,8 +109,8 @@ def connection_window(device_ids: list[str]) -> Window:
 def flush(app: Application, device_ids: list[str], *, first: bool, times: dict[str, datetime]) -> Sample:
     """One timed write_window; the connection times of first connections go into ``times``."""
     window = connection_window(device_ids)
-    clock = PartClock()
-    with part_timing(clock):
+    clock = PhaseClock()
+    with phase_timing(clock, PART_TARGETS):
         start = time.perf_counter()
         flushed = write_window(app.services, window)
         seconds = time.perf_counter() - start

@@ -1,5 +1,5 @@
 """What every benchmark script shares: a throwaway PostgreSQL database, the machine it ran on,
-the --backend choice, and how it stops."""
+the --backend choice, how it stops, and timing the phases of one call."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
+from unittest import mock
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -105,3 +108,30 @@ def each_backend(args: argparse.Namespace, measure: Callable[[str], Measured]) -
         return [measure(backend) for backend in backends_of(args)]
     except KeyboardInterrupt:
         raise SystemExit("interrupted: servers stopped, temporary databases dropped") from None
+
+
+@dataclass
+class PhaseClock:
+    """Seconds spent inside the wrapped functions during one call, per phase."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def wrap(self, phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+        return timed
+
+
+@contextmanager
+def phase_timing(clock: PhaseClock, targets: Sequence[tuple[object, str, str]]) -> Iterator[None]:
+    """Time a call's phases by wrapping what it calls: each target is (owner, attribute,
+    phase); the originals are restored after."""
+    with ExitStack() as stack:
+        for owner, name, phase in targets:
+            stack.enter_context(mock.patch.object(owner, name, clock.wrap(phase, getattr(owner, name))))
+        yield
