@@ -31,6 +31,7 @@ from lineside.domain.factory_pki import registered_device_id
 from lineside.domain.stations import LedgerEntry, entry_hash
 from lineside.entrypoints.station import sync as station_sync
 from lineside.entrypoints.station.sync import StationLink, SyncStopped, sync_ledger
+from lineside.services.quotas import set_device_quota
 from lineside.services.registration import register_device
 from lineside.services.station_local import mark_synced
 from tests.integration.test_device_counts import agree
@@ -649,3 +650,15 @@ def test_a_chunk_that_overtakes_the_one_before_it_is_sent_again_once_that_one_la
     assert (outcome.uploaded, outcome.head_sequence) == (9, 9)
     assert [line.device(u).json()["state"] for u in units] == ["blessed"] * 3
     assert line.events("station.sync_stopped") == []
+
+
+def test_the_organizations_quota_stops_the_sync_at_the_unit_past_it(
+    application: Application, line: Line, made: dict[str, Any], site: StationSite
+) -> None:
+    units = [site.unit() for _ in range(4)]
+    set_device_quota(application.services, line.tenant.organization_id, 2)
+    # The quota counts the units the upload makes before it: the third enrollment is entry 7.
+    problem = _stops_at(line, made["station"]["id"], site.entries(), 7, "quota")
+    assert problem["applied"] == 6
+    assert [line.device(u).json()["state"] for u in units[:2]] == ["blessed"] * 2
+    assert_problem(line.device(units[2]), 404)

@@ -90,6 +90,7 @@ class ChunkUnit:
         """Forget what the refused entry started (the replay stops there)."""
         self.writes.drop_since(self._mark)
         self.test_runs.forget_staged()
+        self.device_counts.forget_staged()
 
     # -- the chunk's writes ----------------------------------------------------------------
 
@@ -179,10 +180,12 @@ class _ChunkCounts:
         self._added: Counter[str] = Counter()
         self._counted = 0  # how many of writes.inserts are in _added
 
+    def forget_staged(self) -> None:
+        """writes.inserts was cut back: count what is left of it again when next asked."""
+        self._added, self._counted = Counter(), 0
+
     def made_by(self, organization_id: str) -> int:
         inserts = self._chunk.writes.inserts
-        if len(inserts) < self._counted:  # a refused entry's inserts were dropped
-            self._added, self._counted = Counter(), 0
         self._added.update(device.organization_id for device in inserts[self._counted :])
         self._counted = len(inserts)
         return int(self._made.get(organization_id)) + self._added[organization_id]
