@@ -8,7 +8,7 @@ statement construction, which costs as much as the query itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -65,17 +65,6 @@ class SqlFactoryTokenRepository(SqlRepository):
 
 _runs = t.test_runs
 _TEST_RUN_FIELDS = tuple(TestRun.__dataclass_fields__)
-_BULK_TEST_RUN_COLUMNS = (
-    "id",
-    "device_id",
-    "organization_id",
-    "passed",
-    "measurements",
-    "fixture",
-    "operator",
-    "recorded_by",
-    "created_at",
-)
 _INSERT_TEST_RUN = insert(_runs)
 _RUNS_OF_DEVICE = (
     select(_runs)
@@ -84,6 +73,14 @@ _RUNS_OF_DEVICE = (
 )
 _LATEST_RUN = _RUNS_OF_DEVICE.limit(1)
 _LATEST_RUN_SINCE = _RUNS_OF_DEVICE.where(_runs.c.created_at >= bindparam("since")).limit(1)
+
+
+def _bulk_row(run: TestRun, to_time: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """The run's values in ``_TEST_RUN_FIELDS`` order as its columns bind them."""
+    row = {name: getattr(run, name) for name in _TEST_RUN_FIELDS}
+    row["measurements"] = json.dumps(run.measurements)  # as the JSON column binds it
+    row["created_at"] = to_time(run.created_at)
+    return tuple(row.values())
 
 
 def _test_run(row: Row[Any]) -> TestRun:
@@ -114,21 +111,8 @@ class SqlTestRunRepository(SqlRepository):
         if not runs:
             return
         to_time = bind_processor(_runs.c.created_at.type, self.connection.dialect)
-        rows = (
-            (
-                run.id,
-                run.device_id,
-                run.organization_id,
-                run.passed,
-                json.dumps(run.measurements),  # as the JSON column binds it
-                run.fixture,
-                run.operator,
-                run.recorded_by,
-                to_time(run.created_at),
-            )
-            for run in runs
-        )
-        insert_rows(self.connection, "test_runs", _BULK_TEST_RUN_COLUMNS, rows)
+        rows = (_bulk_row(run, to_time) for run in runs)
+        insert_rows(self.connection, "test_runs", _TEST_RUN_FIELDS, rows)
 
     def ids_existing(self, run_ids: Sequence[str]) -> set[str]:
         if not run_ids:
